@@ -1,0 +1,212 @@
+"""Load trained weights, predict in-process, and export a self-contained model bundle (zip)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nas_engine import runtime
+from nas_engine.errors import DatasetError, NasError
+from nas_engine.evaluator import predict_raw
+from nas_engine.model_card import model_card
+from nas_engine.results import Costs
+from nas_engine.spaces import MLPSpace
+
+BUNDLE_FILES = (
+    "model.onnx",
+    "model.pt",
+    "preprocessing.json",
+    "architecture.json",
+    "metrics.json",
+    "MODEL_CARD.md",
+    "predict.py",
+)
+ONNX_TOLERANCE = 1e-4
+
+
+def load_model(architecture: dict, weights_path: str | Path, *, n_inputs: int, n_outputs: int) -> torch.nn.Module:
+    """Rebuild a trained network from its genome and saved weights.
+
+    Returns:
+        The model in eval mode.
+    """
+    model = MLPSpace().build_model(architecture, n_inputs, n_outputs)
+    model.load_state_dict(torch.load(weights_path, weights_only=True))
+    return model.eval()
+
+
+def predict_csv(model: torch.nn.Module, preprocessing: dict, csv_path: str | Path) -> list:
+    """Predict every row of a CSV with the same transform the bundle's predict.py uses.
+
+    Returns:
+        Label strings (classification) or floats (regression), one per row.
+
+    Raises:
+        DatasetError: A feature column is missing or the file cannot be read.
+    """
+    try:
+        rows = runtime.read_csv_rows(csv_path)
+        matrix = runtime.encode_rows(rows, preprocessing)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DatasetError(str(exc)) from None
+    except FileNotFoundError:
+        raise DatasetError(f"The file '{Path(csv_path).name}' was not found.") from None
+    if not rows:
+        return []
+    return runtime.decode_outputs(predict_raw(model, matrix), preprocessing)
+
+
+def _check_rows(preprocessing: dict, n: int = 16) -> np.ndarray:
+    """Plausible encoded rows (around the training statistics) to compare ONNX with torch."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(n):
+        row = {}
+        for f in preprocessing["features"]:
+            if f["kind"] == "numeric":
+                row[f["name"]] = str(f["mean"] + f["std"] * rng.normal())
+            else:
+                options = f["categories"] + [""]
+                row[f["name"]] = options[int(rng.integers(len(options)))]
+        rows.append(row)
+    return runtime.encode_rows(rows, preprocessing)
+
+
+def _export_onnx(model: torch.nn.Module, n_features: int, path: Path) -> None:
+    # The exporter logs noise about torchvision ops we never use; keep a user's console clean.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    example = torch.zeros(2, n_features)  # batch 2: a batch of 1 would be specialised as a constant
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamo=True,
+            verbose=False,
+            external_data=False,
+        )
+
+
+def _export_torchscript(model: torch.nn.Module, n_features: int, path: Path) -> None:
+    # torch.jit is deprecated in torch 2.13 but still the one format torch loads without our code.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.trace(model, torch.zeros(2, n_features)).save(str(path))
+
+
+def onnx_max_abs_diff(model: torch.nn.Module, onnx_path: Path, inputs: np.ndarray) -> float:
+    """Largest absolute difference between ONNX Runtime and torch outputs on ``inputs``."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(["output"], {"input": inputs})[0]
+    return float(np.max(np.abs(onnx_out - predict_raw(model, inputs))))
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16  # readable files once unzipped (writestr defaults to 0600)
+    return info
+
+
+def _versions() -> dict:
+    import nas_engine
+
+    return {"torch": torch.__version__, "numpy": np.__version__, "nas_engine": nas_engine.__version__}
+
+
+def export_bundle(
+    *,
+    model: torch.nn.Module,
+    architecture: dict,
+    preprocessing: dict,
+    metrics: dict,
+    out_path: str | Path,
+    dataset_name: str = "",
+    extra: dict | None = None,
+    costs: Costs | None = None,
+) -> Path:
+    """Write a zip with the model (ONNX and TorchScript), its preprocessing, a card and predict.py.
+
+    The zip is written to ``out_path + ".part"`` and renamed at the end, so ``out_path`` is
+    either complete or absent.
+
+    Args:
+        model: The trained network.
+        architecture: Its genome.
+        preprocessing: The ``preprocessing`` dict it was trained with.
+        metrics: Validation (and optionally test) metrics to record.
+        out_path: Where to write the zip.
+        dataset_name: Name of the training file, for the model card.
+        extra: More JSON-serialisable facts for metrics.json (seed, config, trial number...).
+        costs: Measured costs; analytic costs are computed when None.
+
+    Returns:
+        The path of the zip.
+
+    Raises:
+        NasError: The ONNX model does not reproduce the torch model within 1e-4.
+    """
+    out_path = Path(out_path)
+    part = out_path.with_name(out_path.name + ".part")
+    model = model.eval()
+    n_in, n_out = preprocessing["n_features"], len(preprocessing["target"].get("labels", [])) or 1
+    space = MLPSpace()
+    costs = costs or space.costs(architecture, n_in, n_out)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path, script_path = Path(tmp) / "model.onnx", Path(tmp) / "model.pt"
+            _export_onnx(model, n_in, onnx_path)
+            diff = onnx_max_abs_diff(model, onnx_path, _check_rows(preprocessing))
+            if not diff <= ONNX_TOLERANCE:
+                raise NasError(
+                    f"The ONNX export differs from the trained model by {diff:.2e} "
+                    f"(limit {ONNX_TOLERANCE:g}); the bundle was not written."
+                )
+            _export_torchscript(model, n_in, script_path)
+            record = {
+                **(extra or {}),
+                "metrics": metrics,
+                "costs": costs.to_dict(),
+                "versions": _versions(),
+                "checks": {"onnx_max_abs_diff": diff},
+            }
+            texts = {
+                "preprocessing.json": json.dumps(preprocessing, indent=2),
+                "architecture.json": json.dumps(
+                    {"genome": architecture, "layers": space.describe(architecture)}, indent=2
+                ),
+                "metrics.json": json.dumps(record, indent=2, default=str),
+                "MODEL_CARD.md": model_card(
+                    architecture=architecture,
+                    layers=space.describe(architecture),
+                    preprocessing=preprocessing,
+                    metrics=metrics,
+                    costs=costs,
+                    dataset_name=dataset_name,
+                ),
+                "predict.py": Path(runtime.__file__).read_text(encoding="utf-8"),
+            }
+            with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+                for name, path in (("model.onnx", onnx_path), ("model.pt", script_path)):
+                    bundle.writestr(_entry(name), path.read_bytes())
+                for name, text in texts.items():
+                    bundle.writestr(_entry(name), text)
+        os.replace(part, out_path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return out_path

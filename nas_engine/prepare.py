@@ -1,0 +1,201 @@
+"""Split a dataset and fit its preprocessing on the training rows only."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nas_engine.dataset import detect_task, is_numeric, read_table, unknown_column_error
+from nas_engine.errors import DatasetError
+from nas_engine.runtime import category_of, encode_rows, is_missing, parse_number
+
+TASKS = ("classification", "regression")
+MIN_ROWS = 10
+MAX_CATEGORIES = 50  # rarer categories share the "other" slot, so width stays bounded
+MAX_CLASSES = 100
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Encoded train/validation/test splits and the preprocessing that produced them.
+
+    Features are float32; labels are int64 class indices (classification) or float32
+    standardised targets (regression).
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    n_features: int
+    n_outputs: int
+    preprocessing: dict
+    target: str
+    feature_columns: tuple[str, ...]
+    source_rows: int
+
+
+def prepare_data(
+    path: str | Path,
+    *,
+    target: str,
+    task: str | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+) -> PreparedData:
+    """Read a CSV, split it and encode it for training.
+
+    Rows whose target is missing are dropped. Classification splits are stratified when every
+    class has at least two rows.
+
+    Args:
+        path: The CSV file.
+        target: Name of the column to predict.
+        task: ``"classification"`` or ``"regression"``; guessed from the target when None.
+        seed: Seed of the split.
+        val_fraction: Share of rows for validation (early stopping, model choice).
+        test_fraction: Share of rows held out for the final test.
+
+    Returns:
+        The encoded splits.
+
+    Raises:
+        DatasetError: The data cannot be used for this target and task.
+    """
+    if task is not None and task not in TASKS:
+        raise ValueError(f"Unknown task '{task}'; use one of: {', '.join(TASKS)}.")
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError("val_fraction and test_fraction must be above 0 and sum to less than 1.")
+    frame = read_table(path)
+    if target not in frame.columns:
+        raise unknown_column_error(target, frame.columns)
+    source_rows = len(frame)
+    frame = frame[[not is_missing(v) for v in frame[target]]].reset_index(drop=True)
+    if frame.empty:
+        raise DatasetError(f"The target column '{target}' has no values; every row is missing it.")
+    if len(frame) < MIN_ROWS:
+        raise DatasetError(f"The dataset has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed.")
+    raw_target = [v.strip() for v in frame[target]]
+    task = task or detect_task(raw_target)
+    labels = _check_target(target, raw_target, task)
+
+    rng = np.random.default_rng(seed)
+    strata = raw_target if task == "classification" else None
+    train, val, test = _split(len(frame), rng, val_fraction, test_fraction, strata)
+    rows = frame.to_dict("records")
+    features = [c for c in frame.columns if c != target]
+    train_rows = [rows[i] for i in train]
+    prep = {
+        "version": 1,
+        "task": task,
+        "feature_columns": features,
+        "features": [_fit_feature(name, [r[name] for r in train_rows]) for name in features],
+        "target": _fit_target(target, task, labels, [raw_target[i] for i in train]),
+    }
+    prep["n_features"] = sum(1 if f["kind"] == "numeric" else len(f["categories"]) + 1 for f in prep["features"])
+    y_all = _encode_target(raw_target, prep["target"], task)
+    X_train, X_val, X_test = (encode_rows([rows[i] for i in part], prep) for part in (train, val, test))
+    return PreparedData(
+        X_train=X_train,
+        y_train=y_all[train],
+        X_val=X_val,
+        y_val=y_all[val],
+        X_test=X_test,
+        y_test=y_all[test],
+        task=task,
+        n_features=prep["n_features"],
+        n_outputs=len(labels) if task == "classification" else 1,
+        preprocessing=prep,
+        target=target,
+        feature_columns=tuple(features),
+        source_rows=source_rows,
+    )
+
+
+def _label_key(label: str):
+    # Numbers sort by value ("2" before "10"), then any text labels alphabetically.
+    number = parse_number(label)
+    return (0, number, label) if number is not None else (1, 0.0, label)
+
+
+def _check_target(target: str, raw_target: list[str], task: str) -> list[str]:
+    if task == "regression":
+        if not is_numeric(raw_target):
+            bad = next(v for v in raw_target if parse_number(v) is None)
+            raise DatasetError(
+                f"The target column '{target}' has non-numeric values (e.g. '{bad}'), so it "
+                "cannot be a regression target; choose classification or clean the column."
+            )
+        return []
+    labels = sorted(set(raw_target), key=_label_key)
+    if len(labels) < 2:
+        raise DatasetError(
+            f"The target column '{target}' has only one class ('{labels[0]}'); a model needs at least two."
+        )
+    if len(labels) > MAX_CLASSES:
+        raise DatasetError(
+            f"The target column '{target}' has {len(labels)} distinct values, too many classes "
+            f"(at most {MAX_CLASSES}); if it is a quantity, choose regression."
+        )
+    return labels
+
+
+def _split(n, rng, val_fraction, test_fraction, strata):
+    """Return index arrays (train, val, test); stratified when every class has 2+ rows."""
+    if strata is not None and min(Counter(strata).values()) >= 2:
+        parts = ([], [], [])
+        strata = np.asarray(strata)
+        for label in sorted(set(strata.tolist())):
+            idx = rng.permutation(np.flatnonzero(strata == label))
+            n_test, n_val = round(len(idx) * test_fraction), round(len(idx) * val_fraction)
+            parts[2].extend(idx[:n_test])
+            parts[1].extend(idx[n_test : n_test + n_val])
+            parts[0].extend(idx[n_test + n_val :])
+        if all(parts):
+            return tuple(rng.permutation(np.array(p, dtype=np.int64)) for p in parts)
+    idx = rng.permutation(n)
+    n_test = max(1, round(n * test_fraction))
+    n_val = max(1, round(n * val_fraction))
+    return idx[n_test + n_val :], idx[n_test : n_test + n_val], idx[:n_test]
+
+
+def _fit_feature(name: str, train_cells: list[str]) -> dict:
+    if is_numeric(train_cells):
+        numbers = [parse_number(c) for c in train_cells]
+        median = float(np.median([v for v in numbers if v is not None]))
+        filled = np.array([median if v is None else v for v in numbers], dtype=np.float64)
+        std = float(filled.std())
+        return {
+            "name": name,
+            "kind": "numeric",
+            "median": median,
+            "mean": float(filled.mean()),
+            "std": std if std > 0 else 1.0,
+        }
+    counts = Counter(c for c in map(category_of, train_cells) if c is not None)
+    # Most frequent first; ties alphabetically so the encoding does not depend on row order.
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
+    return {"name": name, "kind": "categorical", "categories": [c for c, _ in ranked]}
+
+
+def _fit_target(name: str, task: str, labels: list[str], train_values: list[str]) -> dict:
+    if task == "classification":
+        return {"name": name, "labels": labels}
+    values = np.array([parse_number(v) for v in train_values], dtype=np.float64)
+    std = float(values.std())
+    return {"name": name, "mean": float(values.mean()), "std": std if std > 0 else 1.0}
+
+
+def _encode_target(raw_target: list[str], target: dict, task: str) -> np.ndarray:
+    if task == "classification":
+        index = {label: i for i, label in enumerate(target["labels"])}
+        return np.array([index[v] for v in raw_target], dtype=np.int64)
+    values = np.array([parse_number(v) for v in raw_target], dtype=np.float64)
+    return ((values - target["mean"]) / target["std"]).astype(np.float32)

@@ -1,0 +1,100 @@
+"""Result records of a search: costs, trials, status events and the final result."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What a network costs to run.
+
+    ``flops`` counts the multiply-adds of the Linear layers (in * out each), the usual
+    convention for MLPs; ``size_bytes`` is the float32 weight size.
+    """
+
+    params: int
+    flops: int
+    latency_ms: float | None
+    size_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrialStatus(StrEnum):
+    """How a trial ended."""
+
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One evaluated (or rejected) architecture.
+
+    ``metrics`` are measured on the validation split; ``metrics["score"]`` is the value the
+    search maximises (accuracy or R²).
+    """
+
+    number: int
+    status: TrialStatus
+    architecture: dict
+    arch_hash: str
+    metrics: dict
+    costs: Costs
+    train_seconds: float
+    message: str = ""
+    weights_path: str | None = None
+
+    @property
+    def score(self) -> float | None:
+        return self.metrics.get("score")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """Progress report of a running search (``status``: running, finished, cancelled, failed)."""
+
+    status: str
+    progress: float
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    """Everything a search produced.
+
+    ``front`` lists the trial numbers on the score/parameters Pareto front; ``best`` is the
+    completed trial with the highest score; ``test_metrics`` are the best model's metrics on
+    the held-out test split.
+    """
+
+    trials: list[TrialResult]
+    front: list[int]
+    best: TrialResult | None
+    cancelled: bool
+    elapsed_seconds: float
+    task: str
+    test_metrics: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "trials": [t.to_dict() for t in self.trials],
+            "front": list(self.front),
+            "best": self.best.number if self.best else None,
+            "cancelled": self.cancelled,
+            "elapsed_seconds": self.elapsed_seconds,
+            "task": self.task,
+            "test_metrics": dict(self.test_metrics),
+        }

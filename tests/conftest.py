@@ -1,0 +1,160 @@
+"""Shared fixtures: two users (alice and bob), CSV files made from sklearn's bundled datasets,
+and the real processes a search needs (a Celery worker, daphne) started on the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "a-long-test-password-42"
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user(username="bob", password=PASSWORD)
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def bob_client(bob):
+    from django.test import Client
+
+    other = Client()
+    other.force_login(bob)
+    return other
+
+
+def write_sklearn_csv(loader, path: Path, target: str = "target") -> Path:
+    frame = loader(as_frame=True).frame.rename(columns={"target": target})
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_csv(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_breast_cancer
+
+    return write_sklearn_csv(load_breast_cancer, tmp_path_factory.mktemp("data") / "breast_cancer.csv", "diagnosis")
+
+
+@pytest.fixture(scope="session")
+def diabetes_csv(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_diabetes
+
+    return write_sklearn_csv(load_diabetes, tmp_path_factory.mktemp("data") / "diabetes.csv", "progression")
+
+
+# --- real processes on the test database -------------------------------------------------------
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL for the test database, so child processes share the test's rows."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(DATABASE_URL=test_database_url(), MEDIA_ROOT=str(settings.MEDIA_ROOT), PYTHONUNBUFFERED="1")
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ChildProcess:
+    """A child process whose output goes to a log file that a failing test can show."""
+
+    def __init__(self, name: str, args: list[str], log_dir: Path):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(args, cwd=ROOT, env=_child_env(), stdout=self._log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, ready, *, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            if ready():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} was not {what} after {timeout} s:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, tmp_path_factory):
+    """One real Celery worker (solo pool, like `make run`) consuming from the test broker."""
+    worker = ChildProcess(
+        "celery-worker",
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1",
+         "-l", "info", "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        tmp_path_factory.mktemp("logs"),
+    )  # fmt: skip
+    worker.wait_until(lambda: " ready." in worker.log(), timeout=90, what="ready")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, tmp_path_factory) -> str:
+    """daphne serving the app (HTTP + WebSocket) on the test database."""
+    import urllib.request
+
+    port = _free_port()
+    server = ChildProcess(
+        "daphne",
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
+        tmp_path_factory.mktemp("logs"),
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    server.wait_until(answers, timeout=60, what="answering /healthz")
+    yield url
+    server.stop()

@@ -1,0 +1,70 @@
+"""Engine test data: sklearn's bundled datasets and a small hand-made CSV with a categorical
+column and missing cells. Written to temporary files; nothing is downloaded."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas_engine import prepare_data
+
+
+def _sklearn_csv(loader, path: Path, target: str) -> Path:
+    loader(as_frame=True).frame.rename(columns={"target": target}).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def breast_cancer_csv(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_breast_cancer
+
+    return _sklearn_csv(load_breast_cancer, tmp_path_factory.mktemp("data") / "breast_cancer.csv", "diagnosis")
+
+
+@pytest.fixture(scope="session")
+def diabetes_csv(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_diabetes
+
+    return _sklearn_csv(load_diabetes, tmp_path_factory.mktemp("data") / "diabetes.csv", "progression")
+
+
+@pytest.fixture(scope="session")
+def iris_csv(tmp_path_factory) -> Path:
+    from sklearn.datasets import load_iris
+
+    return _sklearn_csv(load_iris, tmp_path_factory.mktemp("data") / "iris.csv", "species")
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mixed_csv(tmp_path_factory) -> Path:
+    """200 rows: numbers with gaps, a colour category (with blanks), and a yes/no target."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(200):
+        size = rng.normal(10, 3)
+        colour = ["red", "green", "blue", ""][i % 4]
+        weight = "" if i % 9 == 0 else f"{rng.normal(50, 10):.2f}"
+        label = "yes" if size + (colour == "red") * 2 > 10.5 else "no"
+        rows.append([f"{size:.3f}", colour, weight, "NA" if i % 13 == 0 else str(i % 5), label])
+    return write_csv(tmp_path_factory.mktemp("data") / "mixed.csv", ["size", "colour", "weight", "code", "label"], rows)
+
+
+@pytest.fixture(scope="session")
+def mixed_data(mixed_csv):
+    return prepare_data(mixed_csv, target="label", seed=0)
+
+
+@pytest.fixture(scope="session")
+def cancer_data(breast_cancer_csv):
+    return prepare_data(breast_cancer_csv, target="diagnosis", seed=0)

@@ -1,0 +1,94 @@
+"""`python -m nas_engine`: search then predict end to end, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from nas_engine.cli import main
+
+from .conftest import write_csv
+
+
+@pytest.mark.slow
+def test_search_then_predict_end_to_end(diabetes_csv, tmp_path):
+    bundle, out = tmp_path / "diabetes.zip", tmp_path / "predictions.csv"
+    search = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nas_engine",
+            "search",
+            str(diabetes_csv),
+            "--target",
+            "progression",
+            "--budget-seconds",
+            "10",
+            "--max-trials",
+            "3",
+            "--max-params",
+            "20000",
+            "--seed",
+            "2",
+            "--out",
+            str(bundle),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert search.returncode == 0, search.stderr
+    assert zipfile.ZipFile(bundle).testzip() is None
+    predict = subprocess.run(
+        [sys.executable, "-m", "nas_engine", "predict", str(bundle), str(diabetes_csv), "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert predict.returncode == 0, predict.stderr
+    with open(out, newline="") as handle:
+        predictions = [float(row["prediction"]) for row in csv.DictReader(handle)]
+    assert len(predictions) == 442 and 25 < min(predictions) < max(predictions) < 350
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_unknown_target_exits_2_without_output(mixed_csv, tmp_path, capsys):
+    out = tmp_path / "model.zip"
+    assert main(["search", str(mixed_csv), "--target", "nope", "--out", str(out)]) == 2
+    assert "Column 'nope' is not in the dataset" in _one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_file_exits_2(tmp_path, capsys):
+    assert main(["search", str(tmp_path / "gone.csv"), "--target", "y", "--out", str(tmp_path / "m.zip")]) == 2
+    assert "was not found" in _one_error_line(capsys)
+
+
+def test_impossible_limit_exits_2_without_output(mixed_csv, tmp_path, capsys):
+    out = tmp_path / "model.zip"
+    assert main(["search", str(mixed_csv), "--target", "label", "--max-params", "10", "--out", str(out)]) == 2
+    assert "the smallest possible has" in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_binary_upload_exits_2(tmp_path, capsys):
+    garbage = tmp_path / "photo.csv"
+    garbage.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    assert main(["search", str(garbage), "--target", "y", "--out", str(tmp_path / "m.zip")]) == 2
+    assert "does not look like a CSV" in _one_error_line(capsys)
+
+
+def test_predict_with_a_bad_bundle_or_missing_column_exits_2(tmp_path, capsys):
+    not_a_zip = write_csv(tmp_path / "fake.zip", ["a"], [["1"]])
+    assert main(["predict", str(not_a_zip), str(not_a_zip), "-o", str(tmp_path / "out.csv")]) == 2
+    assert "not a model bundle" in _one_error_line(capsys)
+    assert main(["predict", str(tmp_path / "gone.zip"), str(not_a_zip)]) == 2
+    assert "was not found" in _one_error_line(capsys)
+    assert not (tmp_path / "out.csv").exists()

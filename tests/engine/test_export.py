@@ -1,0 +1,124 @@
+"""Bundles: contents, ONNX fidelity, atomic writing, and predict.py matching in-process predictions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+
+import nas_engine.export
+from nas_engine import DatasetError, SearchConfig, export_bundle, load_model, predict_csv, run_search
+from nas_engine.export import BUNDLE_FILES
+from nas_engine.runtime import format_prediction
+
+from .conftest import write_csv
+
+
+@pytest.fixture(scope="module")
+def trained(mixed_data, tmp_path_factory):
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    result = run_search(SearchConfig(target="label", max_trials=2, seed=1), mixed_data, artifacts_dir=artifacts)
+    best = result.best
+    model = load_model(
+        best.architecture, best.weights_path, n_inputs=mixed_data.n_features, n_outputs=mixed_data.n_outputs
+    )
+    return best, model
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(trained, mixed_data, tmp_path_factory) -> Path:
+    best, model = trained
+    out = tmp_path_factory.mktemp("bundle") / "model.zip"
+    path = export_bundle(
+        model=model,
+        architecture=best.architecture,
+        preprocessing=mixed_data.preprocessing,
+        metrics=best.metrics,
+        out_path=out,
+        dataset_name="mixed.csv",
+        extra={"seed": 1},
+        costs=best.costs,
+    )
+    assert path == out and not out.with_name("model.zip.part").exists()
+    with zipfile.ZipFile(path) as bundle:
+        assert sorted(bundle.namelist()) == sorted(BUNDLE_FILES)
+        bundle.extractall(out.parent / "unzipped")
+    return out.parent / "unzipped"
+
+
+def test_bundle_holds_a_faithful_onnx_model_and_its_records(bundle_dir, trained):
+    best, _ = trained
+    metrics = json.loads((bundle_dir / "metrics.json").read_text())
+    assert metrics["checks"]["onnx_max_abs_diff"] <= 1e-4
+    assert metrics["seed"] == 1 and metrics["costs"]["params"] == best.costs.params
+    assert set(metrics["versions"]) == {"torch", "numpy", "nas_engine"}
+    session = onnxruntime.InferenceSession(str(bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert session.run(["output"], {"input": np.zeros((5, 7), dtype=np.float32)})[0].shape == (5, 2)
+    architecture = json.loads((bundle_dir / "architecture.json").read_text())
+    assert architecture["genome"] == best.architecture and architecture["layers"]
+    card = (bundle_dir / "MODEL_CARD.md").read_text()
+    assert "**label** (classification)" in card and "python predict.py" in card
+    assert (bundle_dir / "predict.py").read_text() == Path(nas_engine.runtime.__file__).read_text()
+
+
+def test_bundle_predict_py_matches_in_process_predictions(bundle_dir, trained, mixed_data, tmp_path):
+    _, model = trained
+    # Unseen category, blanks, placeholders, garbage in a numeric column, and no target column.
+    rows = [["12.5", "red", "", "3"], ["", "purple", "48.1", "NA"], ["9", "", "?", "x"], ["7.1", "blue", "55", "1"]]
+    new_data = write_csv(tmp_path / "new.csv", ["size", "colour", "weight", "code"], rows)
+    out = tmp_path / "out.csv"
+    subprocess.run([sys.executable, "predict.py", str(new_data), "-o", str(out)], cwd=bundle_dir, check=True)
+    expected = predict_csv(model, mixed_data.preprocessing, new_data)
+    assert len(expected) == 4 and set(expected) <= {"yes", "no"}
+    assert out.read_text().splitlines() == ["prediction"] + [format_prediction(p) for p in expected]
+    # Without onnxruntime predict.py falls back to TorchScript; it must agree too.
+    fallback = subprocess.run(
+        [sys.executable, "predict.py", str(new_data), "--model", "model.pt"],
+        cwd=bundle_dir,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert fallback.stdout == out.read_text()
+
+
+def test_bundle_predict_py_reports_a_missing_feature_column(bundle_dir, tmp_path):
+    bad = write_csv(tmp_path / "bad.csv", ["size", "colour"], [["1", "red"]])
+    out = tmp_path / "out.csv"
+    run = subprocess.run(
+        [sys.executable, "predict.py", str(bad), "-o", str(out)], cwd=bundle_dir, capture_output=True, text=True
+    )
+    assert run.returncode == 2 and not out.exists()
+    assert run.stderr == "error: The input is missing column(s): weight, code.\n"
+
+
+def test_predict_csv_reports_a_missing_feature_column(trained, mixed_data, tmp_path):
+    bad = write_csv(tmp_path / "bad.csv", ["size"], [["1"]])
+    with pytest.raises(DatasetError, match="missing column"):
+        predict_csv(trained[1], mixed_data.preprocessing, bad)
+
+
+def test_failed_export_leaves_no_file(trained, mixed_data, tmp_path, monkeypatch):
+    best, model = trained
+
+    def broken(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(nas_engine.export, "_export_torchscript", broken)
+    out = tmp_path / "model.zip"
+    with pytest.raises(RuntimeError):
+        export_bundle(
+            model=model,
+            architecture=best.architecture,
+            preprocessing=mixed_data.preprocessing,
+            metrics=best.metrics,
+            out_path=out,
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,44 @@
+"""Sign-up, log-in, log-out, and that every page but those needs a login."""
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_redirects_anonymous_visitors_to_login(client):
+    response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_it_signs_up_and_logs_in_a_new_user(client, django_user_model):
+    response = client.post(
+        reverse("signup"), {"username": "carol", "password1": PASSWORD, "password2": PASSWORD}, follow=True
+    )
+    assert django_user_model.objects.filter(username="carol").exists()
+    assert response.context["user"].username == "carol"
+    assert b"Your datasets" in response.content
+
+
+def test_it_refuses_a_sign_up_with_mismatched_passwords(client, django_user_model):
+    response = client.post(reverse("signup"), {"username": "dave", "password1": PASSWORD, "password2": "nope"})
+    assert response.status_code == 200
+    assert not django_user_model.objects.filter(username="dave").exists()
+    assert b"didn" in response.content  # "The two password fields didn't match."
+
+
+def test_it_logs_in_and_out(client, alice):
+    response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get(reverse("home")).status_code == 200
+    client.post(reverse("logout"))
+    assert client.get(reverse("home")).status_code == 302
+
+
+def test_it_rejects_a_wrong_password(client, alice):
+    response = client.post(reverse("login"), {"username": "alice", "password": "wrong"})
+    assert response.status_code == 200
+    assert b"correct username and password" in response.content

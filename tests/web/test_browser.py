@@ -1,0 +1,76 @@
+"""The practitioner's path in real Chromium: log in, upload, start, watch a point appear live,
+download the bundle. Uses Debian's /usr/bin/chromium (installed by `make test`), never a
+downloaded browser."""
+
+import zipfile
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture
+def browser_page(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still plain synchronous ones, made between browser steps.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def test_a_practitioner_searches_and_downloads_without_reloading(
+    celery_worker_process, live_server_url, alice, browser_page, breast_cancer_csv, tmp_path
+):
+    page = browser_page
+    page.goto(live_server_url + "/")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Your datasets")
+
+    page.goto(live_server_url + "/datasets/upload/")
+    page.set_input_files("input[name=file]", str(breast_cancer_csv))
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#search-form")
+    assert page.locator("#profile").inner_text().count("mean radius") == 1
+
+    page.select_option("select[name=target]", "diagnosis")
+    page.fill("input[name=max_trials]", "3")
+    page.eval_on_selector(
+        "input[name=budget_seconds]", "el => { el.value = 60; el.dispatchEvent(new Event('input')); }"
+    )
+    assert page.inner_text("#budget-value") == "60"
+    page.click("#search-form button[type=submit]")
+    page.wait_for_selector("#pareto")
+    page.evaluate("window.loadedOnce = true")  # gone if the page reloads
+
+    page.wait_for_function("Number(document.getElementById('pareto').dataset.points) > 0", timeout=180_000)
+    assert page.locator("#pareto .scatterlayer .point").count() >= 1
+    assert page.evaluate("window.loadedOnce") is True
+
+    page.wait_for_function("document.getElementById('job-status').textContent === 'finished'", timeout=180_000)
+    assert page.evaluate("window.loadedOnce") is True
+    link = page.locator("#download-bundle")
+    link.wait_for(state="visible")
+    with page.expect_download(timeout=120_000) as download_info:
+        link.click()
+    saved = tmp_path / "bundle.zip"
+    download_info.value.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        assert {"model.onnx", "predict.py", "preprocessing.json"} <= set(archive.namelist())

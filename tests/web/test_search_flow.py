@@ -1,0 +1,155 @@
+"""A whole search on real parts: upload → real Celery worker → trials in the database →
+WebSocket events through the Redis channel layer → bundle → predict.py equals the app."""
+
+import csv
+import io
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.urls import reverse
+
+from tests.web.helpers import upload_dataset
+from webapp.asgi import application
+from webapp.searches.models import SearchJob, Trial
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+ENDED = {"finished", "failed", "cancelled"}
+
+
+def communicator_for(client, job_id: int) -> WebsocketCommunicator:
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return WebsocketCommunicator(
+        application,
+        f"/ws/searches/{job_id}/",
+        headers=[(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")],
+    )
+
+
+async def watch(communicator: WebsocketCommunicator, timeout: float) -> list[dict]:
+    """Every event until the job ends (or the timeout passes)."""
+    connected, _ = await communicator.connect(timeout=10)
+    assert connected
+    received = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            event = await communicator.receive_json_from(timeout=max(1, deadline - time.monotonic()))
+            received.append(event)
+            status = event["job"]["status"] if event["type"] == "snapshot" else event.get("status")
+            if status in ENDED:
+                break
+    finally:
+        await communicator.disconnect()
+    return received
+
+
+async def refused(communicator: WebsocketCommunicator) -> bool:
+    connected, code = await communicator.connect(timeout=10)
+    await communicator.disconnect()
+    return not connected
+
+
+def wait_until_ended(job: SearchJob, timeout: float) -> SearchJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status in ENDED:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job.pk} still {job.status} after {timeout} s")
+
+
+def read_predictions(text: str) -> list[str]:
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["prediction"]
+    return [row[0] for row in rows[1:]]
+
+
+def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
+    celery_worker_process, alice_client, bob_client, breast_cancer_csv, tmp_path
+):
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    response = alice_client.post(
+        reverse("search_create", args=[dataset.pk]),
+        {"target": "diagnosis", "task": "auto", "budget_seconds": 60, "max_trials": 4, "strategy": "random", "seed": 1},
+    )
+    assert response.status_code == 302
+    job = SearchJob.objects.get()
+
+    events = async_to_sync(watch)(communicator_for(alice_client, job.pk), timeout=180)
+    job = wait_until_ended(job, timeout=30)
+    assert job.status == SearchJob.Status.FINISHED, (job.error, celery_worker_process.log()[-3000:])
+    assert job.progress == 1.0 and job.started_at and job.finished_at
+
+    # The socket got a snapshot first, then trial events that match the saved rows one to one.
+    assert events[0]["type"] == "snapshot" and events[0]["job"]["id"] == job.pk
+    seen = {t["id"]: t for t in events[0]["trials"]}
+    seen.update({e["trial"]["id"]: e["trial"] for e in events if e["type"] == "trial"})
+    trials = list(job.trials.order_by("number"))
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert sorted(seen) == sorted(t.pk for t in trials)
+    for trial in trials:
+        assert seen[trial.pk]["costs"]["params"] == trial.params
+        assert set(seen[trial.pk]["costs"]) == {"params", "flops", "latency_ms", "size_bytes"}
+    assert events[-1]["type"] == "status" and events[-1]["status"] == "finished"
+
+    # The front: completed trials that no other trial beats on both score and size.
+    completed = [t for t in trials if t.status == Trial.Status.COMPLETED]
+    assert completed
+    for trial in completed:
+        dominated = any(
+            o.score >= trial.score and o.params <= trial.params and (o.score, o.params) != (trial.score, trial.params)
+            for o in completed
+        )
+        assert trial.on_front == (not dominated)
+    best = max((t for t in completed if t.on_front), key=lambda t: t.score)
+    assert best.score > 0.63  # above always answering the majority class (357 of 569)
+
+    # Bob sees none of it, over HTTP or WebSocket.
+    assert bob_client.get(reverse("trial_bundle", args=[job.pk, best.number])).status_code == 404
+    assert async_to_sync(refused)(communicator_for(bob_client, job.pk))
+
+    # The bundle's own predict.py, run from raw CSV columns, gives the app's predictions.
+    bundle = alice_client.get(reverse("trial_bundle", args=[job.pk, best.number]))
+    assert bundle.status_code == 200 and bundle["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(b"".join(bundle.streaming_content))) as archive:
+        assert {"model.onnx", "model.pt", "preprocessing.json", "architecture.json", "metrics.json",
+                "MODEL_CARD.md", "predict.py"} <= set(archive.namelist())  # fmt: skip
+        archive.extractall(tmp_path / "bundle")
+    out = tmp_path / "out.csv"
+    subprocess.run(
+        [sys.executable, "predict.py", str(breast_cancer_csv), "-o", str(out)],
+        cwd=tmp_path / "bundle", check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    app = alice_client.get(reverse("trial_predictions", args=[job.pk, best.number]))
+    assert app.status_code == 200
+    from_app = read_predictions(app.content.decode())
+    assert len(from_app) == 569
+    assert read_predictions(out.read_text()) == from_app
+
+
+def test_a_running_search_can_be_cancelled(celery_worker_process, alice_client, breast_cancer_csv):
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    alice_client.post(
+        reverse("search_create", args=[dataset.pk]),
+        {"target": "diagnosis", "task": "auto", "budget_seconds": 300, "strategy": "random", "seed": 2},
+    )
+    job = SearchJob.objects.get()
+    deadline = time.monotonic() + 120
+    while not job.trials.exists() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert job.trials.exists(), celery_worker_process.log()[-3000:]
+    assert alice_client.post(reverse("search_cancel", args=[job.pk])).status_code == 302
+    job = wait_until_ended(job, timeout=30)
+    assert job.status == SearchJob.Status.CANCELLED
+    # The worker stops: no more trials appear once it has noticed.
+    time.sleep(3)
+    count = job.trials.count()
+    time.sleep(3)
+    assert job.trials.count() == count

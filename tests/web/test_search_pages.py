@@ -1,0 +1,57 @@
+"""The job page, cancel, and downloads: owners only."""
+
+import pytest
+from django.urls import reverse
+
+from tests.web.helpers import upload_dataset
+from webapp.searches import services
+from webapp.searches.models import SearchJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def job(alice, alice_client, breast_cancer_csv):
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    return services.search_create(
+        user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30
+    )
+
+
+def test_it_shows_the_job_page_with_the_local_plotly(alice_client, job):
+    response = alice_client.get(reverse("search_detail", args=[job.pk]))
+    assert response.status_code == 200
+    assert b"/static/vendor/plotly/plotly.min.js" in response.content
+    assert f'data-ws-path="/ws/searches/{job.pk}/"'.encode() in response.content
+    assert b"cdn" not in response.content.lower()
+
+
+def test_it_serves_plotly_from_our_own_static_files(client):
+    response = client.get("/static/vendor/plotly/plotly.min.js")
+    assert response.status_code == 200
+    assert b"plotly" in b"".join(response.streaming_content)[:2000].lower()
+
+
+def test_it_rejects_other_users_job(bob_client, job):
+    for name in ["search_detail", "search_cancel"]:
+        method = bob_client.post if name == "search_cancel" else bob_client.get
+        assert method(reverse(name, args=[job.pk])).status_code == 404
+    for name in ["trial_bundle", "trial_predictions"]:
+        assert bob_client.get(reverse(name, args=[job.pk, 0])).status_code == 404
+    job.refresh_from_db()
+    assert job.status == SearchJob.Status.QUEUED
+
+
+def test_it_cancels_a_queued_job_and_the_worker_then_skips_it(alice_client, job):
+    response = alice_client.post(reverse("search_cancel", args=[job.pk]))
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.status == SearchJob.Status.CANCELLED and job.finished_at is not None
+    services.search_execute(job_id=job.pk)  # what the worker does when the message arrives
+    job.refresh_from_db()
+    assert job.status == SearchJob.Status.CANCELLED
+    assert not job.trials.exists()
+
+
+def test_it_says_a_missing_trial_is_not_found(alice_client, job):
+    assert alice_client.get(reverse("trial_bundle", args=[job.pk, 99])).status_code == 404

@@ -1,0 +1,20 @@
+"""The upload form."""
+
+from django import forms
+from django.conf import settings
+
+
+class DatasetUploadForm(forms.Form):
+    file = forms.FileField(label="CSV file", help_text="A CSV with a header row; one column is the target.")
+    name = forms.CharField(max_length=200, required=False, help_text="Optional; the file name by default.")
+
+    def __init__(self, *args, too_large: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.too_large = too_large
+
+    def clean(self):
+        if self.too_large:
+            # The upload handler dropped the file; "this field is required" would mislead.
+            self._errors.pop("file", None)
+            self.add_error("file", f"The file is larger than the {settings.MAX_UPLOAD_MB} MB limit.")
+        return super().clean()

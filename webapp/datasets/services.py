@@ -1,0 +1,55 @@
+"""Writes for datasets: create from an upload (validated and profiled), delete."""
+
+import logging
+import shutil
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+import nas_engine
+from webapp.datasets.models import Dataset
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
+    """Profile an uploaded CSV and keep it, or raise DatasetError and keep nothing.
+
+    Args:
+        owner: the user who uploads.
+        uploaded_file: a Django UploadedFile already streamed to a temporary file on disk.
+        name: a display name; the file name when empty.
+
+    Raises:
+        nas_engine.DatasetError: the file is not a CSV the engine can use; the message says why.
+    """
+    source = Path(uploaded_file.temporary_file_path())
+    profile = nas_engine.profile_csv(source)
+    relative = Path("datasets") / str(owner.pk) / f"{uuid.uuid4().hex}.csv"
+    destination = Path(settings.MEDIA_ROOT) / relative
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, destination)
+    try:
+        with transaction.atomic():
+            return Dataset.objects.create(
+                owner=owner,
+                name=(name or uploaded_file.name)[:200],
+                original_filename=uploaded_file.name[:255],
+                file=str(relative),
+                size_bytes=destination.stat().st_size,
+                rows=profile.rows,
+                column_count=len(profile.columns),
+                profile=profile.to_dict(),
+            )
+    except BaseException:
+        destination.unlink(missing_ok=True)
+        raise
+
+
+def dataset_delete(*, dataset: Dataset) -> None:
+    """Delete the row (and its jobs) first, then the file, so no row ever points at nothing."""
+    path = Path(dataset.file.path)
+    dataset.delete()
+    transaction.on_commit(lambda: path.unlink(missing_ok=True))

@@ -1,0 +1,38 @@
+"""The job page's WebSocket: a snapshot on connect, then every trial and status event."""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from webapp.searches import events, selectors
+
+UNAUTHENTICATED = 4401
+NOT_FOUND = 4404
+
+
+class SearchJobConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=UNAUTHENTICATED)
+            return
+        job_id = int(self.scope["url_route"]["kwargs"]["pk"])
+        if await database_sync_to_async(selectors.search_snapshot)(user=user, pk=job_id) is None:
+            await self.close(code=NOT_FOUND)
+            return
+        self.group = events.group_name(job_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        # Read the snapshot after joining the group: an event may then arrive twice (the page
+        # de-duplicates by trial id) but never fall between snapshot and subscription.
+        job, trials = await database_sync_to_async(selectors.search_snapshot)(user=user, pk=job_id)
+        await self.send_json(events.snapshot_payload(job, trials))
+
+    async def disconnect(self, code):
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        """The page only listens; anything it sends is ignored."""
+
+    async def job_event(self, event):
+        await self.send_json(event["payload"])

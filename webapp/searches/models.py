@@ -1,0 +1,131 @@
+"""A search job (one NAS run over a dataset) and its trials (one evaluated architecture each)."""
+
+from django.conf import settings
+from django.db import models
+
+from webapp.datasets.models import Dataset
+
+
+class SearchJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        FINISHED = "finished"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Task(models.TextChoices):
+        CLASSIFICATION = "classification"
+        REGRESSION = "regression"
+
+    ENDED = (Status.FINISHED, Status.FAILED, Status.CANCELLED)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="search_jobs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="search_jobs")
+    target = models.CharField(max_length=255)
+    task = models.CharField(max_length=20, choices=Task.choices)
+    strategy = models.CharField(max_length=40, default="random")
+    seed = models.IntegerField(default=0)
+    budget_seconds = models.PositiveIntegerField()
+    max_trials = models.PositiveIntegerField(null=True, blank=True)
+    max_params = models.PositiveBigIntegerField(null=True, blank=True)
+    max_flops = models.PositiveBigIntegerField(null=True, blank=True)
+    max_latency_ms = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    preprocessing = models.JSONField(
+        null=True, blank=True, help_text="Fitted on the training split; goes into bundles."
+    )
+    n_inputs = models.PositiveIntegerField(null=True, blank=True, help_text="Network inputs after encoding.")
+    n_outputs = models.PositiveIntegerField(null=True, blank=True)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=500, blank=True, help_text="The latest progress message.")
+    error = models.TextField(blank=True, help_text="Why the job failed, in words a user can act on.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Search #{self.pk} on {self.dataset} → {self.target}"
+
+    @property
+    def is_ended(self) -> bool:
+        return self.status in self.ENDED
+
+    @property
+    def artifacts_dir(self) -> str:
+        return str(settings.MEDIA_ROOT / "jobs" / str(self.pk))
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.pk,
+            "dataset": self.dataset.name,
+            "target": self.target,
+            "task": self.task,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "budget_seconds": self.budget_seconds,
+            "max_trials": self.max_trials,
+            "max_params": self.max_params,
+            "max_flops": self.max_flops,
+            "max_latency_ms": self.max_latency_ms,
+            "status": self.status,
+            "progress": self.progress,
+            "message": self.message,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+class Trial(models.Model):
+    class Status(models.TextChoices):
+        COMPLETED = "completed"
+        REJECTED = "rejected"
+        FAILED = "failed"
+
+    job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="trials")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices)
+    architecture = models.JSONField()
+    arch_hash = models.CharField(max_length=40)
+    metrics = models.JSONField(default=dict)
+    score = models.FloatField(null=True, blank=True, help_text="Accuracy (classification) or R² (regression).")
+    params = models.PositiveBigIntegerField()
+    flops = models.PositiveBigIntegerField()
+    latency_ms = models.FloatField(null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField()
+    train_seconds = models.FloatField(default=0.0)
+    on_front = models.BooleanField(default=False, db_index=True)
+    message = models.TextField(blank=True)
+    weights_path = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="unique_trial_number_per_job")]
+
+    def __str__(self) -> str:
+        return f"Trial {self.number} of search #{self.job_id}"
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.pk,
+            "number": self.number,
+            "status": self.status,
+            "architecture": self.architecture,
+            "metrics": self.metrics,
+            "score": self.score,
+            "costs": {
+                "params": self.params,
+                "flops": self.flops,
+                "latency_ms": self.latency_ms,
+                "size_bytes": self.size_bytes,
+            },
+            "train_seconds": self.train_seconds,
+            "on_front": self.on_front,
+            "message": self.message,
+        }

@@ -1,0 +1,80 @@
+"""Search pages: start a job, watch it live, cancel it, download a trial's bundle or predictions."""
+
+import csv
+import logging
+
+from django.contrib import messages
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+import nas_engine
+from webapp.datasets.selectors import get_dataset_for_user
+from webapp.searches import selectors, services
+from webapp.searches.forms import SearchJobForm
+
+logger = logging.getLogger(__name__)
+
+
+@require_POST
+def search_create(request, dataset_pk: int):
+    dataset = get_dataset_for_user(user=request.user, pk=dataset_pk)
+    form = SearchJobForm(request.POST, dataset=dataset)
+    if not form.is_valid():
+        return render(request, "datasets/detail.html", {"dataset": dataset, "form": form}, status=400)
+    job = services.search_create(user=request.user, dataset=dataset, **form.cleaned_data)
+    return redirect("search_detail", pk=job.pk)
+
+
+@require_GET
+def search_detail(request, pk: int):
+    job = selectors.get_search_for_user(user=request.user, pk=pk)
+    return render(request, "searches/detail.html", {"job": job})
+
+
+@require_POST
+def search_cancel(request, pk: int):
+    job = selectors.get_search_for_user(user=request.user, pk=pk)
+    if services.search_cancel(job=job):
+        messages.success(request, "The search was cancelled.")
+    else:
+        messages.info(request, "The search had already ended.")
+    return redirect("search_detail", pk=job.pk)
+
+
+def _trial_or_error(request, pk: int, number: int):
+    trial = selectors.get_trial_for_user(user=request.user, pk=pk, number=number)
+    if trial.status != trial.Status.COMPLETED:
+        return trial, HttpResponse(f"Trial {number} was {trial.status}; it has no model.", status=409)
+    return trial, None
+
+
+@require_GET
+def trial_bundle(request, pk: int, number: int):
+    trial, error = _trial_or_error(request, pk, number)
+    if error:
+        return error
+    try:
+        path = services.trial_bundle(trial=trial)
+    except nas_engine.NasError as exc:
+        return HttpResponse(str(exc), status=409)
+    filename = f"nas-studio-search{pk}-trial{number}.zip"
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type="application/zip")
+
+
+@require_GET
+def trial_predictions(request, pk: int, number: int):
+    """Predictions of one trial's model for every row of the job's dataset, as CSV."""
+    trial, error = _trial_or_error(request, pk, number)
+    if error:
+        return error
+    try:
+        predictions = services.trial_predictions(trial=trial, csv_path=trial.job.dataset.file.path)
+    except nas_engine.NasError as exc:
+        return HttpResponse(str(exc), status=409)
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="search{pk}-trial{number}-predictions.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["prediction"])
+    writer.writerows([value] for value in predictions)
+    return response

@@ -1,0 +1,14 @@
+"""URL map of NAS Studio."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from webapp import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/", include("webapp.accounts.urls")),
+    path("searches/", include("webapp.searches.urls")),
+    path("", include("webapp.datasets.urls")),
+]
