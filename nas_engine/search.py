@@ -71,6 +71,19 @@ class _Loop:
         self.best_state: dict | None = None
         self.best: TrialResult | None = None
 
+    def untrained(self, status: TrialStatus, arch: dict, number: int, costs: Costs, message: str) -> TrialResult:
+        """A trial that ends without a trained model: rejected by a limit, or failed."""
+        return TrialResult(
+            number=number,
+            status=status,
+            architecture=arch,
+            arch_hash=self.space.arch_hash(arch),
+            metrics={},
+            costs=costs,
+            train_seconds=0.0,
+            message=message,
+        )
+
     def progress(self) -> float:
         by_time = (time.monotonic() - self.start) / self.config.budget_seconds
         by_trials = self.trained / self.config.max_trials if self.config.max_trials else 0.0
@@ -160,18 +173,7 @@ class _Loop:
                         f"{rejections} architectures in a row broke the limits (last: {violation}) "
                         "Loosen max_params or max_flops."
                     )
-                self.record(
-                    TrialResult(
-                        number=number,
-                        status=TrialStatus.REJECTED,
-                        architecture=arch,
-                        arch_hash=self.space.arch_hash(arch),
-                        metrics={},
-                        costs=costs,
-                        train_seconds=0.0,
-                        message=violation,
-                    )
-                )
+                self.record(self.untrained(TrialStatus.REJECTED, arch, number, costs, violation))
                 continue
             rejections = 0
             self.trained += 1
@@ -181,16 +183,7 @@ class _Loop:
             except Exception as exc:  # a broken trial must not end the search; keep the reason
                 logger.exception("Trial %d failed", number)
                 failures += 1
-                result = TrialResult(
-                    number=number,
-                    status=TrialStatus.FAILED,
-                    architecture=arch,
-                    arch_hash=self.space.arch_hash(arch),
-                    metrics={},
-                    costs=costs,
-                    train_seconds=0.0,
-                    message=f"{type(exc).__name__}: {exc}",
-                )
+                result = self.untrained(TrialStatus.FAILED, arch, number, costs, f"{type(exc).__name__}: {exc}")
             if cancelled:
                 break  # the interrupted trial is not reported: it was stopped, not judged
             self.record(result)

@@ -1,4 +1,4 @@
-"""Engine test data: sklearn's bundled datasets and a small hand-made CSV with a categorical
+"""Engine test data: more of sklearn's bundled datasets and a small hand-made CSV with a categorical
 column and missing cells. Written to temporary files; nothing is downloaded."""
 
 from __future__ import annotations
@@ -10,32 +10,16 @@ import numpy as np
 import pytest
 
 from nas_engine import prepare_data
+from tests.conftest import write_sklearn_csv
 
-
-def _sklearn_csv(loader, path: Path, target: str) -> Path:
-    loader(as_frame=True).frame.rename(columns={"target": target}).to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="session")
-def breast_cancer_csv(tmp_path_factory) -> Path:
-    from sklearn.datasets import load_breast_cancer
-
-    return _sklearn_csv(load_breast_cancer, tmp_path_factory.mktemp("data") / "breast_cancer.csv", "diagnosis")
-
-
-@pytest.fixture(scope="session")
-def diabetes_csv(tmp_path_factory) -> Path:
-    from sklearn.datasets import load_diabetes
-
-    return _sklearn_csv(load_diabetes, tmp_path_factory.mktemp("data") / "diabetes.csv", "progression")
+# breast_cancer_csv and diabetes_csv come from tests/conftest.py.
 
 
 @pytest.fixture(scope="session")
 def iris_csv(tmp_path_factory) -> Path:
     from sklearn.datasets import load_iris
 
-    return _sklearn_csv(load_iris, tmp_path_factory.mktemp("data") / "iris.csv", "species")
+    return write_sklearn_csv(load_iris, tmp_path_factory.mktemp("data") / "iris.csv", "species")
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> Path:
