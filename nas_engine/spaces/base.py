@@ -48,6 +48,42 @@ class SearchSpace(ABC):
     def describe(self, arch: dict) -> list[str]:
         """Return one readable line per layer."""
 
+    # --- the space as a flat list of categorical decisions -------------------------------------
+    # Strategies that learn a distribution over choices (REINFORCE, TPE, NSGA-II through optuna)
+    # and predictors that need a fixed-length vector see the space through these three methods.
+    # Decisions that a given architecture does not use (the 5th layer of a 2-layer net) still
+    # get a value in ``to_decisions`` (the first option), so every vector has the same length.
+
+    @abstractmethod
+    def decisions(self) -> dict[str, tuple]:
+        """Return every decision of the space, in a fixed order, with its options.
+
+        Options are JSON scalars (int, float, str, bool), so optuna's categorical
+        distributions and JSON both take them.
+        """
+
+    @abstractmethod
+    def from_decisions(self, choices: dict) -> dict:
+        """Build the architecture a full set of decisions describes (unused ones are ignored)."""
+
+    @abstractmethod
+    def to_decisions(self, arch: dict) -> dict:
+        """Return the decisions that give ``arch`` (``from_decisions(to_decisions(a)) == a``)."""
+
+    def encode(self, arch: dict) -> np.ndarray:
+        """Encode ``arch`` as a fixed-length vector in [0, 1]: one entry per decision, the option's
+        index scaled by the number of options."""
+        choices = self.to_decisions(arch)
+        return np.array(
+            [options.index(choices[name]) / max(1, len(options) - 1) for name, options in self.decisions().items()],
+            dtype=np.float64,
+        )
+
+    def crossover(self, first: dict, second: dict, rng: np.random.Generator) -> dict:
+        """Return a child taking each decision from one of two parents, uniformly at random."""
+        a, b = self.to_decisions(first), self.to_decisions(second)
+        return self.from_decisions({name: a[name] if rng.random() < 0.5 else b[name] for name in self.decisions()})
+
     def arch_hash(self, arch: dict) -> str:
         """Return a short stable id of ``arch`` (12 hex chars of the SHA-1 of canonical JSON)."""
         canonical = json.dumps(arch, sort_keys=True, separators=(",", ":"))

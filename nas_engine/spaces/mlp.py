@@ -55,6 +55,25 @@ class MLPSpace(SearchSpace):
             layer[move] = _pick(options, rng, other_than=layer[move])
         return child
 
+    def decisions(self) -> dict[str, tuple]:
+        choices: dict[str, tuple] = {"depth": tuple(range(MIN_DEPTH, MAX_DEPTH + 1))}
+        for i in range(MAX_DEPTH):
+            choices.update({f"units_{i}": UNITS, f"activation_{i}": ACTIVATIONS, f"dropout_{i}": DROPOUTS})
+        return choices | {"lr": LEARNING_RATES}
+
+    def from_decisions(self, choices: dict) -> dict:
+        layers = [
+            {key: choices[f"{key}_{i}"] for key in ("units", "activation", "dropout")} for i in range(choices["depth"])
+        ]
+        return {"layers": layers, "lr": choices["lr"]}
+
+    def to_decisions(self, arch: dict) -> dict:
+        choices = {name: options[0] for name, options in self.decisions().items()}
+        choices.update(depth=len(arch["layers"]), lr=arch["lr"])
+        for i, layer in enumerate(arch["layers"]):
+            choices.update({f"{key}_{i}": value for key, value in layer.items()})
+        return choices
+
     def _widths(self, arch: dict, n_inputs: int, n_outputs: int) -> list[int]:
         return [n_inputs] + [layer["units"] for layer in arch["layers"]] + [n_outputs]
 
