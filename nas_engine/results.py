@@ -27,8 +27,36 @@ class TrialStatus(StrEnum):
     """How a trial ended."""
 
     COMPLETED = "completed"
+    PRUNED = "pruned"  # trained at a low fidelity only (multi-fidelity stopped it early)
     REJECTED = "rejected"
     FAILED = "failed"
+
+
+# Objectives a search can trade off: the validation score is maximised, every cost minimised.
+OBJECTIVES: dict[str, str] = {
+    "score": "maximize",
+    "params": "minimize",
+    "flops": "minimize",
+    "latency_ms": "minimize",
+    "size_bytes": "minimize",
+}
+
+
+def objective_vector(result: TrialResult, objectives: tuple[str, ...]) -> tuple[float, ...] | None:
+    """The trial's objectives as values to MINIMISE (the score negated), or None when the trial has
+    no score (rejected, failed) or lacks one of the costs (latency not measured)."""
+    if result.status not in (TrialStatus.COMPLETED, TrialStatus.PRUNED) or result.score is None:
+        return None
+    values = []
+    for name in objectives:
+        if name == "score":
+            values.append(-float(result.score))
+            continue
+        value = getattr(result.costs, name)
+        if value is None:
+            return None
+        values.append(float(value))
+    return tuple(values)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,44 @@
 """Search spaces: what architectures exist and what they cost."""
 
+from __future__ import annotations
+
+from nas_engine.errors import ConstraintError
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.mlp import MLPSpace
 
 SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace}
 
-__all__ = ["SPACES", "MLPSpace", "SearchSpace"]
+
+def detect_image_shape(feature_kinds: list[str]) -> tuple[int, int, int] | None:
+    """Guess that feature columns are the pixels of an image: all numeric, and their count is
+    s*s (one channel) or 3*s*s (RGB) with s >= 8. Returns (channels, height, width) or None."""
+    if not feature_kinds or any(kind != "numeric" for kind in feature_kinds):
+        return None
+    count = len(feature_kinds)
+    for channels in (1, 3):
+        side = round((count / channels) ** 0.5)
+        if side >= 8 and channels * side * side == count:
+            return (channels, side, side)
+    return None
+
+
+def make_space(name: str, *, n_inputs: int, image_shape: tuple[int, int, int] | None = None) -> SearchSpace:
+    """The search space a search runs in. ``"auto"`` picks the CNN space when the columns form an
+    image, else the MLP space.
+
+    Raises:
+        ConstraintError: The space is unknown, or it needs an image the data does not have.
+    """
+    if name == "auto":
+        name = "cnn" if image_shape is not None and "cnn" in SPACES else "mlp"
+    if name not in SPACES:
+        raise ConstraintError(f"Unknown search space '{name}'; known spaces: auto, {', '.join(SPACES)}.")
+    return SPACES[name]()
+
+
+def space_for_architecture(arch: dict) -> SearchSpace:
+    """The space that built ``arch``, from the genome alone (its ``"space"`` key; MLP when absent)."""
+    return SPACES[arch.get("space", "mlp")]()
+
+
+__all__ = ["SPACES", "MLPSpace", "SearchSpace", "detect_image_shape", "make_space", "space_for_architecture"]
