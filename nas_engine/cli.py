@@ -13,13 +13,22 @@ from tqdm import tqdm
 from nas_engine import runtime
 from nas_engine.config import SearchConfig
 from nas_engine.errors import NasError
-from nas_engine.export import export_bundle, load_model
+from nas_engine.export import export_bundle
+from nas_engine.fidelity import Fidelity
+from nas_engine.finalize import finalize_front, load_final_model
+from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import prepare_data
-from nas_engine.results import TrialStatus
+from nas_engine.results import TrialStatus, objective_vector
 from nas_engine.search import run_search
+from nas_engine.spaces import SPACES
 from nas_engine.strategies import STRATEGIES
 
-BAR_FORMAT = "{percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} {postfix}"
+BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} left{postfix}"
+
+
+def _objectives(text: str) -> tuple[str, ...]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    return tuple(names if names[:1] == ["score"] else ["score", *names])
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,14 +43,51 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--max-params", type=int)
     search.add_argument("--max-flops", type=int)
     search.add_argument("--max-latency-ms", type=float)
-    search.add_argument("--strategy", choices=sorted(STRATEGIES), default="random")
+    search.add_argument("--max-size-bytes", type=int)
+    search.add_argument("--strategy", choices=list(STRATEGIES), default="random")
+    search.add_argument("--space", choices=("auto", *SPACES), default="auto")
+    search.add_argument(
+        "--objectives", type=_objectives, default=("score", "params"),
+        help="costs to trade the score against, comma-separated: params, flops, latency_ms, size_bytes",
+    )  # fmt: skip
+    search.add_argument("--fidelity", choices=[f.value for f in Fidelity], default="none")
+    search.add_argument("--eta", type=int, default=3, help="multi-fidelity: keep 1/eta at each rung")
+    search.add_argument("--min-epochs", type=int, default=3, help="multi-fidelity: epochs of the lowest rung")
+    search.add_argument("--cv-folds", type=int, help="k-fold scoring (default: 5 on small data, else off)")
     search.add_argument("--seed", type=int, default=0)
+    search.add_argument(
+        "--export", choices=("best", "ensemble"), default="best",
+        help="the most accurate front model, or the ensemble of the best distinct ones (both refit)",
+    )  # fmt: skip
     search.add_argument("--out", required=True, help="bundle zip to write")
     predict = commands.add_parser("predict", help="predict a CSV with an exported bundle")
     predict.add_argument("bundle", help="bundle zip written by 'search'")
     predict.add_argument("input", help="CSV to predict")
     predict.add_argument("-o", "--output", help="CSV to write (default: stdout)")
     return parser
+
+
+class _Progress:
+    """The search's progress bar on stderr: trials, best score, front size, time left."""
+
+    def __init__(self, objectives: tuple[str, ...]):
+        self.objectives = objectives
+        self.results = []
+        self.bar = tqdm(total=100, file=sys.stderr, delay=1, bar_format=BAR_FORMAT)
+
+    def on_trial(self, trial) -> None:
+        self.results.append(trial)
+        vectors = [objective_vector(r, self.objectives) for r in self.results]
+        scores = [r.score for r in self.results if r.status is TrialStatus.COMPLETED and r.score is not None]
+        self.bar.set_postfix(
+            trials=len(self.results), best=f"{max(scores):.4f}" if scores else "-", front=len(pareto_front_nd(vectors))
+        )
+
+    def on_status(self, event) -> None:
+        if event.status == "running":
+            self.bar.update(round(event.progress * 100) - self.bar.n)
+        else:
+            self.bar.set_description_str(event.status)
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -53,44 +99,49 @@ def _search(args: argparse.Namespace) -> int:
         max_params=args.max_params,
         max_flops=args.max_flops,
         max_latency_ms=args.max_latency_ms,
+        max_size_bytes=args.max_size_bytes,
         strategy=args.strategy,
+        space=args.space,
+        objectives=args.objectives,
+        fidelity=args.fidelity,
+        eta=args.eta,
+        min_epochs=args.min_epochs,
+        cv_folds=args.cv_folds,
         seed=args.seed,
     )
     data = prepare_data(args.data, target=config.target, task=config.task, seed=config.seed)
-    bar = tqdm(total=100, file=sys.stderr, delay=1, bar_format=BAR_FORMAT)
-    with tempfile.TemporaryDirectory() as artifacts, bar:
-        scores: list[float] = []
-
-        def on_trial(trial):
-            if trial.status is TrialStatus.COMPLETED:
-                scores.append(trial.metrics["score"])
-            bar.set_postfix(trials=trial.number + 1, best=f"{max(scores):.4f}" if scores else "-")
-
-        def on_status(event):
-            bar.update(round(event.progress * 100) - bar.n)
-
-        result = run_search(config, data, on_trial=on_trial, on_status=on_status, artifacts_dir=artifacts)
-        bar.set_postfix(
-            trials=len(result.trials), best=f"{max(scores):.4f}" if scores else "-", front=len(result.front)
+    progress = _Progress(config.objectives)
+    with tempfile.TemporaryDirectory() as artifacts, progress.bar:
+        result = run_search(
+            config, data, on_trial=progress.on_trial, on_status=progress.on_status, artifacts_dir=artifacts
         )
         if result.best is None:
             raise NasError("No trial completed within the budget and limits; raise the budget or loosen the limits.")
-        best = result.best
-        model = load_model(best.architecture, best.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs)
+        finals = finalize_front(result, data, artifacts_dir=artifacts, seed=config.seed, on_status=progress.on_status)
+        chosen, final = result.best, finals.get(result.best.number)
+        if args.export == "ensemble":
+            if finals.ensemble is None:
+                raise NasError("An ensemble needs at least two completed trials; search longer or export 'best'.")
+            chosen, final = finals.ensemble, finals.ensemble_final
+        model = load_final_model(
+            chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
+        )
         export_bundle(
             model=model,
-            architecture=best.architecture,
+            architecture=chosen.architecture,
             preprocessing=data.preprocessing,
-            metrics={**best.metrics, "test": result.test_metrics},
+            metrics={"validation": chosen.metrics, "test": final.test_metrics, "refit_epochs": final.epochs},
             out_path=args.out,
             dataset_name=Path(args.data).name,
-            costs=best.costs,
-            extra={"seed": config.seed, "config": config.to_dict(), "trial": best.number},
+            costs=chosen.costs,
+            extra={"seed": config.seed, "config": config.to_dict(), "trial": chosen.number},
+            check_rows=data.raw_test_rows,
         )
     metric = "accuracy" if result.task == "classification" else "r2"
     sys.stderr.write(
-        f"Saved {args.out}: trial {best.number} of {len(result.trials)}, {metric} "
-        f"{best.metrics[metric]:.4f} on validation, {result.test_metrics[metric]:.4f} on test.\n"
+        f"Saved {args.out}: {'ensemble' if args.export == 'ensemble' else 'trial'} {chosen.number} "
+        f"({len(result.trials)} trials), {metric} {chosen.metrics[metric]:.4f} on validation, "
+        f"{final.test_metrics[metric]:.4f} on test after refitting on train+validation.\n"
     )
     return 0
 

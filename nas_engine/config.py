@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 
 from nas_engine.errors import ConstraintError
+from nas_engine.fidelity import Fidelity
+from nas_engine.results import OBJECTIVES
+from nas_engine.spaces import SPACES
 from nas_engine.strategies import STRATEGIES
 
 TASKS = ("classification", "regression")
@@ -22,15 +25,25 @@ class SearchConfig:
         max_trials: Stop after this many trained trials (analytic rejections do not count).
         max_params: Reject architectures with more parameters.
         max_flops: Reject architectures with more multiply-adds per row.
+        max_size_bytes: Reject architectures whose float32 weights take more bytes.
         max_latency_ms: Reject trained models slower than this per row (batch 1, one thread).
         strategy: Key of ``STRATEGIES``.
+        space: ``"auto"`` (CNN when the columns form an image, else MLP) or a key of ``SPACES``.
+        objectives: What the Pareto front trades off: ``"score"`` then one or two costs of
+            ``results.OBJECTIVES`` (``params``, ``flops``, ``latency_ms``, ``size_bytes``).
         seed: Seed of the strategy and of each trial's weights.
-        max_epochs: Upper bound of training epochs per trial.
+        max_epochs: Upper bound of training epochs per trial (the top rung of multi-fidelity).
         patience: Epochs without validation improvement before stopping a trial.
+        fidelity: ``"none"`` (every trial trains fully), ``"successive_halving"`` or
+            ``"hyperband"`` (train many briefly, continue only the best).
+        eta: Multi-fidelity keeps the best 1/eta of the trials at each rung.
+        min_epochs: Epochs of the lowest rung.
+        cv_folds: Score each trial by k-fold cross-validation over train+validation; None picks
+            it from the data size (see ``evaluator.auto_cv_folds``), 1 turns it off.
 
     Raises:
         ConstraintError: A budget or limit is not a positive number.
-        ValueError: Unknown task or strategy, or an empty target.
+        ValueError: Unknown task, strategy, space, objective or fidelity, or an empty target.
     """
 
     target: str
@@ -39,11 +52,18 @@ class SearchConfig:
     max_trials: int | None = None
     max_params: int | None = None
     max_flops: int | None = None
+    max_size_bytes: int | None = None
     max_latency_ms: float | None = None
     strategy: str = "random"
+    space: str = "auto"
+    objectives: tuple[str, ...] = ("score", "params")
     seed: int = 0
     max_epochs: int = 50
     patience: int = 5
+    fidelity: str = "none"
+    eta: int = 3
+    min_epochs: int = 3
+    cv_folds: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
@@ -52,19 +72,46 @@ class SearchConfig:
             raise ValueError(f"Unknown task '{self.task}'; use one of: {', '.join(TASKS)}.")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"Unknown strategy '{self.strategy}'; known strategies: {', '.join(STRATEGIES)}.")
+        if self.space != "auto" and self.space not in SPACES:
+            raise ValueError(f"Unknown search space '{self.space}'; use auto or one of: {', '.join(SPACES)}.")
+        if self.fidelity not in set(Fidelity):
+            raise ValueError(f"Unknown fidelity '{self.fidelity}'; use one of: {', '.join(Fidelity)}.")
+        object.__setattr__(self, "objectives", tuple(self.objectives))  # a list from JSON or a form
+        self._check_objectives()
         if not self.budget_seconds > 0:
             raise ConstraintError(f"The time budget must be above 0 seconds; got {self.budget_seconds}.")
-        for name in ("max_trials", "max_params", "max_flops", "max_latency_ms", "max_epochs", "patience"):
+        limits = ("max_trials", "max_params", "max_flops", "max_size_bytes", "max_latency_ms", "max_epochs")
+        for name in (*limits, "patience", "min_epochs", "cv_folds"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConstraintError(f"{name} must be above 0 (or left empty); got {value}.")
+        if self.eta < 2:
+            raise ConstraintError(f"eta must be at least 2 (keep the best 1/eta at each rung); got {self.eta}.")
+        if self.fidelity != Fidelity.NONE and self.min_epochs > self.max_epochs:
+            raise ConstraintError(
+                f"min_epochs ({self.min_epochs}) cannot exceed max_epochs ({self.max_epochs}); "
+                "lower it or raise max_epochs."
+            )
+
+    def _check_objectives(self) -> None:
+        names = self.objectives
+        unknown = [name for name in names if name not in OBJECTIVES]
+        if unknown:
+            raise ValueError(f"Unknown objective(s): {', '.join(unknown)}; choose from: {', '.join(OBJECTIVES)}.")
+        if not 2 <= len(names) <= 3 or names[0] != "score" or len(set(names)) != len(names):
+            raise ValueError(
+                "Objectives must be 'score' followed by one or two different costs "
+                f"(e.g. score, params); got: {', '.join(names) or 'none'}."
+            )
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["objectives"] = list(self.objectives)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> SearchConfig:
-        """Build a config from ``to_dict()`` output.
+        """Build a config from ``to_dict()`` output (lists are accepted where tuples are stored).
 
         Raises:
             ValueError: The dict has keys that are not settings.

@@ -1,20 +1,55 @@
-"""Train one network with early stopping and measure its quality and latency."""
+"""Train one network (resumably, epoch by epoch) and measure its quality and latency."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-BATCH_SIZE = 64
 EVAL_CHUNK = 4096
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SMALL_TRAIN_ROWS = 300  # below this a validation split has < 100 rows: too noisy to choose among many models
+SMALL_DATA_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a network is trained: the genome's ``"train"`` entry, searched with the architecture."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    optimizer: str = "adam"
+
+    @classmethod
+    def from_architecture(cls, arch: dict) -> TrainSettings:
+        """Read ``arch["train"]``; genomes from before engine v1 only had a top-level ``lr``."""
+        train = arch.get("train") or {}
+        defaults = cls()
+        return cls(
+            lr=float(train.get("lr", arch.get("lr", defaults.lr))),
+            weight_decay=float(train.get("weight_decay", defaults.weight_decay)),
+            batch_size=int(train.get("batch_size", defaults.batch_size)),
+            optimizer=str(train.get("optimizer", defaults.optimizer)),
+        )
+
+    def make_optimizer(self, parameters) -> torch.optim.Optimizer:
+        """Build the optimiser (SGD with Nesterov momentum 0.9, the usual strong default)."""
+        if self.optimizer == "adam":
+            return torch.optim.Adam(parameters, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(parameters, lr=self.lr, momentum=0.9, nesterov=True, weight_decay=self.weight_decay)
+        raise ValueError(f"Unknown optimizer '{self.optimizer}'; use one of: {', '.join(OPTIMIZERS)}.")
 
 
 @dataclass(frozen=True)
@@ -41,6 +76,16 @@ def predict_raw(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 1), dtype=np.float32)
 
 
+def f1_macro(y: np.ndarray, predicted: np.ndarray) -> float:
+    """Unweighted mean of the per-class F1 over the classes seen in ``y`` or ``predicted``."""
+    scores = []
+    for c in np.union1d(y, predicted):
+        true_pos = np.sum((predicted == c) & (y == c))
+        wrong = np.sum((predicted == c) != (y == c))  # false positives + false negatives
+        scores.append(2 * true_pos / (2 * true_pos + wrong) if true_pos + wrong else 0.0)
+    return float(np.mean(scores))
+
+
 def evaluate_model(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, *, task: str, target_std: float = 1.0) -> dict:
     """Measure a model on one split.
 
@@ -52,7 +97,7 @@ def evaluate_model(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, *, task
         target_std: Standard deviation of the original target, to report RMSE in its units.
 
     Returns:
-        Classification: accuracy, balanced_accuracy, val_loss, score (= accuracy).
+        Classification: accuracy, balanced_accuracy, f1_macro, val_loss, score (= accuracy).
         Regression: rmse (original units), r2, val_loss, score (= r2).
     """
     outputs = predict_raw(model, X)
@@ -61,7 +106,13 @@ def evaluate_model(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, *, task
         predicted = outputs.argmax(axis=1)
         accuracy = float(np.mean(predicted == y))
         recalls = [float(np.mean(predicted[y == c] == c)) for c in np.unique(y)]
-        return {"accuracy": accuracy, "balanced_accuracy": float(np.mean(recalls)), "val_loss": loss, "score": accuracy}
+        return {
+            "accuracy": accuracy,
+            "balanced_accuracy": float(np.mean(recalls)),
+            "f1_macro": f1_macro(y, predicted),
+            "val_loss": loss,
+            "score": accuracy,
+        }
     residual = outputs[:, 0].astype(np.float64) - y
     total = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - float(np.sum(residual**2)) / total if total > 0 else 0.0
@@ -69,32 +120,256 @@ def evaluate_model(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, *, task
     return {"rmse": rmse, "r2": r2, "val_loss": loss, "score": r2}
 
 
+class Trainer:
+    """Trains one network epoch by epoch and can be resumed, as multi-fidelity needs.
+
+    With a validation split it keeps the weights of the epoch with the lowest validation loss
+    and stops for good after ``patience`` epochs without improvement; without one (a refit on
+    train+validation) it simply trains the epochs it is asked for. Each trainer owns its batch
+    order and dropout random state, so interleaving trainers (rung by rung) does not change what
+    any of them learns.
+
+    Args:
+        model: The untrained network.
+        X_train: Encoded training features.
+        y_train: Training labels or standardised targets.
+        task: ``"classification"`` or ``"regression"``.
+        settings: Optimiser, learning rate, weight decay and batch size.
+        seed: Seed of the batch order and dropout.
+        validation: ``(X_val, y_val)`` for early stopping and metrics, or None.
+        patience: Epochs without improvement of the validation loss before stopping.
+        target_std: Standard deviation of the original target (regression RMSE units).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        X_train: np.ndarray,
+        y_train: np.ndarray,
+        task: str,
+        settings: TrainSettings,
+        seed: int,
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
+        patience: int | None = None,
+        target_std: float = 1.0,
+    ) -> None:
+        self.model, self.task, self.settings = model, task, settings
+        self.X, self.y = torch.from_numpy(X_train), torch.from_numpy(y_train)
+        self.validation, self.patience, self.target_std = validation, patience, target_std
+        self.generator = torch.Generator().manual_seed(seed)
+        self._rng_state = torch.Generator().manual_seed(seed).get_state()  # dropout's, swapped in while training
+        self.optimizer = settings.make_optimizer(model.parameters())
+        self.epochs = 0
+        self.seconds = 0.0
+        self.cancelled = self.out_of_time = False
+        self.best_loss, self.best_state, self.best_metrics, self.stale = math.inf, None, {}, 0
+
+    @property
+    def converged(self) -> bool:
+        """True once ``patience`` epochs passed without improvement: more epochs would be wasted."""
+        return self.patience is not None and self.stale >= self.patience
+
+    @property
+    def score(self) -> float:
+        """Validation score of the best epoch so far (-inf before any)."""
+        return self.best_metrics.get("score", -math.inf)
+
+    def train(
+        self,
+        *,
+        until_epoch: int,
+        rows: int | None = None,
+        deadline: float | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> None:
+        """Train until ``until_epoch`` epochs in total, convergence, the deadline or a cancel request.
+
+        The deadline (a ``time.monotonic()`` value) is checked after every batch so a trial never
+        runs far past the search budget; ``should_cancel`` may be slow (a database query in the
+        web app), so it is checked once per epoch. ``cancelled``/``out_of_time`` say why it stopped.
+
+        Args:
+            until_epoch: Total epochs to reach.
+            rows: Train each epoch on this many randomly drawn rows (all when None).
+            deadline: Stop when ``time.monotonic()`` passes it.
+            should_cancel: Returns True when the user asked to stop.
+
+        Raises:
+            FloatingPointError: The loss became NaN or infinite.
+        """
+        start = time.monotonic()
+        outer_rng = torch.get_rng_state()
+        torch.set_rng_state(self._rng_state)
+        try:
+            while self.epochs < until_epoch and not (self.converged or self.cancelled or self.out_of_time):
+                self._epoch(rows, deadline)
+                if should_cancel is not None and should_cancel():
+                    self.cancelled = True
+        finally:
+            self._rng_state = torch.get_rng_state()
+            torch.set_rng_state(outer_rng)
+            self.seconds += time.monotonic() - start
+
+    def _epoch(self, rows: int | None, deadline: float | None) -> None:
+        self.model.train()
+        order = torch.randperm(len(self.X), generator=self.generator)
+        if rows is not None:
+            order = order[:rows]
+        for idx in order.split(self.settings.batch_size):
+            if len(idx) < 2 < len(order):
+                continue  # batch-norm cannot train on a lone row; it is seen again next epoch
+            self.optimizer.zero_grad()
+            loss = _loss(self.model(self.X[idx]), self.y[idx], self.task)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    "Training diverged (the loss became NaN or infinite); a lower learning rate may help."
+                )
+            loss.backward()
+            self.optimizer.step()
+            if deadline is not None and time.monotonic() > deadline:
+                self.out_of_time = True
+                break
+        self.epochs += 1
+        if self.validation is None:
+            return
+        metrics = evaluate_model(self.model, *self.validation, task=self.task, target_std=self.target_std)
+        if metrics["val_loss"] < self.best_loss:
+            self.best_loss, self.stale = metrics["val_loss"], 0
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_metrics = {**metrics, "best_epoch": self.epochs}
+        else:
+            self.stale += 1
+
+    def finish(self) -> TrainingOutcome:
+        """Load the best epoch's weights (when validated) and return the model and its metrics.
+
+        Call once, when the network will not be trained further.
+
+        Raises:
+            FloatingPointError: No epoch had a finite validation loss.
+        """
+        if self.validation is not None:
+            if self.best_state is None:
+                raise FloatingPointError("Training produced no finite validation loss.")
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        metrics = {**self.best_metrics, "epochs": self.epochs}
+        return TrainingOutcome(model=self.model, metrics=metrics, seconds=self.seconds, cancelled=self.cancelled)
+
+
+def auto_cv_folds(n_train_rows: int) -> int:
+    """Folds of cross-validation for a training split of this size: 5 below 300 rows, else 1 (off)."""
+    return SMALL_DATA_FOLDS if n_train_rows < SMALL_TRAIN_ROWS else 1
+
+
+def fold_indices(y: np.ndarray, *, folds: int, seed: int, stratify: bool) -> list[np.ndarray]:
+    """Split row indices into ``folds`` parts of near-equal size (and class mix, when stratified)."""
+    order = np.random.default_rng(seed).permutation(len(y))
+    if stratify:
+        order = order[np.argsort(y[order], kind="stable")]  # dealing sorted labels round-robin stratifies
+    return [np.sort(order[i::folds]) for i in range(folds)]
+
+
+class CrossValidatedTrainer:
+    """k trainers, one per fold of train+validation, behaving as one: the score is their mean.
+
+    On small data one validation split is so noisy that choosing the best of many models on it
+    mostly picks the luckiest; averaging over folds cuts that noise. The first fold's model is
+    the one kept (for export), and ``best_epoch`` is the folds' mean, for a refit.
+
+    Args:
+        build: Returns a new untrained network (called once per fold).
+        X: Encoded features of train+validation.
+        y: Their labels or standardised targets.
+        folds: Number of folds (at least 2).
+        task: ``"classification"`` or ``"regression"``.
+        settings: How to train.
+        seed: Seed of the fold split and of each fold's trainer.
+        patience: Early-stopping patience of each fold.
+        target_std: Standard deviation of the original target.
+    """
+
+    def __init__(self, build, *, X, y, folds, task, settings, seed, patience=None, target_std=1.0) -> None:
+        parts = fold_indices(y, folds=folds, seed=seed, stratify=task == "classification")
+        self.trainers = []
+        for i, held_out in enumerate(parts):
+            kept = np.concatenate([part for j, part in enumerate(parts) if j != i])
+            self.trainers.append(
+                Trainer(
+                    build(),
+                    X_train=X[kept],
+                    y_train=y[kept],
+                    task=task,
+                    settings=settings,
+                    seed=seed + i,
+                    validation=(X[held_out], y[held_out]),
+                    patience=patience,
+                    target_std=target_std,
+                )
+            )
+
+    @property
+    def epochs(self) -> int:
+        return max(t.epochs for t in self.trainers)
+
+    @property
+    def seconds(self) -> float:
+        return sum(t.seconds for t in self.trainers)
+
+    @property
+    def converged(self) -> bool:
+        return all(t.converged for t in self.trainers)
+
+    @property
+    def cancelled(self) -> bool:
+        return any(t.cancelled for t in self.trainers)
+
+    @property
+    def out_of_time(self) -> bool:
+        return any(t.out_of_time for t in self.trainers)
+
+    @property
+    def score(self) -> float:
+        return float(np.mean([t.score for t in self.trainers]))
+
+    def train(self, **kwargs) -> None:
+        """Train every fold as ``Trainer.train`` does, stopping at a deadline or cancel request."""
+        for trainer in self.trainers:
+            trainer.train(**kwargs)
+            if trainer.cancelled or trainer.out_of_time:
+                return
+
+    def finish(self) -> TrainingOutcome:
+        """The first fold's model, with every metric averaged over the folds."""
+        outcomes = [t.finish() for t in self.trainers]
+        metrics = {name: float(np.mean([o.metrics[name] for o in outcomes])) for name in outcomes[0].metrics}
+        metrics.update(best_epoch=round(metrics["best_epoch"]), epochs=self.epochs, cv_folds=len(outcomes))
+        return TrainingOutcome(model=outcomes[0].model, metrics=metrics, seconds=self.seconds, cancelled=self.cancelled)
+
+
 def train_model(
     model: torch.nn.Module,
     data,
     *,
-    lr: float,
+    settings: TrainSettings,
     max_epochs: int,
     patience: int,
     seed: int,
     deadline: float | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> TrainingOutcome:
-    """Train with Adam and early stopping on the validation split, keeping the best epoch.
-
-    The deadline (a ``time.monotonic()`` value) is checked after every batch so a trial never
-    runs far past the search budget; ``should_cancel`` may be slow (a database query in the web
-    app), so it is checked once per epoch.
+    """Train on ``data``'s training split with early stopping on its validation split.
 
     Args:
         model: The untrained network.
         data: A ``PreparedData``.
-        lr: Adam learning rate.
+        settings: How to train (see ``TrainSettings.from_architecture``).
         max_epochs: Upper bound of epochs.
         patience: Epochs without improvement of the validation loss before stopping.
-        seed: Seed of the batch order.
+        seed: Seed of the batch order and dropout.
         deadline: Stop training when ``time.monotonic()`` passes it.
-        should_cancel: Returns True when the user asked to stop.
+        should_cancel: Returns True when the user asked to stop (checked once per epoch).
 
     Returns:
         The model with the best epoch's weights, its validation metrics (plus ``epochs``
@@ -103,66 +378,53 @@ def train_model(
     Raises:
         FloatingPointError: The loss became NaN or infinite.
     """
-    start = time.monotonic()
-    X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    target_std = data.preprocessing["target"].get("std", 1.0)
-    best_loss, best_state, best_metrics, stale, cancelled = math.inf, None, {}, 0, False
-    for epoch in range(1, max_epochs + 1):
-        model.train()
-        out_of_time = False
-        for idx in torch.randperm(len(X), generator=generator).split(BATCH_SIZE):
-            optimizer.zero_grad()
-            loss = _loss(model(X[idx]), y[idx], data.task)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    "Training diverged (the loss became NaN or infinite); a lower learning rate may help."
-                )
-            loss.backward()
-            optimizer.step()
-            if deadline is not None and time.monotonic() > deadline:
-                out_of_time = True
-                break
-        metrics = evaluate_model(model, data.X_val, data.y_val, task=data.task, target_std=target_std)
-        if metrics["val_loss"] < best_loss:
-            best_loss, stale = metrics["val_loss"], 0
-            best_state, best_metrics = copy.deepcopy(model.state_dict()), {**metrics, "best_epoch": epoch}
-        else:
-            stale += 1
-        if should_cancel is not None and should_cancel():
-            cancelled = True
-        if out_of_time or cancelled or stale >= patience:
-            break
-    if best_state is None:
-        raise FloatingPointError("Training produced no finite validation loss.")
-    model.load_state_dict(best_state)
-    model.eval()
-    best_metrics["epochs"] = epoch
-    return TrainingOutcome(model=model, metrics=best_metrics, seconds=time.monotonic() - start, cancelled=cancelled)
+    trainer = Trainer(
+        model,
+        X_train=data.X_train,
+        y_train=data.y_train,
+        task=data.task,
+        settings=settings,
+        seed=seed,
+        validation=(data.X_val, data.y_val),
+        patience=patience,
+        target_std=data.preprocessing["target"].get("std", 1.0),
+    )
+    trainer.train(until_epoch=max_epochs, deadline=deadline, should_cancel=should_cancel)
+    return trainer.finish()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block, restoring the setting afterwards.
+
+    These networks gain little from intra-op threads, and when the CPU is shared (a web server
+    beside the worker) OpenMP's spin-waiting made an epoch loop 200x slower (0.1 s → 26 s); one
+    thread also makes latencies comparable between trials regardless of machine load.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def measure_latency_ms(model: torch.nn.Module, n_features: int, *, runs: int = 30, warmup: int = 5) -> float:
     """Median time of one single-row forward pass, on one CPU thread.
 
     One thread and batch size 1 mimic serving one request and make numbers comparable between
-    trials regardless of machine load; the thread setting is restored afterwards.
+    trials regardless of machine load.
 
     Returns:
         Milliseconds.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model.eval()
-        x = torch.zeros(1, n_features)
-        timings = []
-        with torch.inference_mode():
-            for i in range(warmup + runs):
-                start = time.perf_counter()
-                model(x)
-                if i >= warmup:
-                    timings.append((time.perf_counter() - start) * 1000.0)
-        return statistics.median(timings)
-    finally:
-        torch.set_num_threads(threads)
+    model.eval()
+    x = torch.zeros(1, n_features)
+    timings = []
+    with one_thread(), torch.inference_mode():
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                timings.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(timings)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
+import math
 import os
+import subprocess
+import sys
 import tempfile
 import warnings
 import zipfile
@@ -18,7 +22,7 @@ from nas_engine.errors import DatasetError, NasError
 from nas_engine.evaluator import predict_raw
 from nas_engine.model_card import model_card
 from nas_engine.results import Costs
-from nas_engine.spaces import MLPSpace
+from nas_engine.spaces import space_for_architecture
 
 BUNDLE_FILES = (
     "model.onnx",
@@ -30,17 +34,7 @@ BUNDLE_FILES = (
     "predict.py",
 )
 ONNX_TOLERANCE = 1e-4
-
-
-def load_model(architecture: dict, weights_path: str | Path, *, n_inputs: int, n_outputs: int) -> torch.nn.Module:
-    """Rebuild a trained network from its genome and saved weights.
-
-    Returns:
-        The model in eval mode.
-    """
-    model = MLPSpace().build_model(architecture, n_inputs, n_outputs)
-    model.load_state_dict(torch.load(weights_path, weights_only=True))
-    return model.eval()
+PREDICT_TIMEOUT_SECONDS = 300
 
 
 def predict_csv(model: torch.nn.Module, preprocessing: dict, csv_path: str | Path) -> list:
@@ -64,8 +58,8 @@ def predict_csv(model: torch.nn.Module, preprocessing: dict, csv_path: str | Pat
     return runtime.decode_outputs(predict_raw(model, matrix), preprocessing)
 
 
-def _check_rows(preprocessing: dict, n: int = 16) -> np.ndarray:
-    """Plausible encoded rows (around the training statistics) to compare ONNX with torch."""
+def _synthetic_rows(preprocessing: dict, n: int = 16) -> list[dict]:
+    """Plausible raw rows (around the training statistics), when no real rows are given."""
     rng = np.random.default_rng(0)
     rows = []
     for _ in range(n):
@@ -77,7 +71,45 @@ def _check_rows(preprocessing: dict, n: int = 16) -> np.ndarray:
                 options = f["categories"] + [""]
                 row[f["name"]] = options[int(rng.integers(len(options)))]
         rows.append(row)
-    return runtime.encode_rows(rows, preprocessing)
+    return rows
+
+
+def _same_predictions(first: list, second: list) -> bool:
+    """Labels must match exactly; regression values within the ONNX tolerance (float32 graphs)."""
+    if len(first) != len(second):
+        return False
+    return all(
+        math.isclose(float(a), float(b), rel_tol=ONNX_TOLERANCE, abs_tol=ONNX_TOLERANCE)
+        if isinstance(b, float)
+        else str(a) == str(b)
+        for a, b in zip(first, second, strict=True)
+    )
+
+
+def _check_predict_py(folder: Path, rows: list[dict], expected: list) -> None:
+    """Run the bundle's own predict.py on raw rows, as a user would, and compare with torch.
+
+    Raises:
+        NasError: predict.py fails or gives other predictions.
+    """
+    columns = list(rows[0])
+    with open(folder / "check_rows.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    done = subprocess.run(
+        [sys.executable, "predict.py", "check_rows.csv", "-o", "check_out.csv"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=PREDICT_TIMEOUT_SECONDS,
+    )
+    if done.returncode != 0:
+        raise NasError(f"The bundle's predict.py failed on the test rows: {done.stderr.strip()[-500:]}")
+    with open(folder / "check_out.csv", newline="", encoding="utf-8") as handle:
+        got = [row["prediction"] for row in csv.DictReader(handle)]
+    if not _same_predictions(got, expected):
+        raise NasError("The bundle's predict.py does not reproduce the model's predictions; it was not written.")
 
 
 def _export_onnx(model: torch.nn.Module, n_features: int, path: Path) -> None:
@@ -115,6 +147,25 @@ def onnx_max_abs_diff(model: torch.nn.Module, onnx_path: Path, inputs: np.ndarra
     return float(np.max(np.abs(onnx_out - predict_raw(model, inputs))))
 
 
+def analytic_costs(architecture: dict, n_inputs: int, n_outputs: int) -> Costs:
+    """Parameters, FLOPs and size from the genome (an ensemble costs the sum of its members)."""
+    if architecture.get("space") != "ensemble":
+        return space_for_architecture(architecture).costs(architecture, n_inputs, n_outputs)
+    members = [analytic_costs(member, n_inputs, n_outputs) for member in architecture["member_architectures"]]
+    params = sum(c.params for c in members)
+    return Costs(params=params, flops=sum(c.flops for c in members), latency_ms=None, size_bytes=params * 4)
+
+
+def describe_architecture(architecture: dict) -> list[str]:
+    """Readable layer lines of a genome, or of each member of an ensemble."""
+    if architecture.get("space") == "ensemble":
+        lines = [f"Ensemble of {len(architecture['member_architectures'])} networks (outputs averaged)"]
+        for number, member in zip(architecture["members"], architecture["member_architectures"], strict=True):
+            lines += [f"Member: trial {number}"] + [f"  {line}" for line in describe_architecture(member)]
+        return lines
+    return space_for_architecture(architecture).describe(architecture)
+
+
 def _entry(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -138,6 +189,7 @@ def export_bundle(
     dataset_name: str = "",
     extra: dict | None = None,
     costs: Costs | None = None,
+    check_rows: list[dict] | None = None,
 ) -> Path:
     """Write a zip with the model (ONNX and TorchScript), its preprocessing, a card and predict.py.
 
@@ -153,52 +205,68 @@ def export_bundle(
         dataset_name: Name of the training file, for the model card.
         extra: More JSON-serialisable facts for metrics.json (seed, config, trial number...).
         costs: Measured costs; analytic costs are computed when None.
+        check_rows: Raw rows (CSV cells by column, e.g. the test split) to verify the bundle on;
+            plausible synthetic rows when None.
 
     Returns:
         The path of the zip.
 
+    Before the zip is written, two checks run and are recorded in metrics.json: ONNX Runtime
+    against torch on the check rows (max abs difference <= 1e-4), and the bundle's own predict.py,
+    run in a subprocess on those rows as raw CSV, against the torch model's predictions.
+
     Raises:
-        NasError: The ONNX model does not reproduce the torch model within 1e-4.
+        NasError: A check failed; nothing is written.
     """
     out_path = Path(out_path)
     part = out_path.with_name(out_path.name + ".part")
     model = model.eval()
     n_in, n_out = preprocessing["n_features"], len(preprocessing["target"].get("labels", [])) or 1
-    space = MLPSpace()
-    costs = costs or space.costs(architecture, n_in, n_out)
+    costs = costs or analytic_costs(architecture, n_in, n_out)
+    layers = describe_architecture(architecture)
+    rows = check_rows or _synthetic_rows(preprocessing)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             onnx_path, script_path = Path(tmp) / "model.onnx", Path(tmp) / "model.pt"
             _export_onnx(model, n_in, onnx_path)
-            diff = onnx_max_abs_diff(model, onnx_path, _check_rows(preprocessing))
+            encoded = runtime.encode_rows(rows, preprocessing)
+            diff = onnx_max_abs_diff(model, onnx_path, encoded)
             if not diff <= ONNX_TOLERANCE:
                 raise NasError(
                     f"The ONNX export differs from the trained model by {diff:.2e} "
                     f"(limit {ONNX_TOLERANCE:g}); the bundle was not written."
                 )
             _export_torchscript(model, n_in, script_path)
+            predict_source = Path(runtime.__file__).read_text(encoding="utf-8")
+            (Path(tmp) / "predict.py").write_text(predict_source, encoding="utf-8")
+            (Path(tmp) / "preprocessing.json").write_text(json.dumps(preprocessing), encoding="utf-8")
+            _check_predict_py(Path(tmp), rows, runtime.decode_outputs(predict_raw(model, encoded), preprocessing))
             record = {
                 **(extra or {}),
                 "metrics": metrics,
                 "costs": costs.to_dict(),
                 "versions": _versions(),
-                "checks": {"onnx_max_abs_diff": diff},
+                "checks": {
+                    "rows": len(rows),
+                    "rows_source": "given" if check_rows else "synthetic",
+                    "onnx_max_abs_diff": diff,
+                    "onnx_tolerance": ONNX_TOLERANCE,
+                    "predict_py_reproduces_predictions": True,
+                },
             }
             texts = {
                 "preprocessing.json": json.dumps(preprocessing, indent=2),
-                "architecture.json": json.dumps(
-                    {"genome": architecture, "layers": space.describe(architecture)}, indent=2
-                ),
+                "architecture.json": json.dumps({"genome": architecture, "layers": layers}, indent=2),
                 "metrics.json": json.dumps(record, indent=2, default=str),
                 "MODEL_CARD.md": model_card(
                     architecture=architecture,
-                    layers=space.describe(architecture),
+                    layers=layers,
                     preprocessing=preprocessing,
                     metrics=metrics,
                     costs=costs,
                     dataset_name=dataset_name,
                 ),
-                "predict.py": Path(runtime.__file__).read_text(encoding="utf-8"),
+                "predict.py": predict_source,
             }
             with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
                 for name, path in (("model.onnx", onnx_path), ("model.pt", script_path)):

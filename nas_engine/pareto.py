@@ -1,18 +1,44 @@
-"""Pareto front of (score to maximise, cost to minimise) pairs."""
+"""Pareto fronts: of objective vectors to minimise (any dimension), and of (score, cost) pairs."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import groupby
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """True when ``a`` is no worse than ``b`` in every objective and better in one (all minimised)."""
+    return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
+
+
+def pareto_front_nd(vectors: Sequence[Sequence[float] | None]) -> list[int]:
+    """Return the indices of the non-dominated vectors, every objective being minimised.
+
+    Identical vectors are all kept. None entries and vectors with a NaN are ignored, so
+    ``results.objective_vector`` output can be passed as it is. Sorting lexicographically first
+    means a vector can only be dominated by one before it, so each is compared with the front
+    found so far: O(n·f) for a front of f points.
+
+    Args:
+        vectors: Objective values, all of the same length (2 or 3 in practice).
+
+    Returns:
+        Indices into ``vectors``, in ascending order.
+    """
+    valid = [i for i, v in enumerate(vectors) if v is not None and not any(math.isnan(x) for x in v)]
+    front: list[int] = []
+    for i in sorted(valid, key=lambda i: tuple(vectors[i])):
+        if not any(dominates(vectors[j], vectors[i]) for j in front):
+            front.append(i)
+    return sorted(front)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Return the indices of the non-dominated points.
+    """Return the indices of the non-dominated ``(score, cost)`` pairs (score maximised).
 
     A point is dominated when another has a score at least as high and a cost at least as low,
-    and is strictly better in one of them. Identical points are all kept. Points with a NaN are
-    ignored. Runs in O(n log n).
+    and is strictly better in one of them. Identical points are all kept; points with a NaN are
+    ignored.
 
     Args:
         points: ``(score, cost)`` pairs, e.g. ``(accuracy, params)``.
@@ -20,14 +46,4 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     Returns:
         Indices into ``points``, in ascending order.
     """
-    valid = [i for i, (s, c) in enumerate(points) if not (math.isnan(s) or math.isnan(c))]
-    order = sorted(valid, key=lambda i: (-points[i][0], points[i][1]))
-    front: list[int] = []
-    cheapest_better = math.inf  # lowest cost among points with a strictly higher score
-    for _, group in groupby(order, key=lambda i: points[i][0]):
-        group = list(group)
-        group_min = points[group[0]][1]  # sorted by cost within equal scores
-        if group_min < cheapest_better:
-            front.extend(i for i in group if points[i][1] == group_min)
-            cheapest_better = group_min
-    return sorted(front)
+    return pareto_front_nd([(-score, cost) for score, cost in points])

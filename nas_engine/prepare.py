@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +11,7 @@ import numpy as np
 from nas_engine.dataset import detect_task, is_numeric, read_table, unknown_column_error
 from nas_engine.errors import DatasetError
 from nas_engine.runtime import category_of, encode_rows, is_missing, parse_number
+from nas_engine.spaces import detect_image_shape
 
 TASKS = ("classification", "regression")
 MIN_ROWS = 10
@@ -23,7 +24,9 @@ class PreparedData:
     """Encoded train/validation/test splits and the preprocessing that produced them.
 
     Features are float32; labels are int64 class indices (classification) or float32
-    standardised targets (regression).
+    standardised targets (regression). ``image_shape`` is ``(C, H, W)`` when the feature columns
+    look like the pixels of an image; ``raw_test_rows`` are the test split's raw CSV cells (one
+    dict per row, target included), so an export can check predict.py from raw input.
     """
 
     X_train: np.ndarray
@@ -39,6 +42,8 @@ class PreparedData:
     target: str
     feature_columns: tuple[str, ...]
     source_rows: int
+    image_shape: tuple[int, int, int] | None = None
+    raw_test_rows: list[dict] = field(default_factory=list)
 
 
 def prepare_data(
@@ -116,6 +121,8 @@ def prepare_data(
         target=target,
         feature_columns=tuple(features),
         source_rows=source_rows,
+        image_shape=detect_image_shape([f["kind"] for f in prep["features"]]),
+        raw_test_rows=[rows[i] for i in test],
     )
 
 

@@ -103,9 +103,10 @@ class StatusEvent:
 class SearchResult:
     """Everything a search produced.
 
-    ``front`` lists the trial numbers on the score/parameters Pareto front; ``best`` is the
-    completed trial with the highest score; ``test_metrics`` are the best model's metrics on
-    the held-out test split.
+    ``front`` lists the trial numbers on the Pareto front over ``objectives`` (completed trials;
+    pruned ones only when no trial completed); ``best`` is the front trial with the highest
+    score; ``test_metrics`` are the best model's metrics on the held-out test split (as trained
+    during the search; ``finalize.finalize_front`` refits and re-scores).
     """
 
     trials: list[TrialResult]
@@ -115,6 +116,7 @@ class SearchResult:
     elapsed_seconds: float
     task: str
     test_metrics: dict = field(default_factory=dict)
+    objectives: tuple[str, ...] = ("score", "params")
 
     def to_dict(self) -> dict:
         return {
@@ -125,4 +127,5 @@ class SearchResult:
             "elapsed_seconds": self.elapsed_seconds,
             "task": self.task,
             "test_metrics": dict(self.test_metrics),
+            "objectives": list(self.objectives),
         }

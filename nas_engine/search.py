@@ -1,4 +1,5 @@
-"""The search loop: ask the strategy, check constraints, train, report, tell."""
+"""The search loop: ask the strategy for a bracket of architectures, check constraints, train them
+rung by rung (one full rung when multi-fidelity is off), report each once its fate is known."""
 
 from __future__ import annotations
 
@@ -8,15 +9,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nas_engine.config import SearchConfig
 from nas_engine.errors import ConstraintError, NasError
-from nas_engine.evaluator import evaluate_model, measure_latency_ms, train_model
-from nas_engine.pareto import pareto_front
+from nas_engine.evaluator import (
+    CrossValidatedTrainer,
+    Trainer,
+    TrainSettings,
+    auto_cv_folds,
+    evaluate_model,
+    measure_latency_ms,
+    one_thread,
+)
+from nas_engine.fidelity import brackets, rung_epochs, survivors, training_rows
+from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData
-from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
-from nas_engine.spaces import MLPSpace, SearchSpace
+from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, objective_vector
+from nas_engine.spaces import SearchSpace, make_space
 from nas_engine.strategies import STRATEGIES
 
 logger = logging.getLogger(__name__)
@@ -24,6 +35,7 @@ logger = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 5
 MAX_CONSECUTIVE_REJECTIONS = 200
 MAX_DUPLICATE_DRAWS = 200  # this many repeats in a row means the space is exhausted
+MAX_BRACKET_SIZE = 81  # eta**rungs explodes with many rungs (max_epochs 10,000); rungs past it keep one
 
 
 def _analytic_violation(costs: Costs, config: SearchConfig) -> str:
@@ -31,6 +43,8 @@ def _analytic_violation(costs: Costs, config: SearchConfig) -> str:
         return f"{costs.params:,} parameters is above the limit of {config.max_params:,}."
     if config.max_flops is not None and costs.flops > config.max_flops:
         return f"{costs.flops:,} FLOPs is above the limit of {config.max_flops:,}."
+    if config.max_size_bytes is not None and costs.size_bytes > config.max_size_bytes:
+        return f"{costs.size_bytes:,} bytes of weights is above the limit of {config.max_size_bytes:,}."
     return ""
 
 
@@ -42,6 +56,11 @@ def _check_feasible(space: SearchSpace, config: SearchConfig, data: PreparedData
             f"No architecture in the search space fits max_params={config.max_params:,}; "
             f"the smallest possible has {smallest:,} parameters."
         )
+    if config.max_size_bytes is not None and config.max_size_bytes < smallest * 4:  # float32 weights
+        raise ConstraintError(
+            f"No architecture in the search space fits max_size_bytes={config.max_size_bytes:,}; "
+            f"the smallest possible takes {smallest * 4:,} bytes."
+        )
     cheapest = space.smallest_flops(n_in, n_out)
     if config.max_flops is not None and config.max_flops < cheapest:
         raise ConstraintError(
@@ -50,9 +69,17 @@ def _check_feasible(space: SearchSpace, config: SearchConfig, data: PreparedData
         )
 
 
-def _rank(trial: TrialResult) -> tuple[float, int]:
-    # Highest score; among equal scores the smaller network, so the best is on the Pareto front.
-    return trial.metrics["score"], -trial.costs.params
+@dataclasses.dataclass
+class _Candidate:
+    """An architecture being trained in a bracket, until it is reported."""
+
+    number: int
+    arch: dict
+    costs: Costs
+    trainer: Trainer | CrossValidatedTrainer | None = (
+        None  # built when it first trains, so a big bracket costs no memory upfront
+    )
+    epochs_budget: int = 0  # the highest rung it was trained for
 
 
 class _Loop:
@@ -62,14 +89,41 @@ class _Loop:
         self.config, self.data, self.space = config, data, space
         self.on_trial, self.on_status, self.should_cancel = on_trial, on_status, should_cancel
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
-        self.strategy = STRATEGIES[config.strategy](space=space, seed=config.seed)
+        self.strategy = STRATEGIES[config.strategy](space=space, seed=config.seed, objectives=config.objectives)
+        min_epochs = min(config.min_epochs, config.max_epochs)  # only checked when fidelity is on
+        self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=config.max_epochs, eta=config.eta)
+        self.cv_folds = config.cv_folds or auto_cv_folds(len(data.X_train))
         self.start = time.monotonic()
         self.deadline = self.start + config.budget_seconds
         self.trials: list[TrialResult] = []
         self.seen: set[str] = set()
-        self.trained = 0
-        self.best_state: dict | None = None
-        self.best: TrialResult | None = None
+        self.next_number = 0
+        self.trained = 0  # architectures that passed the analytic checks (what max_trials counts)
+        self.failures = self.rejections = 0  # in a row
+        self.exhausted = self.cancelled = False
+        self.best: dict[TrialStatus, tuple[TrialResult, dict]] = {}  # per status: best trial and its weights
+
+    # --- reporting ---------------------------------------------------------------------------
+
+    def progress(self) -> float:
+        by_time = (time.monotonic() - self.start) / self.config.budget_seconds
+        by_trials = self.trained / self.config.max_trials if self.config.max_trials else 0.0
+        return min(1.0, max(by_time, by_trials))
+
+    def status(self, status: str, message: str = "", progress: float | None = None) -> None:
+        if self.on_status is not None:
+            value = self.progress() if progress is None else progress
+            self.on_status(StatusEvent(status=status, progress=value, message=message))
+
+    def record(self, result: TrialResult) -> None:
+        self.trials.append(result)
+        if self.on_trial is not None:
+            self.on_trial(result)
+        self.strategy.tell([result])
+
+    def rank(self, trial: TrialResult) -> tuple[float, ...]:
+        # Highest score, ties broken by the costs in objective order: the top trial is on the front.
+        return tuple(-value for value in objective_vector(trial, self.config.objectives))
 
     def untrained(self, status: TrialStatus, arch: dict, number: int, costs: Costs, message: str) -> TrialResult:
         """A trial that ends without a trained model: rejected by a limit, or failed."""
@@ -84,123 +138,213 @@ class _Loop:
             message=message,
         )
 
-    def progress(self) -> float:
-        by_time = (time.monotonic() - self.start) / self.config.budget_seconds
-        by_trials = self.trained / self.config.max_trials if self.config.max_trials else 0.0
-        return min(1.0, max(by_time, by_trials))
+    def fail(self, number: int, arch: dict, costs: Costs, exc: Exception) -> None:
+        """Record a broken trial; a broken trial must not end the search unless they keep coming."""
+        logger.error("Trial %d failed", number, exc_info=exc)
+        self.failures += 1
+        result = self.untrained(TrialStatus.FAILED, arch, number, costs, f"{type(exc).__name__}: {exc}")
+        self.record(result)
+        if self.failures >= MAX_CONSECUTIVE_FAILURES:
+            message = f"{self.failures} trials failed in a row; last error: {result.message}"
+            self.status("failed", message)
+            raise NasError(message)
+        self.status("running", f"Trial {number} failed.")
 
-    def status(self, status: str, message: str = "", progress: float | None = None) -> None:
-        if self.on_status is not None:
-            value = self.progress() if progress is None else progress
-            self.on_status(StatusEvent(status=status, progress=value, message=message))
-
-    def done(self) -> bool:
-        return time.monotonic() >= self.deadline or (
-            self.config.max_trials is not None and self.trained >= self.config.max_trials
-        )
-
-    def next_architecture(self) -> dict | None:
-        for _ in range(MAX_DUPLICATE_DRAWS):
-            arch = self.strategy.ask(1)[0]
-            if self.space.arch_hash(arch) not in self.seen:
-                return arch
-        return None
-
-    def record(self, result: TrialResult) -> None:
-        self.trials.append(result)
-        self.seen.add(result.arch_hash)
-        if self.on_trial is not None:
-            self.on_trial(result)
-        self.strategy.tell([result])
-
-    def evaluate(self, arch: dict, number: int, costs: Costs) -> tuple[TrialResult, bool]:
-        """Train and measure one architecture; returns the result and whether the user cancelled."""
+    def conclude(self, candidate: _Candidate, status: TrialStatus) -> None:
+        """Report a trained candidate: completed (reached the top rung) or pruned (stopped lower)."""
         config, data = self.config, self.data
-        torch.manual_seed(config.seed + number)
-        model = self.space.build_model(arch, data.n_features, data.n_outputs)
-        outcome = train_model(
-            model,
-            data,
-            lr=arch.get("lr", 1e-3),
-            max_epochs=config.max_epochs,
-            patience=config.patience,
-            seed=config.seed + number,
-            deadline=self.deadline,
-            should_cancel=self.should_cancel,
-        )
+        try:
+            outcome = candidate.trainer.finish()
+        except FloatingPointError as exc:
+            self.fail(candidate.number, candidate.arch, candidate.costs, exc)
+            return
         latency = measure_latency_ms(outcome.model, data.n_features)
-        costs = dataclasses.replace(costs, latency_ms=latency)
         common = {
-            "number": number,
-            "architecture": arch,
-            "arch_hash": self.space.arch_hash(arch),
-            "metrics": outcome.metrics,
-            "costs": costs,
+            "number": candidate.number,
+            "architecture": candidate.arch,
+            "arch_hash": self.space.arch_hash(candidate.arch),
+            "metrics": {**outcome.metrics, "epochs_budget": candidate.epochs_budget},
+            "costs": dataclasses.replace(candidate.costs, latency_ms=latency),
             "train_seconds": outcome.seconds,
         }
         if config.max_latency_ms is not None and latency > config.max_latency_ms:
             message = f"Measured latency {latency:.3f} ms is above the limit of {config.max_latency_ms:g} ms."
-            return TrialResult(status=TrialStatus.REJECTED, message=message, **common), outcome.cancelled
-        weights_path = None
-        if self.artifacts_dir is not None:
-            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-            weights_path = self.artifacts_dir / f"trial_{number}.pt"
-            torch.save(outcome.model.state_dict(), weights_path)
-        result = TrialResult(status=TrialStatus.COMPLETED, weights_path=weights_path and str(weights_path), **common)
-        if self.best is None or _rank(result) > _rank(self.best):
-            self.best, self.best_state = result, {k: v.clone() for k, v in outcome.model.state_dict().items()}
-        return result, outcome.cancelled
+            result = TrialResult(status=TrialStatus.REJECTED, message=message, **common)
+        else:
+            weights_path = None
+            if self.artifacts_dir is not None:
+                self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+                weights_path = self.artifacts_dir / f"trial_{candidate.number}.pt"
+                torch.save(outcome.model.state_dict(), weights_path)
+            result = TrialResult(status=status, weights_path=weights_path and str(weights_path), **common)
+            held = self.best.get(status)
+            if held is None or self.rank(result) > self.rank(held[0]):
+                self.best[status] = (result, {k: v.clone() for k, v in outcome.model.state_dict().items()})
+        self.record(result)
+        self.status("running", f"Trial {candidate.number} {result.status.value}.")
+
+    # --- proposing ---------------------------------------------------------------------------
+
+    def out_of_budget(self) -> bool:
+        return time.monotonic() >= self.deadline or (
+            self.config.max_trials is not None and self.trained >= self.config.max_trials
+        )
+
+    def propose(self, n: int) -> list[_Candidate]:
+        """Ask the strategy for up to ``n`` new architectures that pass the analytic limits.
+
+        Duplicates are skipped; rejected ones are reported at once. Fewer than ``n`` come back
+        when the budget runs out or the space looks exhausted (``self.exhausted``).
+        """
+        candidates: list[_Candidate] = []
+        duplicates = 0
+        while len(candidates) < n and not self.out_of_budget():
+            for arch in self.strategy.ask(n - len(candidates)):
+                arch_hash = self.space.arch_hash(arch)
+                if arch_hash in self.seen:
+                    duplicates += 1
+                    if duplicates >= MAX_DUPLICATE_DRAWS:
+                        self.exhausted = True
+                        return candidates
+                    continue
+                duplicates = 0
+                self.seen.add(arch_hash)
+                number, self.next_number = self.next_number, self.next_number + 1
+                candidate = self.admit(number, arch)
+                if candidate is not None:
+                    candidates.append(candidate)
+        return candidates
+
+    def admit(self, number: int, arch: dict) -> _Candidate | None:
+        """Reject ``arch`` if it breaks an analytic limit, else make it a candidate."""
+        data = self.data
+        costs = self.space.costs(arch, data.n_features, data.n_outputs)
+        violation = _analytic_violation(costs, self.config)
+        if violation:
+            self.rejections += 1
+            if self.rejections >= MAX_CONSECUTIVE_REJECTIONS:
+                raise ConstraintError(
+                    f"{self.rejections} architectures in a row broke the limits (last: {violation}) "
+                    "Loosen max_params, max_flops or max_size_bytes."
+                )
+            self.record(self.untrained(TrialStatus.REJECTED, arch, number, costs, violation))
+            return None
+        self.rejections = 0
+        self.trained += 1
+        return _Candidate(number=number, arch=arch, costs=costs)
+
+    def trainer(self, candidate: _Candidate) -> Trainer | CrossValidatedTrainer:
+        """The candidate's trainer, building its network (seeded by its number) the first time;
+        k-fold over train+validation when ``cv_folds`` > 1, else the fixed validation split."""
+        if candidate.trainer is not None:
+            return candidate.trainer
+        data, seed = self.data, self.config.seed + candidate.number
+        torch.manual_seed(seed)
+
+        def build() -> torch.nn.Module:
+            return self.space.build_model(candidate.arch, data.n_features, data.n_outputs)
+
+        common = {
+            "task": data.task,
+            "settings": TrainSettings.from_architecture(candidate.arch),
+            "seed": seed,
+            "patience": self.config.patience,
+            "target_std": data.preprocessing["target"].get("std", 1.0),
+        }
+        if self.cv_folds > 1:
+            X, y = np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val])
+            candidate.trainer = CrossValidatedTrainer(build, X=X, y=y, folds=self.cv_folds, **common)
+        else:
+            candidate.trainer = Trainer(
+                build(), X_train=data.X_train, y_train=data.y_train, validation=(data.X_val, data.y_val), **common
+            )
+        return candidate.trainer
+
+    # --- training ----------------------------------------------------------------------------
+
+    def run_bracket(self, candidates: list[_Candidate], first_rung: int) -> bool:
+        """Successive halving from ``first_rung``: train every candidate to the rung, report and drop
+        all but the best 1/eta, continue the survivors (from their weights and optimiser state)
+        to the next rung; those that reach the top rung are completed.
+
+        Returns:
+            False when the search must stop (deadline or cancel request).
+        """
+        alive, top = list(candidates), len(self.rungs) - 1
+        n_rows = len(self.data.X_train)
+        for rung in range(first_rung, top + 1):
+            epochs = self.rungs[rung]
+            rows = training_rows(n_rows, epochs=epochs, max_epochs=self.config.max_epochs)
+            for candidate in list(alive):
+                if time.monotonic() >= self.deadline:
+                    return self.expire(alive)
+                try:
+                    self.trainer(candidate).train(
+                        until_epoch=epochs,
+                        rows=rows if rows < n_rows else None,
+                        deadline=self.deadline,
+                        should_cancel=self.should_cancel,
+                    )
+                except Exception as exc:  # a broken trial must not end the search; keep the reason
+                    alive.remove(candidate)
+                    self.fail(candidate.number, candidate.arch, candidate.costs, exc)
+                    continue
+                self.failures = 0
+                candidate.epochs_budget = epochs
+                if candidate.trainer.cancelled:
+                    self.cancelled = True  # the interrupted trials are not reported: stopped, not judged
+                    return False
+                if candidate.trainer.out_of_time:
+                    return self.expire(alive)
+            if rung == top:
+                break
+            alive.sort(key=lambda c: (c.trainer.score, -c.costs.params), reverse=True)
+            keep = survivors(len(alive), eta=self.config.eta)
+            for candidate in alive[keep:]:
+                self.conclude(candidate, TrialStatus.PRUNED)
+            alive = alive[:keep]
+        for candidate in alive:
+            self.conclude(candidate, TrialStatus.COMPLETED)
+        return True
+
+    def expire(self, alive: list[_Candidate]) -> bool:
+        """The budget ran out inside a bracket: report what was trained (at the top rung: completed,
+        even if cut short, as without multi-fidelity); untrained candidates are dropped."""
+        for candidate in alive:
+            if candidate.trainer is not None and candidate.trainer.epochs > 0:
+                top = candidate.epochs_budget == self.rungs[-1]
+                self.conclude(candidate, TrialStatus.COMPLETED if top else TrialStatus.PRUNED)
+        return False
 
     def run(self) -> SearchResult:
-        config, data = self.config, self.data
+        config = self.config
         self.status("running", "Search started.", progress=0.0)
-        failures = rejections = 0
-        cancelled = False
-        while not self.done():
+        for bracket in brackets(config.fidelity, n_rungs=len(self.rungs), eta=config.eta):
+            if self.out_of_budget() or self.exhausted:
+                break
             if self.should_cancel is not None and self.should_cancel():
-                cancelled = True
+                self.cancelled = True
                 break
-            arch = self.next_architecture()
-            if arch is None:
+            size = min(bracket.size, MAX_BRACKET_SIZE)
+            if config.max_trials is not None:
+                size = min(size, config.max_trials - self.trained)
+            candidates = self.propose(size)
+            if candidates and not self.run_bracket(candidates, bracket.first_rung):
                 break
-            number = len(self.trials)
-            costs = self.space.costs(arch, data.n_features, data.n_outputs)
-            violation = _analytic_violation(costs, config)
-            if violation:
-                rejections += 1
-                if rejections >= MAX_CONSECUTIVE_REJECTIONS:
-                    raise ConstraintError(
-                        f"{rejections} architectures in a row broke the limits (last: {violation}) "
-                        "Loosen max_params or max_flops."
-                    )
-                self.record(self.untrained(TrialStatus.REJECTED, arch, number, costs, violation))
-                continue
-            rejections = 0
-            self.trained += 1
-            try:
-                result, cancelled = self.evaluate(arch, number, costs)
-                failures = 0
-            except Exception as exc:  # a broken trial must not end the search; keep the reason
-                logger.exception("Trial %d failed", number)
-                failures += 1
-                result = self.untrained(TrialStatus.FAILED, arch, number, costs, f"{type(exc).__name__}: {exc}")
-            if cancelled:
-                break  # the interrupted trial is not reported: it was stopped, not judged
-            self.record(result)
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                message = f"{failures} trials failed in a row; last error: {result.message}"
-                self.status("failed", message)
-                raise NasError(message)
-            self.status("running", f"Trial {number} {result.status.value}.")
-        return self.finish(cancelled)
+        return self.finish()
 
-    def finish(self, cancelled: bool) -> SearchResult:
+    def finish(self) -> SearchResult:
         completed = [t for t in self.trials if t.status is TrialStatus.COMPLETED]
-        front = pareto_front([(t.metrics["score"], t.costs.params) for t in completed])
+        # Pruned trials stand in only when the budget let none complete, so there is a model to use.
+        finalists = completed or [t for t in self.trials if t.status is TrialStatus.PRUNED]
+        vectors = [objective_vector(t, self.config.objectives) for t in finalists]
+        front = [finalists[i] for i in pareto_front_nd(vectors)]
+        held = self.best.get(finalists[0].status) if finalists else None
         test_metrics = {}
-        if self.best is not None:
-            model = self.space.build_model(self.best.architecture, self.data.n_features, self.data.n_outputs)
-            model.load_state_dict(self.best_state)
+        if held is not None:
+            best, state = held
+            model = self.space.build_model(best.architecture, self.data.n_features, self.data.n_outputs)
+            model.load_state_dict(state)
             test_metrics = evaluate_model(
                 model,
                 self.data.X_test,
@@ -210,14 +354,15 @@ class _Loop:
             )
         result = SearchResult(
             trials=list(self.trials),
-            front=[completed[i].number for i in front],
-            best=self.best,
-            cancelled=cancelled,
+            front=sorted(t.number for t in front),
+            best=held[0] if held else None,
+            cancelled=self.cancelled,
             elapsed_seconds=time.monotonic() - self.start,
             task=self.data.task,
             test_metrics=test_metrics,
+            objectives=self.config.objectives,
         )
-        if cancelled:
+        if self.cancelled:
             self.status("cancelled", "Search cancelled.")
         else:
             self.status("finished", f"{len(completed)} trials completed.", progress=1.0)
@@ -235,34 +380,35 @@ def run_search(
 ) -> SearchResult:
     """Search architectures until the budget, the trial limit or a cancel request stops it.
 
-    Architectures breaking ``max_params``/``max_flops`` are rejected before training;
-    ``max_latency_ms`` is checked after training. Each trial seeds torch with
-    ``config.seed + number``. Training runs on one torch thread (restored afterwards).
+    Architectures breaking ``max_params``/``max_flops``/``max_size_bytes`` are rejected before
+    training; ``max_latency_ms`` is checked after training. With ``config.fidelity`` set, many
+    architectures train for a few epochs and only the best continue (see ``fidelity``); each is
+    reported once, completed or pruned. Each trial seeds torch with ``config.seed + number``.
+    Training runs on one torch thread, with deterministic algorithms (both restored afterwards).
 
     Args:
         config: What to search for.
         data: Output of ``prepare_data``.
-        on_trial: Called with every trial result, rejected and failed ones included.
+        on_trial: Called with every trial result, pruned, rejected and failed ones included.
         on_status: Called with progress events (running, finished, cancelled, failed).
-        should_cancel: Polled between trials and epochs; return True to stop.
-        artifacts_dir: Where to save ``trial_{number}.pt`` weights of completed trials.
+        should_cancel: Polled between brackets and epochs; return True to stop.
+        artifacts_dir: Where to save ``trial_{number}.pt`` weights of completed and pruned trials.
 
     Returns:
-        All trials, the Pareto front (score vs. parameters) and the best trial.
+        All trials, the Pareto front over ``config.objectives`` and the best trial.
 
     Raises:
         ConstraintError: No architecture in the space can meet the limits.
         NasError: Too many trials failed in a row.
     """
-    space = MLPSpace()
+    space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape)
     _check_feasible(space, config, data)
     # The first Adam pulls in torch._dynamo (~1 s); do it now so trial 0's time is not inflated.
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-    # One thread: these MLPs gain nothing from intra-op threads, and when the CPU is shared (a web
-    # server beside the worker) OpenMP's spin-waiting made an epoch loop 200x slower (0.1 s → 26 s).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _Loop(config, data, space, on_trial, on_status, should_cancel, artifacts_dir).run()
+        with one_thread():
+            return _Loop(config, data, space, on_trial, on_status, should_cancel, artifacts_dir).run()
     finally:
-        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from nas_engine.errors import ConstraintError
 from nas_engine.spaces.base import SearchSpace
+from nas_engine.spaces.cnn import CNNSpace
 from nas_engine.spaces.mlp import MLPSpace
 
-SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace}
+SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace, "cnn": CNNSpace}
 
 
 def detect_image_shape(feature_kinds: list[str]) -> tuple[int, int, int] | None:
@@ -31,14 +32,30 @@ def make_space(name: str, *, n_inputs: int, image_shape: tuple[int, int, int] | 
     """
     if name == "auto":
         name = "cnn" if image_shape is not None and "cnn" in SPACES else "mlp"
-    if name not in SPACES:
-        raise ConstraintError(f"Unknown search space '{name}'; known spaces: auto, {', '.join(SPACES)}.")
-    return SPACES[name]()
+    return _space_class(name).for_data(n_inputs=n_inputs, image_shape=image_shape)
 
 
 def space_for_architecture(arch: dict) -> SearchSpace:
-    """The space that built ``arch``, from the genome alone (its ``"space"`` key; MLP when absent)."""
-    return SPACES[arch.get("space", "mlp")]()
+    """The space that built ``arch``, from the genome alone (its ``"space"`` key; MLP when absent).
+
+    Raises:
+        ConstraintError: The genome names an unknown space.
+    """
+    return _space_class(arch.get("space", "mlp")).for_architecture(arch)
 
 
-__all__ = ["SPACES", "MLPSpace", "SearchSpace", "detect_image_shape", "make_space", "space_for_architecture"]
+def _space_class(name: str) -> type[SearchSpace]:
+    if name not in SPACES:
+        raise ConstraintError(f"Unknown search space '{name}'; known spaces: auto, {', '.join(SPACES)}.")
+    return SPACES[name]
+
+
+__all__ = [
+    "SPACES",
+    "CNNSpace",
+    "MLPSpace",
+    "SearchSpace",
+    "detect_image_shape",
+    "make_space",
+    "space_for_architecture",
+]

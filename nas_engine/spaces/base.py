@@ -20,6 +20,21 @@ class SearchSpace(ABC):
 
     name: str = ""
 
+    @classmethod
+    def for_data(cls, *, n_inputs: int, image_shape: tuple[int, int, int] | None = None) -> SearchSpace:
+        """Build the space for a dataset of ``n_inputs`` feature columns (pixels when ``image_shape``
+        is given). Spaces that need more than a column count override this.
+
+        Raises:
+            ConstraintError: The data does not suit this space.
+        """
+        return cls()
+
+    @classmethod
+    def for_architecture(cls, arch: dict) -> SearchSpace:
+        """Rebuild the space that produced ``arch`` from the genome alone."""
+        return cls()
+
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> dict:
         """Draw a random architecture."""

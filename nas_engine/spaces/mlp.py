@@ -1,4 +1,9 @@
-"""Search space of multi-layer perceptrons for tabular data."""
+"""Search space of multi-layer perceptrons for tabular data, with their training settings.
+
+Costs are analytic: ``params`` is the exact parameter count of the built module and ``flops``
+counts multiply-accumulates (MACs) of the Linear layers; normalisation, activations and the
+residual additions are not counted.
+"""
 
 from __future__ import annotations
 
@@ -8,98 +13,146 @@ import numpy as np
 
 from nas_engine.results import Costs
 from nas_engine.spaces.base import SearchSpace
+from nas_engine.spaces.blocks import ACTIVATION_NAMES, activation, residual_class
+from nas_engine.spaces.training import (
+    TRAIN_DECISIONS,
+    describe_train,
+    mutate_train,
+    pick,
+    sample_train,
+    train_settings,
+)
 
-UNITS = (8, 16, 32, 64, 128, 256)
-ACTIVATIONS = ("relu", "gelu", "tanh", "silu")
+UNITS = (8, 16, 32, 64, 128, 256, 512)
 DROPOUTS = (0.0, 0.1, 0.2, 0.3)
-LEARNING_RATES = (1e-3, 3e-3, 1e-2)
-MIN_DEPTH, MAX_DEPTH = 1, 4
-
-
-def _pick(options, rng: np.random.Generator, *, other_than=None):
-    choices = [o for o in options if o != other_than] or list(options)
-    return choices[int(rng.integers(len(choices)))]
+NORMS = ("none", "batch", "layer")
+MIN_DEPTH, MAX_DEPTH = 1, 6
+LAYER_KEYS = ("units", "activation", "dropout")
+_NORM_LABELS = {"batch": "batch-norm", "layer": "layer-norm"}
 
 
 class MLPSpace(SearchSpace):
-    """MLPs of 1-4 hidden layers.
+    """MLPs of 1-6 hidden layers, searched jointly with their training settings.
 
-    Genome: ``{"layers": [{"units", "activation", "dropout"}, ...], "lr": float}``.
+    Genome::
+
+        {"space": "mlp",
+         "layers": [{"units": 64, "activation": "relu", "dropout": 0.1}, ...],
+         "norm": "none" | "batch" | "layer",   # one choice for the whole network
+         "residual": bool,                     # a skip around every hidden layer
+         "train": {"lr", "weight_decay", "batch_size", "optimizer"}}
+
+    A hidden layer is Linear → norm → activation → dropout. With ``residual`` its input is added
+    to its output, as is when the widths match, else through a bias-free Linear projection.
     """
 
     name = "mlp"
 
     def _layer(self, rng: np.random.Generator) -> dict:
-        return {"units": _pick(UNITS, rng), "activation": _pick(ACTIVATIONS, rng), "dropout": _pick(DROPOUTS, rng)}
+        return {"units": pick(UNITS, rng), "activation": pick(ACTIVATION_NAMES, rng), "dropout": pick(DROPOUTS, rng)}
 
     def sample(self, rng: np.random.Generator) -> dict:
         depth = int(rng.integers(MIN_DEPTH, MAX_DEPTH + 1))
-        return {"layers": [self._layer(rng) for _ in range(depth)], "lr": _pick(LEARNING_RATES, rng)}
+        return {
+            "space": self.name,
+            "layers": [self._layer(rng) for _ in range(depth)],
+            "norm": pick(NORMS, rng),
+            "residual": bool(rng.integers(2)),
+            "train": sample_train(rng),
+        }
 
     def mutate(self, arch: dict, rng: np.random.Generator) -> dict:
-        child = copy.deepcopy(arch)
+        child = _with_defaults(copy.deepcopy(arch))
         layers = child["layers"]
-        moves = ["units", "activation", "dropout", "lr"]
+        moves = [*LAYER_KEYS, "norm", "residual", "train"]
         moves += ["add"] if len(layers) < MAX_DEPTH else []
         moves += ["remove"] if len(layers) > MIN_DEPTH else []
-        move = _pick(moves, rng)
-        if move == "lr":
-            child["lr"] = _pick(LEARNING_RATES, rng, other_than=child["lr"])
+        move = pick(moves, rng)
+        if move == "train":
+            child["train"] = mutate_train(child["train"], rng)
+        elif move == "norm":
+            child["norm"] = pick(NORMS, rng, other_than=child["norm"])
+        elif move == "residual":
+            child["residual"] = not child["residual"]
         elif move == "add":
             layers.insert(int(rng.integers(len(layers) + 1)), self._layer(rng))
         elif move == "remove":
             layers.pop(int(rng.integers(len(layers))))
         else:
-            options = {"units": UNITS, "activation": ACTIVATIONS, "dropout": DROPOUTS}[move]
+            options = {"units": UNITS, "activation": ACTIVATION_NAMES, "dropout": DROPOUTS}[move]
             layer = layers[int(rng.integers(len(layers)))]
-            layer[move] = _pick(options, rng, other_than=layer[move])
+            layer[move] = pick(options, rng, other_than=layer[move])
         return child
 
     def decisions(self) -> dict[str, tuple]:
-        choices: dict[str, tuple] = {"depth": tuple(range(MIN_DEPTH, MAX_DEPTH + 1))}
+        choices: dict[str, tuple] = {
+            "depth": tuple(range(MIN_DEPTH, MAX_DEPTH + 1)),
+            "norm": NORMS,
+            "residual": (False, True),
+        }
         for i in range(MAX_DEPTH):
-            choices.update({f"units_{i}": UNITS, f"activation_{i}": ACTIVATIONS, f"dropout_{i}": DROPOUTS})
-        return choices | {"lr": LEARNING_RATES}
+            choices.update({f"units_{i}": UNITS, f"activation_{i}": ACTIVATION_NAMES, f"dropout_{i}": DROPOUTS})
+        return choices | TRAIN_DECISIONS
 
     def from_decisions(self, choices: dict) -> dict:
-        layers = [
-            {key: choices[f"{key}_{i}"] for key in ("units", "activation", "dropout")} for i in range(choices["depth"])
-        ]
-        return {"layers": layers, "lr": choices["lr"]}
+        layers = [{key: choices[f"{key}_{i}"] for key in LAYER_KEYS} for i in range(choices["depth"])]
+        return {
+            "space": self.name,
+            "layers": layers,
+            "norm": choices["norm"],
+            "residual": choices["residual"],
+            "train": {name: choices[name] for name in TRAIN_DECISIONS},
+        }
 
     def to_decisions(self, arch: dict) -> dict:
+        arch = _with_defaults(arch)
         choices = {name: options[0] for name, options in self.decisions().items()}
-        choices.update(depth=len(arch["layers"]), lr=arch["lr"])
+        choices.update(depth=len(arch["layers"]), norm=arch["norm"], residual=arch["residual"], **arch["train"])
         for i, layer in enumerate(arch["layers"]):
-            choices.update({f"{key}_{i}": value for key, value in layer.items()})
+            choices.update({f"{key}_{i}": layer[key] for key in LAYER_KEYS})
         return choices
-
-    def _widths(self, arch: dict, n_inputs: int, n_outputs: int) -> list[int]:
-        return [n_inputs] + [layer["units"] for layer in arch["layers"]] + [n_outputs]
 
     def build_model(self, arch: dict, n_inputs: int, n_outputs: int):
         import torch.nn as nn  # lazy: strategies import this module and must not need torch
 
-        activations = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
+        arch = _with_defaults(arch)
+        norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
         modules: list[nn.Module] = []
         width = n_inputs
         for layer in arch["layers"]:
-            modules += [nn.Linear(width, layer["units"]), activations[layer["activation"]]()]
-            if layer["dropout"] > 0:
-                modules.append(nn.Dropout(layer["dropout"]))
-            width = layer["units"]
+            units = layer["units"]
+            body: list[nn.Module] = [nn.Linear(width, units)]
+            body += [norms[arch["norm"]](units)] if arch["norm"] in norms else []
+            body.append(activation(layer["activation"]))
+            body += [nn.Dropout(layer["dropout"])] if layer["dropout"] > 0 else []
+            if arch["residual"]:
+                shortcut = nn.Identity() if width == units else nn.Linear(width, units, bias=False)
+                modules.append(residual_class()(nn.Sequential(*body), shortcut))
+            else:
+                modules += body
+            width = units
         modules.append(nn.Linear(width, n_outputs))
         return nn.Sequential(*modules)
 
     def costs(self, arch: dict, n_inputs: int, n_outputs: int) -> Costs:
-        widths = self._widths(arch, n_inputs, n_outputs)
-        flops = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
-        params = flops + sum(widths[1:])  # weights plus one bias per output unit
+        arch = _with_defaults(arch)
+        params = flops = 0
+        width = n_inputs
+        for layer in arch["layers"]:
+            units = layer["units"]
+            macs = width * units
+            params += macs + units + (2 * units if arch["norm"] != "none" else 0)  # weights, biases, norm scale+shift
+            if arch["residual"] and width != units:
+                params, macs = params + width * units, macs + width * units  # the projection
+            flops += macs
+            width = units
+        params += width * n_outputs + n_outputs
+        flops += width * n_outputs
         return Costs(params=params, flops=flops, latency_ms=None, size_bytes=params * 4)
 
     def _smallest(self, n_inputs: int, n_outputs: int) -> Costs:
-        arch = {"layers": [{"units": min(UNITS), "activation": "relu", "dropout": 0.0}]}
-        return self.costs(arch, n_inputs, n_outputs)
+        layer = {"units": min(UNITS), "activation": "relu", "dropout": 0.0}
+        return self.costs({"layers": [layer], "norm": "none", "residual": False}, n_inputs, n_outputs)
 
     def smallest_params(self, n_inputs: int, n_outputs: int) -> int:
         return self._smallest(n_inputs, n_outputs).params
@@ -108,9 +161,26 @@ class MLPSpace(SearchSpace):
         return self._smallest(n_inputs, n_outputs).flops
 
     def describe(self, arch: dict) -> list[str]:
+        arch = _with_defaults(arch)
+        norm = _NORM_LABELS.get(arch["norm"])
         lines = [
-            f"Dense {layer['units']} · {layer['activation']}"
+            f"Dense {layer['units']}"
+            + (f" · {norm}" if norm else "")
+            + f" · {layer['activation']}"
             + (f" · dropout {layer['dropout']:g}" if layer["dropout"] else "")
             for layer in arch["layers"]
         ]
-        return lines + ["Output layer", f"Learning rate {arch['lr']:g}"]
+        if arch["residual"]:
+            lines.append("Residual connection around every hidden layer (projected where widths differ)")
+        return [*lines, "Output layer", describe_train(arch["train"])]
+
+
+def _with_defaults(arch: dict) -> dict:
+    """``arch`` with the keys genomes from before engine v1 lacked (no norm, no skips, Adam)."""
+    return {
+        "space": "mlp",
+        "norm": "none",
+        "residual": False,
+        **{key: value for key, value in arch.items() if key != "lr"},
+        "train": train_settings(arch),
+    }

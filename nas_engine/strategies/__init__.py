@@ -1,8 +1,23 @@
-"""Search strategies and the registry the web form reads."""
+"""Search strategies and the registry the web form reads (its keys, ``label`` and ``description``)."""
 
+from nas_engine.strategies.aging_evolution import AgingEvolutionStrategy
 from nas_engine.strategies.base import Strategy
+from nas_engine.strategies.nsga2 import NSGA2Strategy
 from nas_engine.strategies.random import RandomStrategy
+from nas_engine.strategies.reinforce import ReinforceStrategy
+from nas_engine.strategies.tpe import TPEStrategy
 
-STRATEGIES: dict[str, type[Strategy]] = {"random": RandomStrategy}
+# "random" first: it is the default, and error messages list the keys in this order.
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (RandomStrategy, AgingEvolutionStrategy, TPEStrategy, NSGA2Strategy, ReinforceStrategy)
+}
 
-__all__ = ["STRATEGIES", "RandomStrategy", "Strategy"]
+__all__ = [
+    "STRATEGIES",
+    "AgingEvolutionStrategy",
+    "NSGA2Strategy",
+    "RandomStrategy",
+    "ReinforceStrategy",
+    "Strategy",
+    "TPEStrategy",
+]

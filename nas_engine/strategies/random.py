@@ -9,6 +9,8 @@ class RandomStrategy(Strategy):
     """Samples architectures uniformly from the space, ignoring past results."""
 
     name = "random"
+    label = "Random search"
+    description = "Tries architectures drawn at random. A strong, unbiased baseline; ignores past results."
 
-    def ask(self, n: int = 1) -> list[dict]:
+    def propose(self, n: int) -> list[dict]:
         return [self.space.sample(self.rng) for _ in range(n)]

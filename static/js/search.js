@@ -9,6 +9,13 @@
   let status = document.getElementById("job-status").textContent.trim();
   let chosenId = null;
   const scoreLabel = root.dataset.task === "regression" ? "R² (validation)" : "Accuracy (validation)";
+  const objectivesNode = document.getElementById("job-objectives");
+  const objectives = (objectivesNode && JSON.parse(objectivesNode.textContent)) || [];
+  const COST_LABELS = {
+    params: "Parameters", flops: "FLOPs", latency_ms: "Latency (ms)", size_bytes: "Model size (bytes)",
+  };
+  const xCost = objectives[1] || "params";
+  const colourCost = objectives[2] || null;
 
   function trialUrl(template, number) {
     return template.replace(/\/trials\/0\//, "/trials/" + number + "/");
@@ -35,8 +42,12 @@
     }
   }
 
+  function hasModel(t) {
+    return (t.status === "completed" || t.status === "pruned") && t.score !== null;
+  }
+
   function completed() {
-    return [...trials.values()].filter((t) => t.status === "completed" && t.score !== null)
+    return [...trials.values()].filter((t) => hasModel(t) && t.costs[xCost] !== null)
       .sort((a, b) => a.number - b.number);
   }
 
@@ -47,16 +58,24 @@
 
   function redrawPlot() {
     const done = completed();
-    const onFront = done.filter((t) => front.has(t.id)).sort((a, b) => a.costs.params - b.costs.params);
-    const text = (t) => "trial " + t.number + "<br>" + t.costs.params.toLocaleString() + " params";
+    const onFront = done.filter((t) => front.has(t.id)).sort((a, b) => a.costs[xCost] - b.costs[xCost]);
+    const text = (t) => "trial " + t.number + (t.status === "pruned" ? " (pruned)" : "") + "<br>" +
+      objectives.slice(1).map((c) => COST_LABELS[c] + ": " + format(t.costs[c], 4)).join("<br>");
+    const marker = { size: 9, color: "#9aa5b1" };
+    if (colourCost) {
+      Object.assign(marker, {
+        color: done.map((t) => t.costs[colourCost]), colorscale: "Viridis", showscale: true,
+        colorbar: { title: { text: COST_LABELS[colourCost] } },
+      });
+    }
     const traces = [
       {
-        x: done.map((t) => t.costs.params), y: done.map((t) => t.score), customdata: done.map((t) => t.id),
+        x: done.map((t) => t.costs[xCost]), y: done.map((t) => t.score), customdata: done.map((t) => t.id),
         text: done.map(text), hoverinfo: "text+y", mode: "markers", type: "scatter", name: "trials",
-        marker: { size: 9, color: "#9aa5b1" },
+        marker: marker,
       },
       {
-        x: onFront.map((t) => t.costs.params), y: onFront.map((t) => t.score), customdata: onFront.map((t) => t.id),
+        x: onFront.map((t) => t.costs[xCost]), y: onFront.map((t) => t.score), customdata: onFront.map((t) => t.id),
         text: onFront.map(text), hoverinfo: "text+y", mode: "lines+markers", type: "scatter", name: "Pareto front",
         line: { shape: "hv", color: "#1f6feb" }, marker: { size: 12, color: "#1f6feb" },
       },
@@ -64,13 +83,13 @@
     const chosen = trials.get(chosenId);
     if (chosen) {
       traces.push({
-        x: [chosen.costs.params], y: [chosen.score], customdata: [chosen.id], mode: "markers", type: "scatter",
+        x: [chosen.costs[xCost]], y: [chosen.score], customdata: [chosen.id], mode: "markers", type: "scatter",
         name: "chosen", hoverinfo: "skip", marker: { size: 18, symbol: "circle-open", line: { width: 3, color: "#d29922" } },
       });
     }
     const layout = {
       margin: { t: 20, r: 20, b: 50, l: 60 }, height: 380,
-      xaxis: { title: { text: "Parameters (fewer is better)" }, type: "log" },
+      xaxis: { title: { text: COST_LABELS[xCost] + " (less is better)" }, type: "log" },
       yaxis: { title: { text: scoreLabel } }, legend: { orientation: "h" },
     };
     const plot = document.getElementById("pareto");
@@ -88,7 +107,7 @@
     [...trials.values()].sort((a, b) => a.number - b.number).forEach((t) => {
       const row = document.createElement("tr");
       row.dataset.trialId = t.id;
-      if (t.status === "completed") row.classList.add("clickable");
+      if (hasModel(t)) row.classList.add("clickable");
       if (t.id === chosenId) row.classList.add("chosen");
       const cells = [
         t.number, t.status + (t.message ? " (" + t.message + ")" : ""), format(t.score, 4),
@@ -100,7 +119,7 @@
         cell.textContent = value;
         row.appendChild(cell);
       });
-      if (t.status === "completed") row.addEventListener("click", () => choose(t.id));
+      if (hasModel(t)) row.addEventListener("click", () => choose(t.id));
       body.appendChild(row);
     });
   }
@@ -108,6 +127,13 @@
   function redraw() {
     redrawPlot();
     redrawTable();
+  }
+
+  function describe(arch) {
+    if (arch.space === "ensemble") return "ensemble of trials " + arch.members.join(", ");
+    if (arch.layers) return arch.layers.map((l) => l.units + " " + l.activation).join(" → ");
+    if (arch.stages) return arch.stages.length + " convolution stages";
+    return arch.space || "";
   }
 
   function chooseBest() {
@@ -119,14 +145,16 @@
 
   function choose(id) {
     const t = trials.get(id);
-    if (!t || t.status !== "completed") return;
+    if (!t || !hasModel(t)) return;
     chosenId = id;
     document.getElementById("chosen").hidden = false;
     document.getElementById("chosen-number").textContent = t.number;
     const details = document.getElementById("chosen-details");
     details.replaceChildren();
-    const rows = Object.entries(t.metrics).concat(Object.entries(t.costs));
-    rows.push(["layers", (t.architecture.layers || []).map((l) => l.units + " " + l.activation).join(" → ")]);
+    const rows = Object.entries(t.metrics).map(([k, v]) => ["validation " + k, v])
+      .concat(Object.entries(t.test_metrics || {}).map(([k, v]) => ["test " + k + " (refit)", v]))
+      .concat(Object.entries(t.costs));
+    rows.push(["architecture", describe(t.architecture)]);
     rows.forEach(([name, value]) => {
       const dt = document.createElement("dt");
       dt.textContent = name;

@@ -53,6 +53,31 @@ def test_search_then_predict_end_to_end(diabetes_csv, tmp_path):
     assert len(predictions) == 442 and 25 < min(predictions) < max(predictions) < 350
 
 
+@pytest.mark.slow
+def test_search_exports_a_refit_ensemble_with_fidelity_and_three_objectives(breast_cancer_csv, tmp_path):
+    import json
+
+    bundle = tmp_path / "ensemble.zip"
+    search = subprocess.run(
+        [
+            sys.executable, "-m", "nas_engine", "search", str(breast_cancer_csv), "--target", "diagnosis",
+            "--budget-seconds", "6", "--strategy", "aging_evolution", "--fidelity", "successive_halving",
+            "--objectives", "params,latency_ms", "--export", "ensemble", "--seed", "3", "--out", str(bundle),
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert search.returncode == 0, search.stderr
+    assert "ensemble" in search.stderr.splitlines()[-1] and "after refitting" in search.stderr
+    with zipfile.ZipFile(bundle) as archive:
+        record = json.loads(archive.read("metrics.json"))
+        genome = json.loads(archive.read("architecture.json"))["genome"]
+    assert genome["space"] == "ensemble" and len(genome["members"]) >= 2
+    assert record["config"]["objectives"] == ["score", "params", "latency_ms"]
+    assert record["checks"]["rows_source"] == "given" and record["checks"]["predict_py_reproduces_predictions"]
+    assert record["metrics"]["test"]["accuracy"] > 0.63  # the majority class is 357 of 569
+
+
 def _one_error_line(capsys) -> str:
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err

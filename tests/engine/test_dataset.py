@@ -132,3 +132,17 @@ def test_regression_target_is_standardised(diabetes_csv):
     assert data.task == "regression" and data.n_outputs == 1
     assert abs(float(data.y_train.mean())) < 1e-4 and data.y_train.dtype == np.float32
     assert data.preprocessing["target"]["std"] > 10
+
+
+def test_raw_test_rows_encode_to_the_test_split(mixed_data):
+    rows = mixed_data.raw_test_rows
+    assert len(rows) == len(mixed_data.X_test) and set(rows[0]) == {"size", "colour", "weight", "code", "label"}
+    np.testing.assert_array_equal(encode_rows(rows, mixed_data.preprocessing), mixed_data.X_test)
+
+
+def test_pixel_columns_are_detected_as_an_image(tmp_path, mixed_data):
+    rng = np.random.default_rng(0)
+    rows = [[*rng.integers(0, 256, 64).tolist(), i % 2] for i in range(30)]
+    path = write_csv(tmp_path / "digits.csv", [f"px{i}" for i in range(64)] + ["digit"], rows)
+    assert prepare_data(path, target="digit").image_shape == (1, 8, 8)
+    assert mixed_data.image_shape is None

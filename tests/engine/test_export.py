@@ -122,3 +122,33 @@ def test_failed_export_leaves_no_file(trained, mixed_data, tmp_path, monkeypatch
             out_path=out,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_checks_predict_py_on_given_raw_rows_and_records_it(trained, mixed_data, mixed_csv, tmp_path):
+    best, model = trained
+    from nas_engine.runtime import read_csv_rows
+
+    rows = read_csv_rows(mixed_csv)[:40]
+    path = export_bundle(
+        model=model,
+        architecture=best.architecture,
+        preprocessing=mixed_data.preprocessing,
+        metrics=best.metrics,
+        out_path=tmp_path / "checked.zip",
+        check_rows=rows,
+    )
+    with zipfile.ZipFile(path) as bundle:
+        checks = json.loads(bundle.read("metrics.json"))["checks"]
+    assert checks["rows"] == 40 and checks["rows_source"] == "given"
+    assert checks["predict_py_reproduces_predictions"] is True
+    assert checks["onnx_max_abs_diff"] <= checks["onnx_tolerance"] == 1e-4
+
+
+def test_same_predictions_compares_labels_exactly_and_numbers_within_tolerance():
+    from nas_engine.export import _same_predictions
+
+    assert _same_predictions(["yes", "no"], ["yes", "no"])
+    assert not _same_predictions(["yes", "no"], ["yes", "yes"])
+    assert _same_predictions(["1.00000001"], [1.0])
+    assert not _same_predictions(["1.01"], [1.0])
+    assert not _same_predictions(["1.0"], [1.0, 2.0])

@@ -17,8 +17,11 @@ from nas_engine import (
     prepare_data,
     run_search,
 )
-from nas_engine.evaluator import predict_raw
+from nas_engine.evaluator import TrainSettings, predict_raw
+from nas_engine.pareto import pareto_front_nd
+from nas_engine.results import objective_vector
 from nas_engine.spaces import MLPSpace
+from nas_engine.strategies import STRATEGIES
 
 
 def test_search_beats_majority_class_on_breast_cancer(cancer_data, tmp_path):
@@ -34,7 +37,7 @@ def test_search_beats_majority_class_on_breast_cancer(cancer_data, tmp_path):
     majority = max(np.mean(cancer_data.y_test), 1 - np.mean(cancer_data.y_test))
     assert accuracy > majority + 0.2
     assert accuracy == pytest.approx(result.test_metrics["accuracy"])
-    assert set(best.metrics) >= {"accuracy", "balanced_accuracy", "val_loss", "epochs", "score"}
+    assert set(best.metrics) >= {"accuracy", "balanced_accuracy", "f1_macro", "val_loss", "epochs", "score"}
     assert best.costs.latency_ms > 0 and best.number in result.front
     assert json.loads(json.dumps(result.to_dict()))["best"] == best.number
     assert best.score == max(t.score for t in result.trials if t.status is TrialStatus.COMPLETED)
@@ -122,3 +125,127 @@ def test_failing_trials_are_recorded_then_stop_the_search(cancer_data, monkeypat
         run_search(SearchConfig(target="diagnosis"), cancer_data, on_trial=trials.append, on_status=events.append)
     assert [t.status for t in trials] == [TrialStatus.FAILED] * 5
     assert events[-1].status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "message"),
+    [
+        ("max_params", 3500, "parameters is above"),
+        ("max_flops", 3000, "FLOPs is above"),
+        ("max_size_bytes", 14_000, "bytes of weights is above"),
+    ],
+)
+def test_no_trained_trial_breaks_an_analytic_limit(cancer_data, tmp_path, limit, value, message):
+    config = SearchConfig(target="diagnosis", max_trials=3, max_epochs=2, **{limit: value})
+    result = run_search(config, cancer_data, artifacts_dir=tmp_path)
+    rejected = [t for t in result.trials if t.status is TrialStatus.REJECTED]
+    trained = [t for t in result.trials if t.status is not TrialStatus.REJECTED]
+    assert len(trained) == 3 and rejected
+    cost = limit.removeprefix("max_")
+    assert all(getattr(t.costs, cost) <= value for t in trained)
+    for trial in rejected:
+        assert getattr(trial.costs, cost) > value and message in trial.message
+        assert trial.weights_path is None and not (tmp_path / f"trial_{trial.number}.pt").exists()
+
+
+def test_impossible_max_size_is_a_constraint_error(cancer_data):
+    with pytest.raises(ConstraintError, match="fits max_size_bytes=400; the smallest possible takes"):
+        run_search(SearchConfig(target="diagnosis", max_size_bytes=400), cancer_data)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_same_seed_gives_same_trials_with_every_strategy(cancer_data, strategy):
+    def trials(seed):
+        config = SearchConfig(target="diagnosis", strategy=strategy, max_trials=3, max_epochs=2, seed=seed)
+        return [(t.architecture, t.status, t.metrics.get("val_loss")) for t in run_search(config, cancer_data).trials]
+
+    first = trials(3)
+    assert len(first) >= 3 and first == trials(3)
+
+
+def test_front_is_computed_over_three_objectives(cancer_data):
+    objectives = ("score", "params", "latency_ms")
+    config = SearchConfig(target="diagnosis", objectives=list(objectives), max_trials=5, max_epochs=2)
+    result = run_search(config, cancer_data)
+    completed = [t for t in result.trials if t.status is TrialStatus.COMPLETED]
+    vectors = [objective_vector(t, objectives) for t in completed]
+    assert result.front == sorted(completed[i].number for i in pareto_front_nd(vectors))
+    assert result.best.number in result.front and result.to_dict()["objectives"] == list(objectives)
+
+
+def test_training_settings_come_from_the_genome():
+    genome = {
+        "layers": [],
+        "lr": 0.5,
+        "train": {"lr": 0.01, "weight_decay": 1e-4, "batch_size": 32, "optimizer": "sgd"},
+    }
+    settings = TrainSettings.from_architecture(genome)
+    assert settings == TrainSettings(lr=0.01, weight_decay=1e-4, batch_size=32, optimizer="sgd")
+    assert TrainSettings.from_architecture({"lr": 3e-3}) == TrainSettings(lr=3e-3)  # genomes from before v1
+    import torch
+
+    optimizer = settings.make_optimizer([torch.zeros(1, requires_grad=True)])
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["nesterov"]
+    assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["weight_decay"] == 1e-4
+    with pytest.raises(ValueError, match="Unknown optimizer 'lbfgs'; use one of: adam, adamw, sgd"):
+        TrainSettings(optimizer="lbfgs").make_optimizer([torch.zeros(1, requires_grad=True)])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"objectives": ["params", "score"]}, "Objectives must be 'score' followed by one or two different costs"),
+        ({"objectives": ["score"]}, "Objectives must be 'score' followed by"),
+        ({"objectives": ["score", "params", "params"]}, "Objectives must be 'score' followed by"),
+        ({"objectives": ["score", "speed"]}, "Unknown objective\\(s\\): speed; choose from: score, params"),
+        ({"fidelity": "bohb"}, "Unknown fidelity 'bohb'; use one of: none, successive_halving, hyperband"),
+        ({"space": "transformer"}, "Unknown search space 'transformer'; use auto or one of: mlp"),
+        ({"eta": 1}, "eta must be at least 2"),
+        ({"max_size_bytes": 0}, "max_size_bytes must be above 0"),
+        ({"fidelity": "hyperband", "min_epochs": 9, "max_epochs": 5}, "min_epochs \\(9\\) cannot exceed max_epochs"),
+    ],
+)
+def test_config_rejects_bad_settings_with_actionable_messages(settings, message):
+    with pytest.raises((ValueError, ConstraintError), match=message):
+        SearchConfig(target="y", **settings)
+
+
+def test_config_round_trips_through_json():
+    config = SearchConfig(target="y", objectives=("score", "flops", "size_bytes"), fidelity="hyperband", eta=2)
+    again = SearchConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config and again.objectives == ("score", "flops", "size_bytes")
+
+
+def test_small_data_is_scored_by_cross_validation(mixed_data, cancer_data, tmp_path):
+    assert len(mixed_data.X_train) < 300 <= len(cancer_data.X_train)
+    config = SearchConfig(target="label", max_trials=2, max_epochs=3)
+    small = run_search(config, mixed_data, artifacts_dir=tmp_path)
+    assert [t.metrics["cv_folds"] for t in small.trials] == [5, 5]
+    assert all(isinstance(t.metrics["best_epoch"], int) and 0 <= t.score <= 1 for t in small.trials)
+    model = load_model(small.best.architecture, small.best.weights_path, n_inputs=mixed_data.n_features, n_outputs=2)
+    assert predict_raw(model, mixed_data.X_test).shape == (len(mixed_data.X_test), 2)  # the first fold's model
+
+    large = run_search(SearchConfig(target="diagnosis", max_trials=1, max_epochs=2), cancer_data)
+    assert "cv_folds" not in large.trials[0].metrics
+    off = run_search(SearchConfig(target="label", max_trials=1, max_epochs=2, cv_folds=1), mixed_data)
+    assert "cv_folds" not in off.trials[0].metrics
+    forced = run_search(SearchConfig(target="diagnosis", max_trials=1, max_epochs=2, cv_folds=3), cancer_data)
+    assert forced.trials[0].metrics["cv_folds"] == 3
+
+
+def test_a_batch_norm_network_trains_when_the_last_batch_has_one_row(tmp_path):
+    """33 training rows with batch size 32 leave a last batch of one row, which batch-norm refuses."""
+    import numpy as np
+
+    from nas_engine.evaluator import Trainer, TrainSettings
+    from nas_engine.spaces import MLPSpace
+
+    arch = MLPSpace().sample(np.random.default_rng(0))
+    arch.update(norm="batch", train={"lr": 1e-3, "weight_decay": 0.0, "batch_size": 32, "optimizer": "adam"})
+    model = MLPSpace().build_model(arch, 4, 2)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(33, 4)).astype(np.float32), rng.integers(0, 2, 33)
+    settings = TrainSettings.from_architecture(arch)
+    trainer = Trainer(model, X_train=X, y_train=y, task="classification", settings=settings, seed=0)
+    trainer.train(until_epoch=2)
+    assert trainer.epochs == 2

@@ -11,6 +11,7 @@ pytestmark = pytest.mark.django_db
 
 def start(client, dataset, **fields):
     data = {"target": "diagnosis", "task": "auto", "budget_seconds": 30, "strategy": "random", "seed": 0}
+    data.update(cost_objective="params", space="auto", fidelity="none")
     data.update(fields)
     return client.post(reverse("search_create", args=[dataset.pk]), data)
 
@@ -21,11 +22,17 @@ def dataset(alice_client, breast_cancer_csv):
 
 
 def test_it_creates_a_queued_job_with_the_detected_task(alice_client, alice, dataset):
-    response = start(alice_client, dataset, max_params=5000, max_trials=7, seed=3)
+    response = start(
+        alice_client, dataset, max_params=5000, max_trials=7, seed=3, max_size_kb=64, max_latency_ms=0.5,
+        max_flops=90000, cost_objective="latency_ms", third_objective="params", fidelity="hyperband",
+    )  # fmt: skip
     job = SearchJob.objects.get()
     assert response.status_code == 302 and response.url == reverse("search_detail", args=[job.pk])
     assert (job.owner, job.dataset, job.target, job.task) == (alice, dataset, "diagnosis", "classification")
     assert (job.max_params, job.max_trials, job.seed, job.budget_seconds) == (5000, 7, 3, 30)
+    assert (job.max_size_bytes, job.max_latency_ms, job.max_flops) == (64 * 1024, 0.5, 90000)
+    assert job.objectives == ["score", "latency_ms", "params"]
+    assert (job.space, job.fidelity) == ("auto", "hyperband")
     assert job.status == SearchJob.Status.QUEUED
 
 
@@ -43,8 +50,20 @@ def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset,
         ({"budget_seconds": 10**7}, "budget_seconds", "less than"),
         ({"max_params": -5}, "max_params", "greater than"),
         ({"strategy": "telepathy"}, "strategy", "Select a valid choice"),
+        ({"space": "cnn"}, "space", "pixel columns"),
+        ({"cost_objective": "params", "third_objective": "params"}, "third_objective", "different cost"),
+        ({"max_latency_ms": 0}, "max_latency_ms", "greater than"),
     ],
-    ids=["unknown-target", "zero-budget", "huge-budget", "negative-params", "unknown-strategy"],
+    ids=[
+        "unknown-target",
+        "zero-budget",
+        "huge-budget",
+        "negative-params",
+        "unknown-strategy",
+        "cnn-on-tabular",
+        "same-objective-twice",
+        "zero-latency",
+    ],  # fmt: skip
 )
 def test_it_rejects_bad_settings_with_a_message_by_the_field(alice_client, dataset, fields, field, message):
     response = start(alice_client, dataset, **fields)

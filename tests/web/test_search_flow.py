@@ -77,7 +77,17 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
     dataset = upload_dataset(alice_client, breast_cancer_csv)
     response = alice_client.post(
         reverse("search_create", args=[dataset.pk]),
-        {"target": "diagnosis", "task": "auto", "budget_seconds": 60, "max_trials": 4, "strategy": "random", "seed": 1},
+        {
+            "target": "diagnosis",
+            "task": "auto",
+            "budget_seconds": 60,
+            "max_trials": 4,
+            "strategy": "random",
+            "seed": 1,
+            "cost_objective": "params",
+            "space": "auto",
+            "fidelity": "none",
+        },  # fmt: skip
     )
     assert response.status_code == 302
     job = SearchJob.objects.get()
@@ -92,11 +102,17 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
     seen = {t["id"]: t for t in events[0]["trials"]}
     seen.update({e["trial"]["id"]: e["trial"] for e in events if e["type"] == "trial"})
     trials = list(job.trials.order_by("number"))
-    assert [t.number for t in trials] == [0, 1, 2, 3]
+    # Four searched trials, then the ensemble of the best distinct ones as its own point.
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert trials[-1].architecture["space"] == "ensemble" and len(trials[-1].architecture["members"]) >= 2
     assert sorted(seen) == sorted(t.pk for t in trials)
     for trial in trials:
         assert seen[trial.pk]["costs"]["params"] == trial.params
         assert set(seen[trial.pk]["costs"]) == {"params", "flops", "latency_ms", "size_bytes"}
+        assert seen[trial.pk]["test_metrics"] == trial.test_metrics  # pushed again after the refit
+    # Every front trial was refit on train+validation and scored once on the test split.
+    for trial in (t for t in trials if t.on_front):
+        assert trial.final_weights_path and 0 <= trial.test_metrics["accuracy"] <= 1
     assert events[-1]["type"] == "status" and events[-1]["status"] == "finished"
 
     # The front: completed trials that no other trial beats on both score and size.
@@ -138,7 +154,16 @@ def test_a_running_search_can_be_cancelled(celery_worker_process, alice_client, 
     dataset = upload_dataset(alice_client, breast_cancer_csv)
     alice_client.post(
         reverse("search_create", args=[dataset.pk]),
-        {"target": "diagnosis", "task": "auto", "budget_seconds": 300, "strategy": "random", "seed": 2},
+        {
+            "target": "diagnosis",
+            "task": "auto",
+            "budget_seconds": 300,
+            "strategy": "random",
+            "seed": 2,
+            "cost_objective": "params",
+            "space": "auto",
+            "fidelity": "none",
+        },  # fmt: skip
     )
     job = SearchJob.objects.get()
     deadline = time.monotonic() + 120

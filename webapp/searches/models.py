@@ -18,6 +18,16 @@ class SearchJob(models.Model):
         CLASSIFICATION = "classification"
         REGRESSION = "regression"
 
+    class Space(models.TextChoices):
+        AUTO = "auto", "Detect automatically"
+        MLP = "mlp", "Multi-layer perceptrons (tabular)"
+        CNN = "cnn", "Convolutional networks (pixel columns)"
+
+    class Fidelity(models.TextChoices):
+        NONE = "none", "Train every candidate fully"
+        SUCCESSIVE_HALVING = "successive_halving", "Successive halving (more candidates, fewer epochs each)"
+        HYPERBAND = "hyperband", "Hyperband"
+
     ENDED = (Status.FINISHED, Status.FAILED, Status.CANCELLED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="search_jobs")
@@ -25,12 +35,16 @@ class SearchJob(models.Model):
     target = models.CharField(max_length=255)
     task = models.CharField(max_length=20, choices=Task.choices)
     strategy = models.CharField(max_length=40, default="random")
+    space = models.CharField(max_length=20, choices=Space.choices, default=Space.AUTO)
+    fidelity = models.CharField(max_length=30, choices=Fidelity.choices, default=Fidelity.NONE)
+    objectives = models.JSONField(default=list, help_text='e.g. ["score", "params"]; the score first.')
     seed = models.IntegerField(default=0)
     budget_seconds = models.PositiveIntegerField()
     max_trials = models.PositiveIntegerField(null=True, blank=True)
     max_params = models.PositiveBigIntegerField(null=True, blank=True)
     max_flops = models.PositiveBigIntegerField(null=True, blank=True)
     max_latency_ms = models.FloatField(null=True, blank=True)
+    max_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     preprocessing = models.JSONField(
         null=True, blank=True, help_text="Fitted on the training split; goes into bundles."
@@ -65,12 +79,16 @@ class SearchJob(models.Model):
             "target": self.target,
             "task": self.task,
             "strategy": self.strategy,
+            "space": self.space,
+            "fidelity": self.fidelity,
+            "objectives": self.objectives,
             "seed": self.seed,
             "budget_seconds": self.budget_seconds,
             "max_trials": self.max_trials,
             "max_params": self.max_params,
             "max_flops": self.max_flops,
             "max_latency_ms": self.max_latency_ms,
+            "max_size_bytes": self.max_size_bytes,
             "status": self.status,
             "progress": self.progress,
             "message": self.message,
@@ -84,15 +102,19 @@ class SearchJob(models.Model):
 class Trial(models.Model):
     class Status(models.TextChoices):
         COMPLETED = "completed"
+        PRUNED = "pruned"
         REJECTED = "rejected"
         FAILED = "failed"
+
+    WITH_MODEL = (Status.COMPLETED, Status.PRUNED)  # trained, so it has weights and a score
 
     job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="trials")
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices)
     architecture = models.JSONField()
     arch_hash = models.CharField(max_length=40)
-    metrics = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict, help_text="On the validation split.")
+    test_metrics = models.JSONField(default=dict, blank=True, help_text="Of the refit model, on the test split.")
     score = models.FloatField(null=True, blank=True, help_text="Accuracy (classification) or R² (regression).")
     params = models.PositiveBigIntegerField()
     flops = models.PositiveBigIntegerField()
@@ -102,6 +124,7 @@ class Trial(models.Model):
     on_front = models.BooleanField(default=False, db_index=True)
     message = models.TextField(blank=True)
     weights_path = models.CharField(max_length=500, blank=True)
+    final_weights_path = models.CharField(max_length=500, blank=True, help_text="Refit on train+validation.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -118,6 +141,7 @@ class Trial(models.Model):
             "status": self.status,
             "architecture": self.architecture,
             "metrics": self.metrics,
+            "test_metrics": self.test_metrics,
             "score": self.score,
             "costs": {
                 "params": self.params,

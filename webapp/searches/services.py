@@ -14,7 +14,8 @@ from django.db.models import Case, Value, When
 from django.utils import timezone
 
 import nas_engine
-from webapp.searches import events
+from nas_engine import runtime
+from webapp.searches import events, selectors
 from webapp.searches.models import SearchJob, Trial
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,15 @@ def search_create(
     task: str,
     budget_seconds: int,
     strategy: str = "random",
+    space: str = SearchJob.Space.AUTO,
+    fidelity: str = SearchJob.Fidelity.NONE,
+    objectives: list[str] | None = None,
     seed: int = 0,
     max_trials: int | None = None,
     max_params: int | None = None,
+    max_flops: int | None = None,
+    max_latency_ms: float | None = None,
+    max_size_bytes: int | None = None,
 ) -> SearchJob:
     """Create a queued job and send it to a worker once the row is committed."""
     from webapp.searches.tasks import run_search  # tasks import this module
@@ -46,10 +53,16 @@ def search_create(
             target=target,
             task=task,
             strategy=strategy,
+            space=space,
+            fidelity=fidelity,
+            objectives=objectives or ["score", "params"],
             seed=seed,
             budget_seconds=budget_seconds,
             max_trials=max_trials,
             max_params=max_params,
+            max_flops=max_flops,
+            max_latency_ms=max_latency_ms,
+            max_size_bytes=max_size_bytes,
             message="Waiting for a worker",
         )
         transaction.on_commit(lambda: run_search.delay(job.pk))
@@ -98,13 +111,14 @@ def search_execute(*, job_id: int) -> None:
             events.send(job.pk, events.status_payload(job))
             return
         completed = sum(trial.status == nas_engine.TrialStatus.COMPLETED for trial in result.trials)
-        message = f"Finished: {completed} models trained, {len(result.front)} on the front"
+        message = f"Finished: {len(result.trials)} architectures tried, {completed} trained fully"
         if completed == 0:
             message = "Finished, but no architecture met the constraints; loosen them and try again"
         _search_end(job, Status.FINISHED, message=message)
 
 
 def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
+    """Search, then refit the front (and an ensemble) on train+validation and score it on test."""
     data = nas_engine.prepare_data(job.dataset.file.path, target=job.target, task=job.task, seed=job.seed)
     SearchJob.objects.filter(pk=job.pk).update(
         preprocessing=data.preprocessing, n_inputs=data.n_features, n_outputs=data.n_outputs
@@ -117,18 +131,45 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         max_params=job.max_params,
         max_flops=job.max_flops,
         max_latency_ms=job.max_latency_ms,
+        max_size_bytes=job.max_size_bytes,
         strategy=job.strategy,
+        space=job.space,
+        fidelity=job.fidelity,
+        objectives=tuple(job.objectives or ("score", "params")),
         seed=job.seed,
     )
     Path(job.artifacts_dir).mkdir(parents=True, exist_ok=True)
-    return nas_engine.run_search(
+    result = nas_engine.run_search(
         config,
         data,
-        on_trial=lambda result: trial_record(job=job, result=result),
+        on_trial=lambda trial: trial_record(job=job, result=trial),
         on_status=lambda event: _search_progress(job, event),
         should_cancel=_cancel_check(job.pk),
         artifacts_dir=job.artifacts_dir,
     )
+    if not result.cancelled and result.best is not None:
+        finals = nas_engine.finalize_front(
+            result,
+            data,
+            artifacts_dir=job.artifacts_dir,
+            seed=job.seed,
+            on_status=lambda event: _search_progress(job, event),
+        )
+        _record_finals(job, finals)
+    return result
+
+
+def _record_finals(job: SearchJob, finals: nas_engine.FinalModels) -> None:
+    """Keep the refit weights and test scores, add the ensemble as a trial, then push the updates."""
+    if finals.ensemble is not None:
+        trial_record(job=job, result=finals.ensemble)
+    for final in [*finals.models, *([finals.ensemble_final] if finals.ensemble_final else [])]:
+        job.trials.filter(number=final.number).update(
+            test_metrics=final.test_metrics, final_weights_path=final.weights_path or ""
+        )
+    front = selectors.front_trial_ids(job=job)
+    for trial in job.trials.exclude(test_metrics={}):
+        events.send(job.pk, events.trial_payload(trial, front))
 
 
 def _cancel_check(job_id: int):
@@ -146,13 +187,15 @@ def _cancel_check(job_id: int):
 
 
 def _search_progress(job: SearchJob, event: nas_engine.StatusEvent) -> None:
-    if event.status != "running":
+    if event.status not in ("running", "finalizing"):
         return  # the end state is saved by search_execute, from the result
+    # Refitting comes after the budget is spent: the bar stays full, the message says what runs.
+    progress = event.progress if event.status == "running" else 1.0
     updated = SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        progress=event.progress, message=event.message[:500]
+        progress=progress, message=event.message[:500]
     )
     if updated:
-        job.progress, job.message = event.progress, event.message[:500]
+        job.progress, job.message = progress, event.message[:500]
         events.send(job.pk, events.status_payload(job))
 
 
@@ -196,27 +239,36 @@ def trial_record(*, job: SearchJob, result: nas_engine.TrialResult) -> Trial:
 
 
 def _refresh_front(job: SearchJob) -> list[int]:
-    """Recompute on_front for the job's completed trials: accuracy/R² up, parameters down."""
-    completed = list(
-        job.trials.filter(status=Trial.Status.COMPLETED, score__isnull=False).values_list("id", "score", "params")
-    )
-    indices = nas_engine.pareto_front([(score, params) for _, score, params in completed])
-    front = [completed[i][0] for i in indices]
+    """Recompute on_front over the job's objectives: the score up, each chosen cost down."""
+    costs = [name for name in (job.objectives or ["score", "params"]) if name != "score"]
+    scored = job.trials.filter(score__isnull=False)
+    # As in the engine: fully trained models make the front; pruned ones only while none exists.
+    candidates = scored.filter(status=Trial.Status.COMPLETED)
+    if not candidates.exists():
+        candidates = scored.filter(status=Trial.Status.PRUNED)
+    rows = list(candidates.values_list("id", "score", *costs))
+    vectors = [None if None in row[2:] else (-row[1], *row[2:]) for row in rows]
+    front = [rows[i][0] for i in nas_engine.pareto_front_nd(vectors)]
     job.trials.update(on_front=Case(When(id__in=front, then=Value(True)), default=Value(False)))
     return front
 
 
+CHECK_ROWS = 200  # raw dataset rows each bundle is verified on before it is offered
+
+
 def _load_trial_model(trial: Trial):
+    """The trial's model: refit on train+validation when the worker did that, else as searched."""
     job = trial.job
-    if trial.status != Trial.Status.COMPLETED or not trial.weights_path or job.preprocessing is None:
+    weights = trial.final_weights_path or trial.weights_path
+    if trial.status not in Trial.WITH_MODEL or not weights or job.preprocessing is None:
         raise nas_engine.NasError("This trial has no trained model to export.")
-    if not Path(trial.weights_path).exists():
+    if not Path(weights).exists():
         raise nas_engine.NasError("This trial's trained weights are missing on the server.")
-    return nas_engine.load_model(trial.architecture, trial.weights_path, n_inputs=job.n_inputs, n_outputs=job.n_outputs)
+    return nas_engine.load_model(trial.architecture, weights, n_inputs=job.n_inputs, n_outputs=job.n_outputs)
 
 
 def trial_bundle(*, trial: Trial) -> Path:
-    """The trial's model bundle (.zip), exported once and kept beside the job's other files."""
+    """The trial's model bundle (.zip), exported and verified once, then kept beside the job's files."""
     path = Path(trial.job.artifacts_dir) / "bundles" / f"trial_{trial.number}.zip"
     if path.exists():
         return path
@@ -225,12 +277,11 @@ def trial_bundle(*, trial: Trial) -> Path:
     job = trial.job
     metrics = {
         "validation": trial.metrics,
-        "costs": trial.to_dict()["costs"],
+        "test": trial.test_metrics,
+        "refit_on_train_and_validation": bool(trial.final_weights_path),
         "train_seconds": trial.train_seconds,
-        "seed": job.seed,
-        "trial": trial.number,
-        "search": job.pk,
     }
+    check_rows = runtime.read_csv_rows(job.dataset.file.path)[:CHECK_ROWS]
     # Export under a unique name, then rename: two requests for one bundle never mix bytes.
     handle, part = tempfile.mkstemp(dir=path.parent, suffix=".zip")
     os.close(handle)
@@ -242,6 +293,9 @@ def trial_bundle(*, trial: Trial) -> Path:
             metrics=metrics,
             out_path=part,
             dataset_name=job.dataset.name,
+            extra={"seed": job.seed, "search": job.pk, "trial": trial.number, "objectives": job.objectives},
+            costs=nas_engine.Costs(**trial.to_dict()["costs"]),
+            check_rows=check_rows,
         )
         os.replace(part, path)
     finally:

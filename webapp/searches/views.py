@@ -44,7 +44,7 @@ def search_cancel(request, pk: int):
 
 def _trial_or_error(request, pk: int, number: int):
     trial = selectors.get_trial_for_user(user=request.user, pk=pk, number=number)
-    if trial.status != trial.Status.COMPLETED:
+    if trial.status not in trial.WITH_MODEL:
         return trial, HttpResponse(f"Trial {number} was {trial.status}; it has no model.", status=409)
     return trial, None
 

@@ -1,0 +1,271 @@
+"""After a search: refit the chosen networks on train+validation, score each once on the test split,
+and build a top-k ensemble that exports as one graph. Called by the caller, after ``run_search``."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nas_engine.evaluator import Trainer, TrainSettings, evaluate_model, measure_latency_ms, one_thread
+from nas_engine.prepare import PreparedData
+from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
+from nas_engine.spaces import space_for_architecture
+
+ENSEMBLE_SPACE = "ensemble"
+
+
+class EnsembleModel(torch.nn.Module):
+    """Averages its members: their softmax probabilities (classification) or outputs (regression).
+
+    For classification it returns the log of the averaged probabilities, so its output is still
+    a logit like a single network's: its softmax is the average, argmax and predict.py work
+    unchanged, and cross-entropy measures it correctly. One module, so ONNX gets one graph.
+    """
+
+    def __init__(self, members: list[torch.nn.Module], *, task: str) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+        self.task = task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = torch.stack([member(x) for member in self.members])  # [members, batch, outputs]
+        if self.task == "classification":
+            # log(mean(softmax)) without underflow: logsumexp of log-probabilities minus log(k).
+            return torch.logsumexp(torch.log_softmax(outputs, dim=-1), dim=0) - math.log(len(self.members))
+        return outputs.mean(dim=0)
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    """A network refitted on train+validation, scored once on the test split."""
+
+    number: int
+    test_metrics: dict
+    weights_path: str | None
+    train_seconds: float
+    epochs: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FinalModels:
+    """The refitted front (and ensemble members), and the ensemble as a trial-like record.
+
+    ``ensemble`` holds the ensemble's costs and validation metrics (its members as trained
+    during the search, on the validation split); ``ensemble_final`` its refitted weights and
+    test metrics. Both are None when fewer than two completed trials exist.
+    """
+
+    models: tuple[FinalModel, ...]
+    ensemble: TrialResult | None = None
+    ensemble_final: FinalModel | None = None
+
+    def get(self, number: int) -> FinalModel | None:
+        """The final model of trial ``number`` (the ensemble's number included), or None."""
+        finals = [*self.models, *([self.ensemble_final] if self.ensemble_final else [])]
+        return next((final for final in finals if final.number == number), None)
+
+    def to_dict(self) -> dict:
+        return {
+            "models": [final.to_dict() for final in self.models],
+            "ensemble": self.ensemble.to_dict() if self.ensemble else None,
+            "ensemble_final": self.ensemble_final.to_dict() if self.ensemble_final else None,
+        }
+
+
+def _task(architecture: dict, n_outputs: int) -> str:
+    return architecture.get("task") or ("classification" if n_outputs > 1 else "regression")
+
+
+def build_final_model(architecture: dict, *, n_inputs: int, n_outputs: int) -> torch.nn.Module:
+    """Build the untrained network of a genome or of an ensemble record's architecture."""
+    if architecture.get("space") != ENSEMBLE_SPACE:
+        return space_for_architecture(architecture).build_model(architecture, n_inputs, n_outputs)
+    members = [
+        space_for_architecture(member).build_model(member, n_inputs, n_outputs)
+        for member in architecture["member_architectures"]
+    ]
+    return EnsembleModel(members, task=_task(architecture, n_outputs))
+
+
+def load_final_model(architecture: dict, weights_path: str | Path, *, n_inputs: int, n_outputs: int) -> torch.nn.Module:
+    """Rebuild a trained network, single genome or ensemble, from its architecture and weights.
+
+    Returns:
+        The model in eval mode.
+    """
+    model = build_final_model(architecture, n_inputs=n_inputs, n_outputs=n_outputs)
+    model.load_state_dict(torch.load(weights_path, weights_only=True))
+    return model.eval()
+
+
+def _test_metrics(model: torch.nn.Module, data: PreparedData) -> dict:
+    std = data.preprocessing["target"].get("std", 1.0)
+    return evaluate_model(model, data.X_test, data.y_test, task=data.task, target_std=std)
+
+
+def refit(arch: dict, data: PreparedData, *, epochs: int, seed: int) -> tuple[torch.nn.Module, dict]:
+    """Train ``arch`` from scratch on train+validation for ``epochs``, then score it on the test split.
+
+    The search chose the architecture and its epoch count on the validation split; training on
+    those rows too gives the final model more data (common practice, e.g. Optuna/AutoGluon
+    refits), and the untouched test split still gives an honest score.
+
+    Args:
+        arch: The genome.
+        data: The prepared splits the search used.
+        epochs: Epochs to train (the trial's ``metrics["best_epoch"]``).
+        seed: Seed of the weights, batch order and dropout.
+
+    Returns:
+        The trained model (eval mode) and its test metrics.
+    """
+    torch.manual_seed(seed)
+    model = space_for_architecture(arch).build_model(arch, data.n_features, data.n_outputs)
+    trainer = Trainer(
+        model,
+        X_train=np.concatenate([data.X_train, data.X_val]),
+        y_train=np.concatenate([data.y_train, data.y_val]),
+        task=data.task,
+        settings=TrainSettings.from_architecture(arch),
+        seed=seed,
+    )
+    with one_thread():
+        trainer.train(until_epoch=max(1, int(epochs)))
+    model = trainer.finish().model
+    return model, _test_metrics(model, data)
+
+
+def _ensemble_members(result: SearchResult, size: int) -> list[TrialResult]:
+    """The ``size`` best completed trials by validation score, one per architecture."""
+    ranked = sorted(
+        (t for t in result.trials if t.status is TrialStatus.COMPLETED), key=lambda t: (-t.score, t.costs.params)
+    )
+    members: dict[str, TrialResult] = {}
+    for trial in ranked:
+        members.setdefault(trial.arch_hash, trial)
+    return list(members.values())[:size]
+
+
+def _ensemble_record(
+    members: list[TrialResult], finals: list[FinalModel], data: PreparedData, *, number: int, weights_path: Path
+) -> tuple[TrialResult, FinalModel]:
+    n_in, n_out = data.n_features, data.n_outputs
+    architecture = {
+        "space": ENSEMBLE_SPACE,
+        "task": data.task,
+        "members": [m.number for m in members],
+        "member_architectures": [m.architecture for m in members],
+    }
+    refitted = EnsembleModel(
+        [
+            load_final_model(m.architecture, f.weights_path, n_inputs=n_in, n_outputs=n_out)
+            for m, f in zip(members, finals, strict=True)
+        ],
+        task=data.task,
+    ).eval()
+    torch.save(refitted.state_dict(), weights_path)
+    metrics = {}
+    if all(m.weights_path for m in members):  # the search's own weights: an honest validation score
+        searched = load_final_model(architecture, weights_path, n_inputs=n_in, n_outputs=n_out)
+        for member, trial in zip(searched.members, members, strict=True):
+            member.load_state_dict(torch.load(trial.weights_path, weights_only=True))
+        std = data.preprocessing["target"].get("std", 1.0)
+        metrics = evaluate_model(searched, data.X_val, data.y_val, task=data.task, target_std=std)
+    costs = Costs(
+        params=sum(m.costs.params for m in members),
+        flops=sum(m.costs.flops for m in members),
+        latency_ms=measure_latency_ms(refitted, n_in),
+        size_bytes=sum(m.costs.size_bytes for m in members),
+    )
+    seconds = sum(f.train_seconds for f in finals)
+    record = TrialResult(
+        number=number,
+        status=TrialStatus.COMPLETED,
+        architecture=architecture,
+        arch_hash=space_for_architecture(members[0].architecture).arch_hash(architecture),
+        metrics=metrics,
+        costs=costs,
+        train_seconds=seconds,
+        message=f"Ensemble of trials {', '.join(str(m.number) for m in members)}.",
+        weights_path=str(weights_path),
+    )
+    final = FinalModel(
+        number=number,
+        test_metrics=_test_metrics(refitted, data),
+        weights_path=str(weights_path),
+        train_seconds=seconds,
+        epochs=max(f.epochs for f in finals),
+    )
+    return record, final
+
+
+def finalize_front(
+    result: SearchResult,
+    data: PreparedData,
+    *,
+    artifacts_dir: str | Path,
+    seed: int,
+    ensemble_size: int = 3,
+    on_status: Callable[[StatusEvent], None] | None = None,
+) -> FinalModels:
+    """Refit every front trial and the ensemble's members; build and score the ensemble.
+
+    Each trial is refitted with ``seed + number`` for its ``best_epoch`` epochs and saved as
+    ``trial_{number}_final.pt``; the ensemble (the ``ensemble_size`` best distinct completed
+    architectures, when there are at least two) as ``ensemble_final.pt``, numbered one above the
+    last trial.
+
+    Args:
+        result: What ``run_search`` returned.
+        data: The prepared splits the search used.
+        artifacts_dir: Where to write the weights.
+        seed: The search's seed.
+        ensemble_size: Most members of the ensemble.
+        on_status: Called with ``"finalizing"`` progress events.
+
+    Returns:
+        The final models, front trials first.
+    """
+    artifacts_dir = Path(artifacts_dir)
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    by_number = {t.number: t for t in result.trials}
+    members = _ensemble_members(result, ensemble_size) if ensemble_size >= 2 else []
+    chosen = list({t.number: t for t in [*(by_number[n] for n in result.front), *members]}.values())
+    finals: dict[int, FinalModel] = {}
+    for i, trial in enumerate(chosen):
+        if on_status is not None:
+            message = f"Refitting trial {trial.number} on train+validation ({i + 1} of {len(chosen)})."
+            on_status(StatusEvent(status="finalizing", progress=i / len(chosen), message=message))
+        start = time.monotonic()
+        epochs = trial.metrics.get("best_epoch", trial.metrics.get("epochs", 1))
+        model, test_metrics = refit(trial.architecture, data, epochs=epochs, seed=seed + trial.number)
+        path = artifacts_dir / f"trial_{trial.number}_final.pt"
+        torch.save(model.state_dict(), path)
+        finals[trial.number] = FinalModel(
+            number=trial.number,
+            test_metrics=test_metrics,
+            weights_path=str(path),
+            train_seconds=time.monotonic() - start,
+            epochs=int(epochs),
+        )
+    ensemble = ensemble_final = None
+    if len(members) >= 2:
+        ensemble, ensemble_final = _ensemble_record(
+            members,
+            [finals[m.number] for m in members],
+            data,
+            number=max(by_number) + 1,
+            weights_path=artifacts_dir / "ensemble_final.pt",
+        )
+    if on_status is not None:
+        on_status(StatusEvent(status="finalizing", progress=1.0, message="Final models ready."))
+    return FinalModels(models=tuple(finals[t.number] for t in chosen), ensemble=ensemble, ensemble_final=ensemble_final)
