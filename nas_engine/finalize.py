@@ -145,9 +145,12 @@ def refit(arch: dict, data: PreparedData, *, epochs: int, seed: int) -> tuple[to
 
 
 def _ensemble_members(result: SearchResult, size: int) -> list[TrialResult]:
-    """The ``size`` best completed trials by validation score, one per architecture."""
+    """The ``size`` best trials by validation score, one per architecture: fully trained ones first,
+    then pruned ones (they are refit for their best epoch count anyway), so a short multi-fidelity
+    search with a single fully trained model still gets an ensemble."""
     ranked = sorted(
-        (t for t in result.trials if t.status is TrialStatus.COMPLETED), key=lambda t: (-t.score, t.costs.params)
+        (t for t in result.trials if t.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED) and t.score is not None),
+        key=lambda t: (t.status is not TrialStatus.COMPLETED, -t.score, t.costs.params),
     )
     members: dict[str, TrialResult] = {}
     for trial in ranked:

@@ -26,13 +26,15 @@ from nas_engine.spaces.training import (
 UNITS = (8, 16, 32, 64, 128, 256, 512)
 DROPOUTS = (0.0, 0.1, 0.2, 0.3)
 NORMS = ("none", "batch", "layer")
-MIN_DEPTH, MAX_DEPTH = 1, 6
+# Depth 0 is a linear (or logistic) model: on small or nearly linear tabular data it is often the
+# best candidate, and a search that cannot propose it loses to a ridge regression.
+MIN_DEPTH, MAX_DEPTH = 0, 6
 LAYER_KEYS = ("units", "activation", "dropout")
 _NORM_LABELS = {"batch": "batch-norm", "layer": "layer-norm"}
 
 
 class MLPSpace(SearchSpace):
-    """MLPs of 1-6 hidden layers, searched jointly with their training settings.
+    """MLPs of 0-6 hidden layers (0: a linear model), searched jointly with their training settings.
 
     Genome::
 
@@ -64,7 +66,7 @@ class MLPSpace(SearchSpace):
     def mutate(self, arch: dict, rng: np.random.Generator) -> dict:
         child = _with_defaults(copy.deepcopy(arch))
         layers = child["layers"]
-        moves = [*LAYER_KEYS, "norm", "residual", "train"]
+        moves = [*(LAYER_KEYS if layers else ()), "norm", "residual", "train"]
         moves += ["add"] if len(layers) < MAX_DEPTH else []
         moves += ["remove"] if len(layers) > MIN_DEPTH else []
         move = pick(moves, rng)
@@ -151,8 +153,10 @@ class MLPSpace(SearchSpace):
         return Costs(params=params, flops=flops, latency_ms=None, size_bytes=params * 4)
 
     def _smallest(self, n_inputs: int, n_outputs: int) -> Costs:
-        layer = {"units": min(UNITS), "activation": "relu", "dropout": 0.0}
-        return self.costs({"layers": [layer], "norm": "none", "residual": False}, n_inputs, n_outputs)
+        linear = {"layers": [], "norm": "none", "residual": False}
+        narrow = {"layers": [{"units": min(UNITS), "activation": "relu", "dropout": 0.0}], "norm": "none"}
+        candidates = [self.costs(arch | {"residual": False}, n_inputs, n_outputs) for arch in (linear, narrow)]
+        return min(candidates, key=lambda c: (c.params, c.flops))
 
     def smallest_params(self, n_inputs: int, n_outputs: int) -> int:
         return self._smallest(n_inputs, n_outputs).params
@@ -170,7 +174,9 @@ class MLPSpace(SearchSpace):
             + (f" · dropout {layer['dropout']:g}" if layer["dropout"] else "")
             for layer in arch["layers"]
         ]
-        if arch["residual"]:
+        if not arch["layers"]:
+            lines.append("Linear model (no hidden layer)")
+        elif arch["residual"]:
             lines.append("Residual connection around every hidden layer (projected where widths differ)")
         return [*lines, "Output layer", describe_train(arch["train"])]
 

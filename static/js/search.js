@@ -131,6 +131,7 @@
 
   function describe(arch) {
     if (arch.space === "ensemble") return "ensemble of trials " + arch.members.join(", ");
+    if (arch.layers && !arch.layers.length) return "linear model (no hidden layer)";
     if (arch.layers) return arch.layers.map((l) => l.units + " " + l.activation).join(" → ");
     if (arch.stages) return arch.stages.length + " convolution stages";
     return arch.space || "";

@@ -152,3 +152,42 @@ def test_same_predictions_compares_labels_exactly_and_numbers_within_tolerance()
     assert _same_predictions(["1.00000001"], [1.0])
     assert not _same_predictions(["1.01"], [1.0])
     assert not _same_predictions(["1.0"], [1.0, 2.0])
+
+
+@pytest.mark.slow
+def test_an_image_model_searched_on_pixel_columns_exports_a_faithful_bundle(tmp_path):
+    """load_digits as 64 pixel columns: auto picks the CNN space, and its bundle reproduces it."""
+    from sklearn.datasets import load_digits
+
+    from nas_engine import finalize_front, load_final_model, prepare_data
+
+    csv_path = tmp_path / "digits.csv"
+    load_digits(as_frame=True).frame.to_csv(csv_path, index=False)
+    data = prepare_data(csv_path, target="target", seed=0)
+    assert data.image_shape == (1, 8, 8)
+    config = SearchConfig(target="target", max_trials=2, max_epochs=3, seed=0, budget_seconds=60)
+    result = run_search(config, data, artifacts_dir=tmp_path / "artifacts")
+    assert result.best.architecture["space"] == "cnn"
+    final = finalize_front(result, data, artifacts_dir=tmp_path / "artifacts", seed=0, ensemble_size=0)
+    weights = final.get(result.best.number).weights_path
+    model = load_final_model(result.best.architecture, weights, n_inputs=64, n_outputs=10)
+    path = export_bundle(
+        model=model,
+        architecture=result.best.architecture,
+        preprocessing=data.preprocessing,
+        metrics=result.best.metrics,
+        out_path=tmp_path / "digits.zip",
+        check_rows=data.raw_test_rows,
+    )
+    with zipfile.ZipFile(path) as bundle:
+        checks = json.loads(bundle.read("metrics.json"))["checks"]
+        bundle.extractall(tmp_path / "bundle")
+    assert checks["rows"] == len(data.raw_test_rows) and checks["onnx_max_abs_diff"] <= 1e-4
+    out = tmp_path / "predictions.csv"
+    done = subprocess.run(
+        [sys.executable, "predict.py", str(csv_path), "-o", str(out)], cwd=tmp_path / "bundle", capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    from_bundle = out.read_text().splitlines()[1:]
+    assert from_bundle == [format_prediction(p) for p in predict_csv(model, data.preprocessing, csv_path)]
+    assert np.mean(np.array(from_bundle) == load_digits().target.astype(str)) > 0.5

@@ -73,8 +73,8 @@ def test_max_params_rejects_before_training(cancer_data, tmp_path):
 
 def test_impossible_max_params_is_a_constraint_error(cancer_data):
     smallest = MLPSpace().smallest_params(cancer_data.n_features, cancer_data.n_outputs)
-    with pytest.raises(ConstraintError, match=f"fits max_params=100; the smallest possible has {smallest}"):
-        run_search(SearchConfig(target="diagnosis", max_params=100), cancer_data)
+    with pytest.raises(ConstraintError, match=f"fits max_params=50; the smallest possible has {smallest}"):
+        run_search(SearchConfig(target="diagnosis", max_params=50), cancer_data)
 
 
 def test_latency_limit_rejects_after_training(cancer_data):
@@ -149,8 +149,8 @@ def test_no_trained_trial_breaks_an_analytic_limit(cancer_data, tmp_path, limit,
 
 
 def test_impossible_max_size_is_a_constraint_error(cancer_data):
-    with pytest.raises(ConstraintError, match="fits max_size_bytes=400; the smallest possible takes"):
-        run_search(SearchConfig(target="diagnosis", max_size_bytes=400), cancer_data)
+    with pytest.raises(ConstraintError, match="fits max_size_bytes=200; the smallest possible takes"):
+        run_search(SearchConfig(target="diagnosis", max_size_bytes=200), cancer_data)
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))

@@ -233,3 +233,17 @@ def test_space_for_architecture_rebuilds_each_space_from_the_genome_alone():
     assert isinstance(space_for_architecture({"layers": [], "lr": 1e-3}), MLPSpace)  # before engine v1
     with pytest.raises(ConstraintError, match="Unknown search space"):
         space_for_architecture({"space": "vit"})
+
+
+def test_the_mlp_space_includes_a_linear_model():
+    import torch
+
+    space = MLPSpace()
+    linear = space.from_decisions(space.to_decisions(space.sample(np.random.default_rng(0))) | {"depth": 0})
+    assert linear["layers"] == []
+    model = space.build_model(linear, 7, 3)
+    assert model(torch.zeros(2, 7)).shape == (2, 3)
+    assert space.costs(linear, 7, 3).params == sum(p.numel() for p in model.parameters()) == 7 * 3 + 3
+    assert space.smallest_params(7, 3) == 24
+    assert "Linear model (no hidden layer)" in space.describe(linear)
+    assert space.mutate(linear, np.random.default_rng(1)) != linear  # no layer to change, still a move

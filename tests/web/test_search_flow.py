@@ -178,3 +178,45 @@ def test_a_running_search_can_be_cancelled(celery_worker_process, alice_client, 
     count = job.trials.count()
     time.sleep(3)
     assert job.trials.count() == count
+
+
+def test_a_multi_fidelity_search_over_three_objectives_keeps_their_front(
+    celery_worker_process, alice_client, breast_cancer_csv
+):
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    response = alice_client.post(
+        reverse("search_create", args=[dataset.pk]),
+        {
+            "target": "diagnosis",
+            "task": "auto",
+            "budget_seconds": 8,
+            "strategy": "nsga2",
+            "seed": 4,
+            "cost_objective": "latency_ms",
+            "third_objective": "params",
+            "space": "auto",
+            "fidelity": "successive_halving",
+            "max_params": 20000,
+        },  # fmt: skip
+    )
+    assert response.status_code == 302
+    job = wait_until_ended(SearchJob.objects.get(), timeout=180)
+    assert job.status == SearchJob.Status.FINISHED, (job.error, celery_worker_process.log()[-3000:])
+    assert job.objectives == ["score", "latency_ms", "params"]
+    trials = list(job.trials.all())
+    statuses = {t.status for t in trials}
+    assert Trial.Status.PRUNED in statuses and Trial.Status.COMPLETED in statuses
+    searched = [t for t in trials if t.status in Trial.WITH_MODEL and t.architecture["space"] != "ensemble"]
+    assert searched and all(t.params <= 20000 for t in searched)
+
+    def vector(t):
+        return (-t.score, t.latency_ms, t.params)
+
+    completed = [t for t in trials if t.status == Trial.Status.COMPLETED]
+    for trial in completed:
+        dominated = any(
+            all(a <= b for a, b in zip(vector(o), vector(trial), strict=True)) and vector(o) != vector(trial)
+            for o in completed
+        )
+        assert trial.on_front == (not dominated), trial.number
+    assert not any(t.on_front for t in trials if t.status == Trial.Status.PRUNED)
