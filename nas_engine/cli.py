@@ -56,8 +56,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--cv-folds", type=int, help="k-fold scoring (default: 5 on small data, else off)")
     search.add_argument("--seed", type=int, default=0)
     search.add_argument(
-        "--export", choices=("best", "ensemble"), default="best",
-        help="the most accurate front model, or the ensemble of the best distinct ones (both refit)",
+        "--export", choices=("recommended", "best", "ensemble"), default="recommended",
+        help="recommended: the cheapest front model within one standard error of the best score; best: the "
+        "highest validation score; ensemble: the best distinct models averaged (all refit on train+validation)",
     )  # fmt: skip
     search.add_argument("--out", required=True, help="bundle zip to write")
     predict = commands.add_parser("predict", help="predict a CSV with an exported bundle")
@@ -118,7 +119,8 @@ def _search(args: argparse.Namespace) -> int:
         if result.best is None:
             raise NasError("No trial completed within the budget and limits; raise the budget or loosen the limits.")
         finals = finalize_front(result, data, artifacts_dir=artifacts, seed=config.seed, on_status=progress.on_status)
-        chosen, final = result.best, finals.get(result.best.number)
+        chosen = result.recommended if args.export == "recommended" else result.best
+        final = finals.get(chosen.number)
         if args.export == "ensemble":
             if finals.ensemble is None:
                 raise NasError("An ensemble needs at least two completed trials; search longer or export 'best'.")
@@ -139,7 +141,7 @@ def _search(args: argparse.Namespace) -> int:
         )
     metric = "accuracy" if result.task == "classification" else "r2"
     sys.stderr.write(
-        f"Saved {args.out}: {'ensemble' if args.export == 'ensemble' else 'trial'} {chosen.number} "
+        f"Saved {args.out}: {args.export} {'model' if args.export == 'ensemble' else 'trial'} {chosen.number} "
         f"({len(result.trials)} trials), {metric} {chosen.metrics[metric]:.4f} on validation, "
         f"{final.test_metrics[metric]:.4f} on test after refitting on train+validation.\n"
     )

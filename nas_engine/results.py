@@ -105,7 +105,8 @@ class SearchResult:
 
     ``front`` lists the trial numbers on the Pareto front over ``objectives`` (completed trials;
     pruned ones only when no trial completed); ``best`` is the front trial with the highest
-    score; ``test_metrics`` are the best model's metrics on the held-out test split (as trained
+    score; ``recommended`` the cheapest front trial within one standard error of the best score
+    (``selection.recommend``); ``test_metrics`` are the best model's metrics on the held-out test split (as trained
     during the search; ``finalize.finalize_front`` refits and re-scores).
     """
 
@@ -117,6 +118,7 @@ class SearchResult:
     task: str
     test_metrics: dict = field(default_factory=dict)
     objectives: tuple[str, ...] = ("score", "params")
+    recommended: TrialResult | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -128,4 +130,5 @@ class SearchResult:
             "task": self.task,
             "test_metrics": dict(self.test_metrics),
             "objectives": list(self.objectives),
+            "recommended": self.recommended.number if self.recommended else None,
         }

@@ -27,6 +27,7 @@ from nas_engine.fidelity import brackets, rung_epochs, survivors, training_rows
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, objective_vector
+from nas_engine.selection import recommend
 from nas_engine.spaces import SearchSpace, make_space
 from nas_engine.strategies import STRATEGIES
 
@@ -104,6 +105,11 @@ class _Loop:
         self.best: dict[TrialStatus, tuple[TrialResult, dict]] = {}  # per status: best trial and its weights
 
     # --- reporting ---------------------------------------------------------------------------
+
+    def validation_rows(self) -> int:
+        """Rows behind each trial's score: all of train+validation under k-fold, else validation."""
+        data = self.data
+        return len(data.X_train) + len(data.X_val) if self.cv_folds > 1 else len(data.X_val)
 
     def progress(self) -> float:
         by_time = (time.monotonic() - self.start) / self.config.budget_seconds
@@ -361,6 +367,9 @@ class _Loop:
             task=self.data.task,
             test_metrics=test_metrics,
             objectives=self.config.objectives,
+            recommended=recommend(
+                front, task=self.data.task, n_validation=self.validation_rows(), cost=self.config.objectives[1]
+            ),
         )
         if self.cancelled:
             self.status("cancelled", "Search cancelled.")

@@ -8,6 +8,7 @@
   let front = new Set();
   let status = document.getElementById("job-status").textContent.trim();
   let chosenId = null;
+  let recommendedNumber = null;
   const scoreLabel = root.dataset.task === "regression" ? "R² (validation)" : "Accuracy (validation)";
   const objectivesNode = document.getElementById("job-objectives");
   const objectives = (objectivesNode && JSON.parse(objectivesNode.textContent)) || [];
@@ -38,7 +39,7 @@
     if (ENDED.includes(status)) {
       const cancel = document.getElementById("cancel-form");
       if (cancel) cancel.remove();
-      if (chosenId === null) chooseBest();
+      if (chosenId === null) chooseDefault(event.recommended);
     }
   }
 
@@ -137,7 +138,15 @@
     return arch.space || "";
   }
 
-  function chooseBest() {
+  // The search recommends the cheapest front model within one standard error of the best score;
+  // without one (an older job), the most accurate front model.
+  function chooseDefault(number) {
+    if (number !== undefined && number !== null) recommendedNumber = number;
+    const recommended = [...trials.values()].find((t) => t.number === recommendedNumber);
+    if (recommended && hasModel(recommended)) {
+      choose(recommended.id);
+      return;
+    }
     const candidates = completed().filter((t) => front.has(t.id));
     if (!candidates.length) return;
     candidates.sort((a, b) => b.score - a.score);
@@ -150,6 +159,7 @@
     chosenId = id;
     document.getElementById("chosen").hidden = false;
     document.getElementById("chosen-number").textContent = t.number;
+    document.getElementById("chosen-recommended").hidden = t.number !== recommendedNumber;
     const details = document.getElementById("chosen-details");
     details.replaceChildren();
     const rows = Object.entries(t.metrics).map(([k, v]) => ["validation " + k, v])

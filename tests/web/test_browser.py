@@ -7,6 +7,7 @@ import zipfile
 import pytest
 
 from tests.conftest import PASSWORD
+from webapp.searches.models import SearchJob
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -66,6 +67,10 @@ def test_a_practitioner_searches_and_downloads_without_reloading(
 
     page.wait_for_function("document.getElementById('job-status').textContent === 'finished'", timeout=180_000)
     assert page.evaluate("window.loadedOnce") is True
+    job = SearchJob.objects.get()
+    page.wait_for_function("document.getElementById('chosen').hidden === false")
+    assert page.inner_text("#chosen-number") == str(job.recommended_number)  # chosen for the user
+    assert page.is_visible("#chosen-recommended")
     link = page.locator("#download-bundle")
     link.wait_for(state="visible")
     with page.expect_download(timeout=120_000) as download_info:

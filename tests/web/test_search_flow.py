@@ -114,6 +114,9 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
     for trial in (t for t in trials if t.on_front):
         assert trial.final_weights_path and 0 <= trial.test_metrics["accuracy"] <= 1
     assert events[-1]["type"] == "status" and events[-1]["status"] == "finished"
+    # The search recommends a fully trained model, and tells the page which.
+    assert events[-1]["recommended"] == job.recommended_number
+    assert job.trials.get(number=job.recommended_number).status == Trial.Status.COMPLETED
 
     # The front: completed trials that no other trial beats on both score and size.
     completed = [t for t in trials if t.status == Trial.Status.COMPLETED]

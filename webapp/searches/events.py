@@ -17,6 +17,7 @@ def status_payload(job: SearchJob) -> dict:
         "progress": job.progress,
         "message": job.message,
         "error": job.error,
+        "recommended": job.recommended_number,
     }
 
 

@@ -51,6 +51,9 @@ class SearchJob(models.Model):
     )
     n_inputs = models.PositiveIntegerField(null=True, blank=True, help_text="Network inputs after encoding.")
     n_outputs = models.PositiveIntegerField(null=True, blank=True)
+    recommended_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The cheapest front trial within one standard error of the best score."
+    )
     progress = models.FloatField(default=0.0)
     message = models.CharField(max_length=500, blank=True, help_text="The latest progress message.")
     error = models.TextField(blank=True, help_text="Why the job failed, in words a user can act on.")
@@ -93,6 +96,7 @@ class SearchJob(models.Model):
             "progress": self.progress,
             "message": self.message,
             "error": self.error,
+            "recommended": self.recommended_number,
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

@@ -147,6 +147,8 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         should_cancel=_cancel_check(job.pk),
         artifacts_dir=job.artifacts_dir,
     )
+    if result.recommended is not None:
+        SearchJob.objects.filter(pk=job.pk).update(recommended_number=result.recommended.number)
     if not result.cancelled and result.best is not None:
         finals = nas_engine.finalize_front(
             result,
