@@ -18,7 +18,7 @@ from nas_engine.fidelity import Fidelity
 from nas_engine.finalize import finalize_front, load_final_model
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import prepare_data
-from nas_engine.results import TrialStatus, objective_vector
+from nas_engine.results import TrialResult, TrialStatus, objective_vector
 from nas_engine.search import run_search
 from nas_engine.spaces import SPACES
 from nas_engine.strategies import STRATEGIES
@@ -73,10 +73,10 @@ class _Progress:
 
     def __init__(self, objectives: tuple[str, ...]):
         self.objectives = objectives
-        self.results = []
+        self.results: list[TrialResult] = []
         self.bar = tqdm(total=100, file=sys.stderr, delay=1, bar_format=BAR_FORMAT)
 
-    def on_trial(self, trial) -> None:
+    def on_trial(self, trial: TrialResult) -> None:
         self.results.append(trial)
         vectors = [objective_vector(r, self.objectives) for r in self.results]
         scores = [r.score for r in self.results if r.status is TrialStatus.COMPLETED and r.score is not None]
@@ -120,11 +120,15 @@ def _search(args: argparse.Namespace) -> int:
             raise NasError("No trial completed within the budget and limits; raise the budget or loosen the limits.")
         finals = finalize_front(result, data, artifacts_dir=artifacts, seed=config.seed, on_status=progress.on_status)
         chosen = result.recommended if args.export == "recommended" else result.best
+        if chosen is None:
+            raise NasError("No trial could be recommended for export; export 'best' instead.")
         final = finals.get(chosen.number)
         if args.export == "ensemble":
             if finals.ensemble is None:
                 raise NasError("An ensemble needs at least two completed trials; search longer or export 'best'.")
             chosen, final = finals.ensemble, finals.ensemble_final
+        if final is None or final.weights_path is None:
+            raise NasError(f"Trial {chosen.number} has no refitted model to export.")
         model = load_final_model(
             chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
         )

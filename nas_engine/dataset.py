@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +84,8 @@ def detect_task(values: Iterable[str]) -> str:
     values = list(values)
     if not is_numeric(values):
         return "classification"
-    numbers = {parse_number(v) for v in values if not is_missing(v)}
+    # Every present cell parses (is_numeric); missing ones parse to None and are left out.
+    numbers = {number for v in values if (number := parse_number(v)) is not None}
     if all(n.is_integer() for n in numbers) and len(numbers) <= MAX_CLASSES_FOR_NUMBERS:
         return "classification"
     return "regression"
@@ -157,22 +159,22 @@ def profile_column(name: str, values: list[str]) -> ColumnProfile:
     """Describe one column from its raw cells."""
     present = [v.strip() for v in values if not is_missing(v)]
     examples = tuple(dict.fromkeys(present))[:3]
-    common = {
-        "name": name,
-        "missing": len(values) - len(present),
-        "unique": len(set(present)),
-        "examples": examples,
-        "suggested_task": detect_task(values),
-    }
+    profile = partial(
+        ColumnProfile,
+        name=name,
+        missing=len(values) - len(present),
+        unique=len(set(present)),
+        examples=examples,
+        suggested_task=detect_task(values),
+    )
     if not is_numeric(values):
-        return ColumnProfile(kind="categorical", **common)
-    numbers = [parse_number(v) for v in present]
-    return ColumnProfile(
+        return profile(kind="categorical")
+    numbers = [number for v in present if (number := parse_number(v)) is not None]  # all of them (is_numeric)
+    return profile(
         kind="numeric",
         mean=float(statistics.fmean(numbers)),
         min=min(numbers),
         max=max(numbers),
-        **common,
     )
 
 

@@ -9,6 +9,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -163,7 +164,9 @@ class Trainer:
         self.epochs = 0
         self.seconds = 0.0
         self.cancelled = self.out_of_time = False
-        self.best_loss, self.best_state, self.best_metrics, self.stale = math.inf, None, {}, 0
+        self.best_loss, self.stale = math.inf, 0
+        self.best_state: dict[str, Any] | None = None
+        self.best_metrics: dict[str, Any] = {}
 
     @property
     def converged(self) -> bool:

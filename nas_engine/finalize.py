@@ -14,7 +14,7 @@ import torch
 
 from nas_engine.evaluator import Trainer, TrainSettings, evaluate_model, measure_latency_ms, one_thread
 from nas_engine.prepare import PreparedData
-from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
+from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, require_score
 from nas_engine.spaces import space_for_architecture
 
 ENSEMBLE_SPACE = "ensemble"
@@ -150,12 +150,18 @@ def _ensemble_members(result: SearchResult, size: int) -> list[TrialResult]:
     search with a single fully trained model still gets an ensemble."""
     ranked = sorted(
         (t for t in result.trials if t.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED) and t.score is not None),
-        key=lambda t: (t.status is not TrialStatus.COMPLETED, -t.score, t.costs.params),
+        key=lambda t: (t.status is not TrialStatus.COMPLETED, -require_score(t), t.costs.params),
     )
     members: dict[str, TrialResult] = {}
     for trial in ranked:
         members.setdefault(trial.arch_hash, trial)
     return list(members.values())[:size]
+
+
+def _weights_of(final: FinalModel) -> str:
+    if final.weights_path is None:
+        raise ValueError(f"The final model of trial {final.number} has no saved weights.")
+    return final.weights_path
 
 
 def _ensemble_record(
@@ -170,17 +176,19 @@ def _ensemble_record(
     }
     refitted = EnsembleModel(
         [
-            load_final_model(m.architecture, f.weights_path, n_inputs=n_in, n_outputs=n_out)
+            load_final_model(m.architecture, _weights_of(f), n_inputs=n_in, n_outputs=n_out)
             for m, f in zip(members, finals, strict=True)
         ],
         task=data.task,
     ).eval()
     torch.save(refitted.state_dict(), weights_path)
     metrics = {}
-    if all(m.weights_path for m in members):  # the search's own weights: an honest validation score
+    searched_weights = [m.weights_path for m in members if m.weights_path]
+    if len(searched_weights) == len(members):  # the search's own weights: an honest validation score
         searched = load_final_model(architecture, weights_path, n_inputs=n_in, n_outputs=n_out)
-        for member, trial in zip(searched.members, members, strict=True):
-            member.load_state_dict(torch.load(trial.weights_path, weights_only=True))
+        assert isinstance(searched, EnsembleModel)  # an ENSEMBLE_SPACE architecture builds one
+        for member, trial_weights in zip(searched.members, searched_weights, strict=True):
+            member.load_state_dict(torch.load(trial_weights, weights_only=True))
         std = data.preprocessing["target"].get("std", 1.0)
         metrics = evaluate_model(searched, data.X_val, data.y_val, task=data.task, target_std=std)
     costs = Costs(

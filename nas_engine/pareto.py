@@ -25,10 +25,10 @@ def pareto_front_nd(vectors: Sequence[Sequence[float] | None]) -> list[int]:
     Returns:
         Indices into ``vectors``, in ascending order.
     """
-    valid = [i for i, v in enumerate(vectors) if v is not None and not any(math.isnan(x) for x in v)]
+    valid = {i: v for i, v in enumerate(vectors) if v is not None and not any(math.isnan(x) for x in v)}
     front: list[int] = []
-    for i in sorted(valid, key=lambda i: tuple(vectors[i])):
-        if not any(dominates(vectors[j], vectors[i]) for j in front):
+    for i in sorted(valid, key=lambda i: tuple(valid[i])):
+        if not any(dominates(valid[j], valid[i]) for j in front):
             front.append(i)
     return sorted(front)
 

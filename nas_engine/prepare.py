@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def prepare_data(
     rows = frame.to_dict("records")
     features = [c for c in frame.columns if c != target]
     train_rows = [rows[i] for i in train]
-    prep = {
+    prep: dict[str, Any] = {
         "version": 1,
         "task": task,
         "feature_columns": features,

@@ -87,6 +87,17 @@ class TrialResult:
         return data
 
 
+def require_score(result: TrialResult) -> float:
+    """The score of a trial known to have one (filtered on ``score is not None`` or ``is_scored``).
+
+    Raises:
+        ValueError: The trial has no score.
+    """
+    if result.score is None:
+        raise ValueError(f"Trial {result.number} has no score.")
+    return float(result.score)
+
+
 @dataclass(frozen=True)
 class StatusEvent:
     """Progress report of a running search (``status``: running, finished, cancelled, failed)."""

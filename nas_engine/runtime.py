@@ -34,7 +34,7 @@ def parse_number(cell: str | None) -> float | None:
     Returns:
         The number, or None when the cell is missing or is not a finite number.
     """
-    if is_missing(cell):
+    if cell is None or is_missing(cell):
         return None
     try:
         value = float(cell.strip())
@@ -45,7 +45,7 @@ def parse_number(cell: str | None) -> float | None:
 
 def category_of(cell: str | None) -> str | None:
     """Return the category a raw cell stands for, or None when it is missing."""
-    return None if is_missing(cell) else cell.strip()
+    return None if cell is None or is_missing(cell) else cell.strip()
 
 
 def missing_columns(columns, prep: dict) -> list[str]:

@@ -82,6 +82,13 @@ class _Candidate:
     )
     epochs_budget: int = 0  # the highest rung it was trained for
 
+    @property
+    def built_trainer(self) -> Trainer | CrossValidatedTrainer:
+        """The trainer, once ``_Loop.trainer`` has built it (every candidate that trained)."""
+        if self.trainer is None:
+            raise RuntimeError(f"Candidate {self.number} has not been trained.")
+        return self.trainer
+
 
 class _Loop:
     """State of one running search; exists so run_search reads as the steps it takes."""
@@ -129,7 +136,10 @@ class _Loop:
 
     def rank(self, trial: TrialResult) -> tuple[float, ...]:
         # Highest score, ties broken by the costs in objective order: the top trial is on the front.
-        return tuple(-value for value in objective_vector(trial, self.config.objectives))
+        vector = objective_vector(trial, self.config.objectives)
+        if vector is None:
+            raise ValueError(f"Trial {trial.number} has no score or lacks a cost to rank it by.")
+        return tuple(-value for value in vector)
 
     def untrained(self, status: TrialStatus, arch: dict, number: int, costs: Costs, message: str) -> TrialResult:
         """A trial that ends without a trained model: rejected by a limit, or failed."""
@@ -160,7 +170,7 @@ class _Loop:
         """Report a trained candidate: completed (reached the top rung) or pruned (stopped lower)."""
         config, data = self.config, self.data
         try:
-            outcome = candidate.trainer.finish()
+            outcome = candidate.built_trainer.finish()
         except FloatingPointError as exc:
             self.fail(candidate.number, candidate.arch, candidate.costs, exc)
             return
@@ -285,7 +295,8 @@ class _Loop:
                 if time.monotonic() >= self.deadline:
                     return self.expire(alive)
                 try:
-                    self.trainer(candidate).train(
+                    trainer = self.trainer(candidate)
+                    trainer.train(
                         until_epoch=epochs,
                         rows=rows if rows < n_rows else None,
                         deadline=self.deadline,
@@ -297,14 +308,14 @@ class _Loop:
                     continue
                 self.failures = 0
                 candidate.epochs_budget = epochs
-                if candidate.trainer.cancelled:
+                if trainer.cancelled:
                     self.cancelled = True  # the interrupted trials are not reported: stopped, not judged
                     return False
-                if candidate.trainer.out_of_time:
+                if trainer.out_of_time:
                     return self.expire(alive)
             if rung == top:
                 break
-            alive.sort(key=lambda c: (c.trainer.score, -c.costs.params), reverse=True)
+            alive.sort(key=lambda c: (c.built_trainer.score, -c.costs.params), reverse=True)
             keep = survivors(len(alive), eta=self.config.eta)
             for candidate in alive[keep:]:
                 self.conclude(candidate, TrialStatus.PRUNED)

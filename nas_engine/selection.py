@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from nas_engine.results import TrialResult
+from nas_engine.results import TrialResult, require_score
 
 
 def score_standard_error(score: float, *, task: str, n: int) -> float:
@@ -40,7 +40,7 @@ def recommend(front: Sequence[TrialResult], *, task: str, n_validation: int, cos
     scored = [t for t in front if t.score is not None and getattr(t.costs, cost) is not None]
     if not scored:
         return None
-    best = max(t.score for t in scored)
+    best = max(require_score(t) for t in scored)
     threshold = best - score_standard_error(best, task=task, n=n_validation)
-    eligible = [t for t in scored if t.score >= threshold]
-    return min(eligible, key=lambda t: (getattr(t.costs, cost), -t.score, t.number))
+    eligible = [t for t in scored if require_score(t) >= threshold]
+    return min(eligible, key=lambda t: (getattr(t.costs, cost), -require_score(t), t.number))

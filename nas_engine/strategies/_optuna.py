@@ -7,7 +7,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 
 import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from nas_engine.results import TrialResult, objective_vector
 from nas_engine.spaces.base import SearchSpace
@@ -46,7 +46,9 @@ class OptunaStrategy(Strategy):
     def __init__(self, *, space: SearchSpace, seed: int = 0, objectives: Sequence[str] = ("score", "params")) -> None:
         super().__init__(space=space, seed=seed, objectives=objectives)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        self._distributions = {name: CategoricalDistribution(options) for name, options in space.decisions().items()}
+        self._distributions: dict[str, BaseDistribution] = {
+            name: CategoricalDistribution(options) for name, options in space.decisions().items()
+        }
         self._pending: dict[str, list[optuna.Trial]] = {}
         self._told: dict[str, Outcome] = {}
         self._study: optuna.Study | None = None

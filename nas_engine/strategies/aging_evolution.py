@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from nas_engine.results import TrialResult
+from nas_engine.results import TrialResult, require_score
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.strategies.base import Strategy, is_scored
 
@@ -68,7 +68,7 @@ class AgingEvolutionStrategy(Strategy):
     def _tournament_winner(self) -> TrialResult:
         picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
         contestants = [self.population[int(i)] for i in picks]
-        return max(contestants, key=lambda trial: float(trial.score))  # first of equals wins
+        return max(contestants, key=require_score)  # first of equals wins
 
     def observe(self, results: Sequence[TrialResult]) -> None:
         self.population.extend(result for result in results if is_scored(result))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nas_engine.results import TrialResult
+from nas_engine.results import TrialResult, require_score
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.strategies.base import Strategy, is_scored
 
@@ -91,7 +91,7 @@ class ReinforceStrategy(Strategy):
     def observe(self, results: Sequence[TrialResult]) -> None:
         for result in results:
             if is_scored(result):
-                reward = float(np.clip(result.score, -1.0, 1.0))
+                reward = float(np.clip(require_score(result), -1.0, 1.0))
                 self.lowest_reward = min(self.lowest_reward, reward)
             else:
                 reward = self.lowest_reward

@@ -62,7 +62,8 @@
     const onFront = done.filter((t) => front.has(t.id)).sort((a, b) => a.costs[xCost] - b.costs[xCost]);
     const text = (t) => "trial " + t.number + (t.status === "pruned" ? " (pruned)" : "") + "<br>" +
       objectives.slice(1).map((c) => COST_LABELS[c] + ": " + format(t.costs[c], 4)).join("<br>");
-    const marker = { size: 9, color: "#9aa5b1" };
+    // Open circles: pruned by multi-fidelity (scored after fewer epochs); filled: fully trained.
+    const marker = { size: 9, color: "#9aa5b1", symbol: done.map((t) => (t.status === "pruned" ? "circle-open" : "circle")) };
     if (colourCost) {
       Object.assign(marker, {
         color: done.map((t) => t.costs[colourCost]), colorscale: "Viridis", showscale: true,
@@ -72,7 +73,7 @@
     const traces = [
       {
         x: done.map((t) => t.costs[xCost]), y: done.map((t) => t.score), customdata: done.map((t) => t.id),
-        text: done.map(text), hoverinfo: "text+y", mode: "markers", type: "scatter", name: "trials",
+        text: done.map(text), hoverinfo: "text+y", mode: "markers", type: "scatter", name: "trials (open: pruned)",
         marker: marker,
       },
       {
