@@ -1,5 +1,13 @@
-from django.contrib import admin
+"""Staff views of every search: columns and filters to find a job, actions to manage it, and the
+job's trials and Pareto plot on its page."""
 
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from webapp.searches import services
 from webapp.searches.models import SearchJob, Trial
 
 
@@ -7,45 +15,127 @@ class TrialInline(admin.TabularInline):
     model = Trial
     extra = 0
     can_delete = False
-    fields = ["number", "status", "score", "params", "flops", "latency_ms", "train_seconds", "on_front"]
+    fields = ["number", "status", "score", "params", "flops", "latency_ms", "train_seconds", "on_front", "message"]
     readonly_fields = fields
     show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class JobActionForm(ActionForm):
+    reason = forms.CharField(required=False, label="Reason (for “mark failed”)", max_length=2000)
 
 
 @admin.register(SearchJob)
 class SearchJobAdmin(admin.ModelAdmin):
     list_display = [
-        "id",
-        "owner",
-        "dataset",
-        "target",
-        "task",
-        "strategy",
-        "status",
-        "progress",
-        "created_at",
-        "finished_at",
-    ]
-    list_filter = ["status", "task", "strategy", "created_at"]
-    search_fields = ["target", "owner__username", "dataset__name", "error"]
-    readonly_fields = ["created_at", "started_at", "finished_at", "preprocessing"]
+        "id", "owner", "dataset", "status", "progress_percent", "strategy", "trials_summary", "best_score",
+        "wall_time", "worker_host", "created_at", "started_at", "finished_at",
+    ]  # fmt: skip
+    list_filter = ["status", "owner", "strategy", "fidelity", "created_at"]
+    date_hierarchy = "created_at"
+    search_fields = ["owner__username", "dataset__name", "target", "error"]
+    list_select_related = ["owner", "dataset"]
+    readonly_fields = [
+        "owner", "dataset", "status", "progress", "message", "error", "worker_host", "heartbeat_at", "rerun_of",
+        "recommended_number", "preprocessing", "n_inputs", "n_outputs", "created_at", "started_at", "finished_at",
+    ]  # fmt: skip
     inlines = [TrialInline]
+    action_form = JobActionForm
+    actions = ["cancel_jobs", "rerun_jobs", "mark_failed", "delete_with_files"]
+    change_form_template = "admin/searches/searchjob/change_form.html"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                trials_done=Count("trials", filter=Q(trials__status__in=Trial.WITH_MODEL)),
+                trials_rejected=Count("trials", filter=Q(trials__status=Trial.Status.REJECTED)),
+                trials_failed=Count("trials", filter=Q(trials__status=Trial.Status.FAILED)),
+                best=Max("trials__score", filter=Q(trials__status=Trial.Status.COMPLETED)),
+            )
+        )
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # it would leave the job's files behind
+        return actions
+
+    @admin.display(description="progress", ordering="progress")
+    def progress_percent(self, job):
+        return f"{job.progress:.0%}"
+
+    @admin.display(description="trials done / rejected / failed")
+    def trials_summary(self, job):
+        return f"{job.trials_done} / {job.trials_rejected} / {job.trials_failed}"
+
+    @admin.display(description="best score", ordering="best")
+    def best_score(self, job):
+        return "–" if job.best is None else f"{job.best:.4f}"
+
+    @admin.display(description="wall time")
+    def wall_time(self, job):
+        if job.started_at is None:
+            return "–"
+        seconds = ((job.finished_at or timezone.now()) - job.started_at).total_seconds()
+        return f"{seconds:.0f} s"
+
+    @admin.action(description="Cancel the selected searches")
+    def cancel_jobs(self, request, queryset):
+        cancelled = sum(services.search_cancel(job=job) for job in queryset)
+        self.message_user(request, f"Cancelled {cancelled} of {queryset.count()} searches (the rest had ended).")
+
+    @admin.action(description="Re-run the selected searches (same settings and seed)")
+    def rerun_jobs(self, request, queryset):
+        reruns = [services.search_rerun(job=job) for job in queryset]
+        self.message_user(request, "Queued " + ", ".join(f"#{job.pk}" for job in reruns) + ".")
+
+    @admin.action(description="Mark the selected searches failed (give a reason)")
+    def mark_failed(self, request, queryset):
+        reason = request.POST.get("reason", "").strip()
+        if not reason:
+            self.message_user(request, "Give a reason: the owner sees it on the search page.", messages.ERROR)
+            return
+        marked = sum(services.search_mark_failed(job=job, reason=reason) for job in queryset)
+        self.message_user(request, f"Marked {marked} searches failed (the rest had ended).")
+
+    @admin.action(description="Delete the selected searches and their files")
+    def delete_with_files(self, request, queryset):
+        count = 0
+        for job in queryset:
+            services.search_delete(job=job)
+            count += 1
+        self.message_user(request, f"Deleted {count} searches and their files.")
+
+    def delete_model(self, request, obj):
+        services.search_delete(job=obj)
+
+    def delete_queryset(self, request, queryset):
+        for job in queryset:
+            services.search_delete(job=job)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        if object_id:
+            job = self.get_object(request, object_id)
+            if job is not None:
+                extra_context["plot_trials"] = [
+                    {"number": t.number, "score": t.score, "params": t.params, "on_front": t.on_front}
+                    for t in job.trials.filter(status__in=Trial.WITH_MODEL, score__isnull=False)
+                ]
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def has_add_permission(self, request):
+        return False  # jobs start from a dataset's page, where the form checks them
 
 
 @admin.register(Trial)
 class TrialAdmin(admin.ModelAdmin):
     list_display = [
-        "id",
-        "job",
-        "number",
-        "status",
-        "score",
-        "params",
-        "flops",
-        "latency_ms",
-        "train_seconds",
-        "on_front",
-    ]
+        "id", "job", "number", "status", "score", "params", "flops", "latency_ms", "train_seconds", "on_front",
+    ]  # fmt: skip
     list_filter = ["status", "on_front", "job__task"]
     search_fields = ["job__id", "arch_hash", "message"]
     readonly_fields = ["created_at"]

@@ -57,6 +57,9 @@ class SearchJob(models.Model):
     progress = models.FloatField(default=0.0)
     message = models.CharField(max_length=500, blank=True, help_text="The latest progress message.")
     error = models.TextField(blank=True, help_text="Why the job failed, in words a user can act on.")
+    worker_host = models.CharField(max_length=255, blank=True, help_text="The Celery worker running the job.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -97,6 +100,7 @@ class SearchJob(models.Model):
             "message": self.message,
             "error": self.error,
             "recommended": self.recommended_number,
+            "worker_host": self.worker_host,
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

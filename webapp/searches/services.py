@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -84,14 +85,63 @@ def search_cancel(*, job: SearchJob) -> bool:
     return bool(changed)
 
 
-def search_execute(*, job_id: int) -> None:
+RERUN_FIELDS = (
+    "owner", "dataset", "target", "task", "strategy", "space", "fidelity", "objectives", "seed", "budget_seconds",
+    "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes",
+)  # fmt: skip
+
+
+def search_rerun(*, job: SearchJob) -> SearchJob:
+    """Queue a new job with the same dataset, settings and seed (for the same owner)."""
+    from webapp.searches.tasks import run_search  # tasks import this module
+
+    with transaction.atomic():
+        rerun = SearchJob.objects.create(
+            **{name: getattr(job, name) for name in RERUN_FIELDS}, rerun_of=job, message="Waiting for a worker"
+        )
+        transaction.on_commit(lambda: run_search.delay(rerun.pk))
+    return rerun
+
+
+def search_mark_failed(*, job: SearchJob, reason: str) -> bool:
+    """Staff: end a queued or running job as failed, with the reason shown to its owner.
+
+    Returns:
+        True if the job was marked now, False if it had already ended.
+    """
+    changed = SearchJob.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
+        status=Status.FAILED, finished_at=timezone.now(), message="Failed", error=reason[:2000]
+    )
+    if changed:
+        job.refresh_from_db()
+        transaction.on_commit(lambda: events.send(job.pk, events.status_payload(job)))
+    return bool(changed)
+
+
+def search_delete(*, job: SearchJob) -> None:
+    """Delete the job and its trials, then (after commit) its weights and bundles on disk.
+
+    A running job is cancelled first, so its worker stops instead of writing into a gone row.
+    """
+    search_cancel(job=job)
+    folder = Path(job.artifacts_dir)
+    job.delete()
+    transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+def search_execute(*, job_id: int, worker_host: str = "") -> None:
     """Run one queued job to its end (called by the Celery task).
 
     The job is claimed atomically, so a job sent twice runs once. Every outcome ends in a
     saved final state: finished, cancelled, or failed with a message.
     """
+    now = timezone.now()
     claimed = SearchJob.objects.filter(pk=job_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=timezone.now(), message="Loading the data"
+        status=Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        worker_host=worker_host[:255],
+        message="Loading the data",
     )
     if claimed != 1:
         logger.info("Search %s is not queued (gone, cancelled or taken); skipping it.", job_id)
@@ -194,7 +244,7 @@ def _search_progress(job: SearchJob, event: nas_engine.StatusEvent) -> None:
     # Refitting comes after the budget is spent: the bar stays full, the message says what runs.
     progress = event.progress if event.status == "running" else 1.0
     updated = SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        progress=progress, message=event.message[:500]
+        progress=progress, message=event.message[:500], heartbeat_at=timezone.now()
     )
     if updated:
         job.progress, job.message = progress, event.message[:500]
