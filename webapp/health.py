@@ -1,11 +1,28 @@
-"""/healthz: is the database reachable, is the broker reachable. JSON, no login needed."""
+"""/healthz: are the database, the broker and the channel layer reachable, and how many Celery
+workers answer. JSON, no login needed.
+
+The status is 200 when the database, broker and channel layer all answer. Zero workers is
+reported but is not an error by itself: the web app still serves, and queued jobs wait.
+"""
+
+import asyncio
+import logging
+import uuid
 
 import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
+
+from webapp.operations.selectors import worker_count
+
+CHANNEL_LAYER_TIMEOUT_SECONDS = 2
+WORKER_PING_TIMEOUT_SECONDS = 0.5
+logger = logging.getLogger(__name__)
 
 
 def _check_database() -> str | None:
@@ -28,13 +45,47 @@ def _check_broker() -> str | None:
     return None
 
 
+async def _channel_round_trip() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel(prefix="healthz")
+    token = uuid.uuid4().hex
+    await layer.send(channel, {"type": "healthz.ping", "token": token})
+    message = await asyncio.wait_for(layer.receive(channel), timeout=CHANNEL_LAYER_TIMEOUT_SECONDS)
+    if message.get("token") != token:
+        raise RuntimeError("the channel layer returned another message")
+
+
+def _check_channel_layer() -> str | None:
+    """Send a message to a fresh channel and read it back."""
+    try:
+        async_to_sync(_channel_round_trip)()
+    except Exception as exc:  # redis, timeout or configuration errors all mean "down"
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+def _count_workers() -> int | None:
+    try:
+        return worker_count(timeout=WORKER_PING_TIMEOUT_SECONDS)
+    except Exception:  # the broker answered a ping a moment ago; say "unknown", log why
+        logger.warning("Could not ask the Celery workers for a ping", exc_info=True)
+        return None
+
+
 @login_not_required
 @require_GET
 def healthz(request):
-    checks = {"database": _check_database(), "broker": _check_broker()}
+    checks = {
+        "database": _check_database(),
+        "broker": _check_broker(),
+        "channel_layer": _check_channel_layer(),
+    }
     ok = all(error is None for error in checks.values())
+    # Asking workers needs the broker; when it is down the count is unknown, not zero.
+    workers = _count_workers() if checks["broker"] is None else None
     body = {
         "status": "ok" if ok else "error",
         "checks": {name: ("ok" if error is None else error) for name, error in checks.items()},
+        "workers": workers,
     }
     return JsonResponse(body, status=200 if ok else 503)

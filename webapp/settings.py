@@ -80,6 +80,8 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.datasets",
     "webapp.searches",
+    "webapp.maintenance",
+    "webapp.operations",
 ]
 
 MIDDLEWARE = [
@@ -201,9 +203,30 @@ FILE_UPLOAD_TEMP_DIR = None
 # --- search limits the form allows ---
 MAX_BUDGET_SECONDS = env_int("MAX_BUDGET_SECONDS", 3600, minimum=5)
 
+# --- quotas: defaults for every user; staff override them per user in the admin ---
+QUOTA_MAX_CONCURRENT_JOBS = env_int("QUOTA_MAX_CONCURRENT_JOBS", 2, minimum=1)
+QUOTA_MAX_BUDGET_SECONDS = env_int("QUOTA_MAX_BUDGET_SECONDS", MAX_BUDGET_SECONDS, minimum=5)
+QUOTA_MAX_UPLOAD_MB = env_int("QUOTA_MAX_UPLOAD_MB", MAX_UPLOAD_MB, minimum=1)
+QUOTA_MAX_STORAGE_MB = env_int("QUOTA_MAX_STORAGE_MB", 2048, minimum=1)
+
+# --- retention: files of deleted jobs/datasets go at once, bundles after this many days ---
+RETENTION_DAYS = env_int("RETENTION_DAYS", 30, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "purge-files": {"task": "maintenance.purge_files", "schedule": 24 * 3600},
+}
+
+# --- logs: JSON lines (with the job id inside a task) from web and worker; LOG_FORMAT=text for humans ---
+LOG_FORMAT = env_str("LOG_FORMAT", "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"job_id": {"()": "webapp.logging.JobIdFilter"}},
+    "formatters": {
+        "json": {"()": "webapp.logging.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [job %(job_id)s] %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["job_id"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }

@@ -8,6 +8,7 @@ from webapp import health
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
+    path("ops/", include("webapp.operations.urls")),
     path("accounts/", include("webapp.accounts.urls")),
     path("searches/", include("webapp.searches.urls")),
     path("", include("webapp.datasets.urls")),

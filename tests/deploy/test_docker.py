@@ -13,12 +13,12 @@ DOCKERFILE = (ROOT / "docker" / "Dockerfile").read_text()
 
 
 def test_the_compose_file_has_the_services_a_deployment_needs():
-    assert {"postgres", "redis", "migrate", "web", "worker"} <= set(COMPOSE["services"])
+    assert {"postgres", "redis", "migrate", "web", "worker", "beat"} <= set(COMPOSE["services"])
     assert COMPOSE["services"]["web"]["ports"] == ["8000:8000"]
 
 
 def test_app_services_point_at_the_compose_postgres_and_redis():
-    for name in ["migrate", "web", "worker"]:
+    for name in ["migrate", "web", "worker", "beat"]:
         env = COMPOSE["services"][name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"] == "redis://redis:6379/0"
@@ -37,6 +37,7 @@ def test_the_commands_name_modules_that_exist():
     assert asgi and hasattr(importlib.import_module(asgi.group(1)), "application")
     worker = COMPOSE["services"]["worker"]["command"]
     assert worker[:4] == ["celery", "-A", "webapp", "worker"]
+    assert COMPOSE["services"]["beat"]["command"][:4] == ["celery", "-A", "webapp", "beat"]
     assert "ensure_admin" in " ".join(COMPOSE["services"]["migrate"]["command"])
     assert (ROOT / "webapp" / "management" / "commands" / "ensure_admin.py").exists()
 

@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 import nas_engine
+from webapp.accounts import quotas
 from webapp.datasets import selectors, services
 from webapp.datasets.forms import DatasetUploadForm
 from webapp.searches.forms import SearchJobForm
@@ -27,10 +28,11 @@ def dataset_upload(request):
     if not form.is_valid():
         return _upload_page(request, form, status=400)
     try:
+        quotas.check_upload(user=request.user, size_bytes=form.cleaned_data["file"].size)
         dataset = services.dataset_create(
             owner=request.user, uploaded_file=form.cleaned_data["file"], name=form.cleaned_data["name"]
         )
-    except nas_engine.DatasetError as exc:
+    except (nas_engine.DatasetError, quotas.QuotaExceeded) as exc:
         form.add_error("file", str(exc))
         return _upload_page(request, form, status=400)
     messages.success(request, f"Uploaded {dataset.name}: {dataset.rows} rows, {dataset.column_count} columns.")

@@ -4,11 +4,13 @@ import csv
 import logging
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 import nas_engine
+from webapp.accounts import quotas
 from webapp.datasets.selectors import get_dataset_for_user
 from webapp.searches import selectors, services
 from webapp.searches.forms import SearchJobForm
@@ -22,7 +24,13 @@ def search_create(request, dataset_pk: int):
     form = SearchJobForm(request.POST, dataset=dataset)
     if not form.is_valid():
         return render(request, "datasets/detail.html", {"dataset": dataset, "form": form}, status=400)
-    job = services.search_create(user=request.user, dataset=dataset, **form.cleaned_data)
+    try:
+        with transaction.atomic():  # check_search locks the user until the job row is in
+            quotas.check_search(user=request.user, budget_seconds=form.cleaned_data["budget_seconds"])
+            job = services.search_create(user=request.user, dataset=dataset, **form.cleaned_data)
+    except quotas.QuotaExceeded as exc:
+        form.add_error(exc.field, str(exc))
+        return render(request, "datasets/detail.html", {"dataset": dataset, "form": form}, status=400)
     return redirect("search_detail", pk=job.pk)
 
 
