@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import StrEnum
 
 
@@ -21,6 +21,15 @@ class Costs:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Costs:
+        """The inverse of ``to_dict`` (keys this version does not know are ignored).
+
+        Raises:
+            ValueError: A cost is missing.
+        """
+        return cls(**_known_fields(cls, data))
 
 
 class TrialStatus(StrEnum):
@@ -85,6 +94,29 @@ class TrialResult:
         data = asdict(self)
         data["status"] = self.status.value
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrialResult:
+        """The inverse of ``to_dict``, also after a JSON round-trip: how a caller rebuilds the trials
+        it stored (e.g. to pass them to ``run_search(resume_from=...)``). Keys this version does not
+        know are ignored, so records written by a newer engine still load.
+
+        Raises:
+            ValueError: A field is missing or the status is not a ``TrialStatus`` value.
+        """
+        values = _known_fields(cls, data)
+        values["status"] = TrialStatus(values["status"])
+        values["costs"] = Costs.from_dict(values["costs"])
+        return cls(**values)
+
+
+def _known_fields(cls: type, data: dict) -> dict:
+    """The entries of ``data`` that are fields of the dataclass ``cls``, all required ones present."""
+    known = {f.name: f for f in fields(cls)}
+    missing = [name for name, f in known.items() if name not in data and f.default is MISSING]
+    if missing:
+        raise ValueError(f"Cannot rebuild a {cls.__name__}: {', '.join(missing)} missing from {sorted(data)}.")
+    return {key: value for key, value in data.items() if key in known}
 
 
 def require_score(result: TrialResult) -> float:

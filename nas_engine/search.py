@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,22 @@ def _analytic_violation(costs: Costs, config: SearchConfig) -> str:
     if config.max_size_bytes is not None and costs.size_bytes > config.max_size_bytes:
         return f"{costs.size_bytes:,} bytes of weights is above the limit of {config.max_size_bytes:,}."
     return ""
+
+
+def _was_trained(trial: TrialResult) -> bool:
+    """Whether a trial passed the analytic limits, which is what ``max_trials`` counts: every trial
+    but those rejected before training (the only ones without metrics among the rejected)."""
+    return not (trial.status is TrialStatus.REJECTED and not trial.metrics)
+
+
+def _check_resume(resume_from: Sequence[TrialResult], elapsed_before: float) -> None:
+    numbers = [trial.number for trial in resume_from]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"The trials to resume from repeat a trial number: {sorted(numbers)}.")
+    if isinstance(elapsed_before, bool) or not isinstance(elapsed_before, int | float) or not elapsed_before >= 0:
+        raise ValueError(f"elapsed_before must be the seconds already spent (0 or more); got {elapsed_before!r}.")
+    if not math.isfinite(elapsed_before):
+        raise ValueError(f"elapsed_before must be a finite number of seconds; got {elapsed_before!r}.")
 
 
 def _check_feasible(space: SearchSpace, config: SearchConfig, data: PreparedData) -> None:
@@ -93,7 +111,7 @@ class _Candidate:
 class _Loop:
     """State of one running search; exists so run_search reads as the steps it takes."""
 
-    def __init__(self, config, data, space, on_trial, on_status, should_cancel, artifacts_dir):
+    def __init__(self, config, data, space, on_trial, on_status, should_cancel, artifacts_dir, *, elapsed_before=0.0):
         self.config, self.data, self.space = config, data, space
         self.on_trial, self.on_status, self.should_cancel = on_trial, on_status, should_cancel
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
@@ -102,7 +120,8 @@ class _Loop:
         self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=config.max_epochs, eta=config.eta)
         self.cv_folds = config.cv_folds or auto_cv_folds(len(data.X_train))
         self.start = time.monotonic()
-        self.deadline = self.start + config.budget_seconds
+        self.elapsed_before = float(elapsed_before)  # spent by earlier, interrupted runs of this search
+        self.deadline = self.start + config.budget_seconds - self.elapsed_before
         self.trials: list[TrialResult] = []
         self.seen: set[str] = set()
         self.next_number = 0
@@ -110,6 +129,18 @@ class _Loop:
         self.failures = self.rejections = 0  # in a row
         self.exhausted = self.cancelled = False
         self.best: dict[TrialStatus, tuple[TrialResult, dict]] = {}  # per status: best trial and its weights
+
+    def resume(self, kept: Sequence[TrialResult]) -> None:
+        """Take over the trials an earlier run of this search reported: they stay in the results (in
+        the order given), their architectures count as tried, the trained ones count toward
+        ``max_trials``, numbering continues after the highest, and the strategy learns from them
+        (in number order) before it proposes. They are not reported to ``on_trial`` again."""
+        self.trials.extend(kept)
+        self.seen.update(trial.arch_hash for trial in kept)
+        self.next_number = max((trial.number + 1 for trial in kept), default=0)
+        self.trained = sum(_was_trained(trial) for trial in kept)
+        if kept:
+            self.strategy.tell(sorted(kept, key=lambda trial: trial.number))
 
     # --- reporting ---------------------------------------------------------------------------
 
@@ -119,9 +150,13 @@ class _Loop:
         return len(data.X_train) + len(data.X_val) if self.cv_folds > 1 else len(data.X_val)
 
     def progress(self) -> float:
-        by_time = (time.monotonic() - self.start) / self.config.budget_seconds
+        by_time = self.elapsed() / self.config.budget_seconds
         by_trials = self.trained / self.config.max_trials if self.config.max_trials else 0.0
         return min(1.0, max(by_time, by_trials))
+
+    def elapsed(self) -> float:
+        """Seconds this search has run, earlier interrupted runs included."""
+        return self.elapsed_before + time.monotonic() - self.start
 
     def status(self, status: str, message: str = "", progress: float | None = None) -> None:
         if self.on_status is not None:
@@ -335,7 +370,8 @@ class _Loop:
 
     def run(self) -> SearchResult:
         config = self.config
-        self.status("running", "Search started.", progress=0.0)
+        message = f"Search resumed with {len(self.trials)} earlier trials." if self.trials else "Search started."
+        self.status("running", message, progress=0.0 if not self.trials else None)
         for bracket in brackets(config.fidelity, n_rungs=len(self.rungs), eta=config.eta):
             if self.out_of_budget() or self.exhausted:
                 break
@@ -356,27 +392,16 @@ class _Loop:
         finalists = completed or [t for t in self.trials if t.status is TrialStatus.PRUNED]
         vectors = [objective_vector(t, self.config.objectives) for t in finalists]
         front = [finalists[i] for i in pareto_front_nd(vectors)]
-        held = self.best.get(finalists[0].status) if finalists else None
-        test_metrics = {}
-        if held is not None:
-            best, state = held
-            model = self.space.build_model(best.architecture, self.data.n_features, self.data.n_outputs)
-            model.load_state_dict(state)
-            test_metrics = evaluate_model(
-                model,
-                self.data.X_test,
-                self.data.y_test,
-                task=self.data.task,
-                target_std=self.data.preprocessing["target"].get("std", 1.0),
-            )
+        rankable = [t for t, vector in zip(finalists, vectors, strict=True) if vector is not None]
+        best = max(rankable, key=self.rank) if rankable else None  # the first of equals, as in conclude
         result = SearchResult(
             trials=list(self.trials),
             front=sorted(t.number for t in front),
-            best=held[0] if held else None,
+            best=best,
             cancelled=self.cancelled,
-            elapsed_seconds=time.monotonic() - self.start,
+            elapsed_seconds=self.elapsed(),
             task=self.data.task,
-            test_metrics=test_metrics,
+            test_metrics=self.test_metrics(best),
             objectives=self.config.objectives,
             recommended=recommend(
                 front, task=self.data.task, n_validation=self.validation_rows(), cost=self.config.objectives[1]
@@ -388,6 +413,42 @@ class _Loop:
             self.status("finished", f"{len(completed)} trials completed.", progress=1.0)
         return result
 
+    def test_metrics(self, best: TrialResult | None) -> dict:
+        """The best model's metrics on the test split. A best trial of this run has its weights in
+        memory; one kept from an earlier run is loaded from its weights file, and when that cannot
+        be read the best trial of this run stands in (with a warning), so a lost file costs the
+        test metrics of one model, not the search."""
+        if best is None:
+            return {}
+        held = self.best.get(best.status)
+        if held is not None and held[0] is best:
+            return self.evaluate(best, held[1])
+        try:
+            if best.weights_path is None:
+                raise FileNotFoundError("no weights file was saved")
+            return self.evaluate(best, torch.load(best.weights_path, weights_only=True))
+        except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+            reason = exc
+        stand_in = self.best.get(TrialStatus.COMPLETED) or self.best.get(TrialStatus.PRUNED)
+        logger.warning(
+            "Cannot load the weights of the best trial %d, kept from an earlier run (%s); %s",
+            best.number,
+            reason,
+            f"test metrics are those of trial {stand_in[0].number}, the best of this run."
+            if stand_in
+            else "no trial of this run can stand in, so there are no test metrics.",
+        )
+        return self.evaluate(*stand_in) if stand_in else {}
+
+    def evaluate(self, trial: TrialResult, state: dict) -> dict:
+        """Metrics on the test split of ``trial``'s network with the weights ``state``."""
+        data = self.data
+        model = self.space.build_model(trial.architecture, data.n_features, data.n_outputs)
+        model.load_state_dict(state)
+        return evaluate_model(
+            model, data.X_test, data.y_test, task=data.task, target_std=data.preprocessing["target"].get("std", 1.0)
+        )
+
 
 def run_search(
     config: SearchConfig,
@@ -397,6 +458,8 @@ def run_search(
     on_status: Callable[[StatusEvent], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     artifacts_dir: str | Path | None = None,
+    resume_from: Sequence[TrialResult] = (),
+    elapsed_before: float = 0.0,
 ) -> SearchResult:
     """Search architectures until the budget, the trial limit or a cancel request stops it.
 
@@ -413,6 +476,23 @@ def run_search(
         on_status: Called with progress events (running, finished, cancelled, failed).
         should_cancel: Polled between brackets and epochs; return True to stop.
         artifacts_dir: Where to save ``trial_{number}.pt`` weights of completed and pruned trials.
+        resume_from: Trials an earlier, interrupted run of this search already reported (e.g.
+            rebuilt with ``TrialResult.from_dict``); see "Resuming" below.
+        elapsed_before: Seconds the earlier runs already used; the budget left is
+            ``config.budget_seconds - elapsed_before`` (none left: the search finishes at once).
+
+    Resuming:
+        The kept trials come first in ``SearchResult.trials``, unchanged, and take part in the
+        front, ``best`` and ``recommended`` like any trial, but are not passed to ``on_trial``
+        again. New trials are numbered after the highest kept number, architectures already tried
+        are skipped, and ``max_trials`` counts the kept trained trials (a 10-trial search stopped
+        after 4 runs 6 more). The strategy is told the kept trials, in number order, before it
+        proposes; its proposals then differ from those of an uninterrupted run (its random
+        generator did not make the kept proposals), but no work is repeated and nothing is lost.
+        Multi-fidelity brackets start afresh for the new trials. When the best trial is a kept
+        one, its test metrics come from its ``weights_path``; if that file is gone, the best new
+        trial's model stands in for ``test_metrics`` (a warning is logged).
+        ``SearchResult.elapsed_seconds`` includes ``elapsed_before``.
 
     Returns:
         All trials, the Pareto front over ``config.objectives`` and the best trial.
@@ -420,7 +500,9 @@ def run_search(
     Raises:
         ConstraintError: No architecture in the space can meet the limits.
         NasError: Too many trials failed in a row.
+        ValueError: ``resume_from`` repeats a trial number, or ``elapsed_before`` is negative.
     """
+    _check_resume(resume_from, elapsed_before)
     space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape)
     _check_feasible(space, config, data)
     # The first Adam pulls in torch._dynamo (~1 s); do it now so trial 0's time is not inflated.
@@ -429,6 +511,10 @@ def run_search(
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         with one_thread():
-            return _Loop(config, data, space, on_trial, on_status, should_cancel, artifacts_dir).run()
+            loop = _Loop(
+                config, data, space, on_trial, on_status, should_cancel, artifacts_dir, elapsed_before=elapsed_before
+            )
+            loop.resume(list(resume_from))
+            return loop.run()
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])

@@ -121,16 +121,29 @@ class ChildProcess:
         self._log.close()
 
 
+def start_celery_worker(name: str, log_dir: Path) -> ChildProcess:
+    """A real Celery worker (solo pool, like `make run`) on the test database and broker, ready.
+
+    It takes the environment as it is now: set CELERY_QUEUE (or other settings) first to give it
+    a queue of its own."""
+    worker = ChildProcess(
+        name,
+        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1",
+         "-l", "info", "-n", f"{name}-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        log_dir,
+    )  # fmt: skip
+    try:
+        worker.wait_until(lambda: " ready." in worker.log(), timeout=90, what="ready")
+    except RuntimeError:
+        worker.stop()
+        raise
+    return worker
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, tmp_path_factory):
-    """One real Celery worker (solo pool, like `make run`) consuming from the test broker."""
-    worker = ChildProcess(
-        "celery-worker",
-        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1",
-         "-l", "info", "-n", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        tmp_path_factory.mktemp("logs"),
-    )  # fmt: skip
-    worker.wait_until(lambda: " ready." in worker.log(), timeout=90, what="ready")
+    """One real Celery worker consuming from the test broker's default queue."""
+    worker = start_celery_worker("test", tmp_path_factory.mktemp("logs"))
     yield worker
     worker.stop()
 

@@ -203,6 +203,10 @@ FILE_UPLOAD_TEMP_DIR = None
 # --- search limits the form allows ---
 MAX_BUDGET_SECONDS = env_int("MAX_BUDGET_SECONDS", 3600, minimum=5)
 
+# --- crash recovery: a running job whose worker has been silent this long is picked up again ---
+SEARCH_STALE_SECONDS = env_int("SEARCH_STALE_SECONDS", 120, minimum=1)
+SEARCH_MAX_ATTEMPTS = env_int("SEARCH_MAX_ATTEMPTS", 3, minimum=1)
+
 # --- quotas: defaults for every user; staff override them per user in the admin ---
 QUOTA_MAX_CONCURRENT_JOBS = env_int("QUOTA_MAX_CONCURRENT_JOBS", 2, minimum=1)
 QUOTA_MAX_BUDGET_SECONDS = env_int("QUOTA_MAX_BUDGET_SECONDS", MAX_BUDGET_SECONDS, minimum=5)
@@ -213,6 +217,7 @@ QUOTA_MAX_STORAGE_MB = env_int("QUOTA_MAX_STORAGE_MB", 2048, minimum=1)
 RETENTION_DAYS = env_int("RETENTION_DAYS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "purge-files": {"task": "maintenance.purge_files", "schedule": 24 * 3600},
+    "reap-stale-searches": {"task": "searches.reap_stale", "schedule": 60},
 }
 
 # --- logs: JSON lines (with the job id inside a task) from web and worker; LOG_FORMAT=text for humans ---

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from abc import ABC, abstractmethod
@@ -10,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nas_engine.results import OBJECTIVES, Costs, TrialResult, TrialStatus
+from nas_engine.results import OBJECTIVES, TrialResult, TrialStatus
 from nas_engine.spaces.base import SearchSpace
 
 STATE_VERSION = 1
@@ -120,7 +119,7 @@ class Strategy(ABC):
             if "ask" in event:
                 self.ask(event["ask"])
             else:
-                self.tell([_result_from_dict(data) for data in event["tell"]])
+                self.tell([TrialResult.from_dict(data) for data in event["tell"]])
 
     @classmethod
     def from_state_dict(cls, state: dict, *, space: SearchSpace) -> Strategy:
@@ -140,15 +139,6 @@ def _check_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
     if objectives[0] != "score":
         raise ValueError(f"The first objective must be 'score' (what the search maximises); got {list(objectives)}.")
     return objectives
-
-
-def _result_from_dict(data: dict) -> TrialResult:
-    """The inverse of ``TrialResult.to_dict`` (keys this version does not know are ignored)."""
-    known = {field.name for field in dataclasses.fields(TrialResult)}
-    values = {key: value for key, value in data.items() if key in known}
-    values["status"] = TrialStatus(values["status"])
-    values["costs"] = Costs(**values["costs"])
-    return TrialResult(**values)
 
 
 def is_scored(result: TrialResult) -> bool:

@@ -4,14 +4,13 @@ the same and deletes nothing; links are never followed; the daily Celery task ru
 
 import io
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-from tests.conftest import ChildProcess
+from tests.conftest import start_celery_worker
 from tests.web.helpers import upload_dataset
 from webapp.datasets.models import Dataset
 from webapp.maintenance.management.commands.purge_files import human_size
@@ -190,7 +189,8 @@ def test_the_daily_task_is_registered_and_scheduled(settings):
 
     app.loader.import_default_modules()  # what a worker and beat do at start
     assert "maintenance.purge_files" in app.tasks
-    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == {"maintenance.purge_files"}
+    purge = [entry for entry in settings.CELERY_BEAT_SCHEDULE.values() if entry["task"] == "maintenance.purge_files"]
+    assert [entry["schedule"] for entry in purge] == [DAY]
     assert app.conf.beat_schedule == settings.CELERY_BEAT_SCHEDULE
 
 
@@ -204,15 +204,8 @@ def test_a_worker_runs_the_purge_task_on_its_media_root(media, tmp_path, monkeyp
     gone_job = write(media / "jobs" / "424242" / "trial_0.pt")
     queue = f"retention-test-{os.getpid()}"
     monkeypatch.setenv("CELERY_QUEUE", queue)  # only this worker (on this MEDIA_ROOT) takes the task
-    worker = ChildProcess(
-        "retention-worker",
-        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1",
-         "-l", "info", "-n", f"retention-{os.getpid()}@%h",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        tmp_path,
-    )  # fmt: skip
+    worker = start_celery_worker("retention", tmp_path)
     try:
-        worker.wait_until(lambda: " ready." in worker.log(), timeout=90, what="ready")
         purge_files.apply_async(queue=queue)
         worker.wait_until(
             lambda: "maintenance.purge_files" in worker.log() and "succeeded" in worker.log(),

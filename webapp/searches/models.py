@@ -59,6 +59,8 @@ class SearchJob(models.Model):
     error = models.TextField(blank=True, help_text="Why the job failed, in words a user can act on.")
     worker_host = models.CharField(max_length=255, blank=True, help_text="The Celery worker running the job.")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has started this job.")
+    seconds_used = models.FloatField(default=0.0, help_text="Search time spent by earlier, interrupted attempts.")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -101,6 +103,7 @@ class SearchJob(models.Model):
             "error": self.error,
             "recommended": self.recommended_number,
             "worker_host": self.worker_host,
+            "attempts": self.attempts,
             "created_at": self.created_at.isoformat(),
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

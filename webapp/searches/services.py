@@ -8,10 +8,12 @@ import os
 import shutil
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 import nas_engine
@@ -22,7 +24,7 @@ from webapp.searches.models import SearchJob, Trial
 logger = logging.getLogger(__name__)
 
 Status = SearchJob.Status
-CANCEL_POLL_SECONDS = 0.5
+CANCEL_POLL_SECONDS = 1.0
 INTERNAL_ERROR = "An internal error stopped the search. Staff can find the details in the worker log."
 
 
@@ -129,6 +131,50 @@ def search_delete(*, job: SearchJob) -> None:
     transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
+def search_reap_stale(*, now=None) -> dict[str, list[int]]:
+    """Pick up running jobs whose worker went silent (killed, machine lost): queue them again to
+    resume from their saved trials, or fail them with a reason after SEARCH_MAX_ATTEMPTS.
+
+    Returns:
+        {"requeued": [job ids], "failed": [job ids]}
+    """
+    from webapp.searches.tasks import run_search  # tasks import this module
+
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    for job in SearchJob.objects.filter(status=Status.RUNNING, heartbeat_at__lt=stale):
+        spent = (job.heartbeat_at - job.started_at).total_seconds() if job.started_at else 0.0
+        silent = f"The worker running this search ({job.worker_host or 'unknown'}) stopped responding"
+        still_stale = SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING, heartbeat_at__lt=stale)
+        with transaction.atomic():
+            if job.attempts >= settings.SEARCH_MAX_ATTEMPTS:
+                key = "failed"
+                changed = still_stale.update(
+                    status=Status.FAILED,
+                    finished_at=now,
+                    message="Failed",
+                    error=f"{silent} {job.attempts} times, so it was stopped. Its saved trials are kept.",
+                    seconds_used=F("seconds_used") + spent,
+                )
+            else:
+                key = "requeued"
+                changed = still_stale.update(
+                    status=Status.QUEUED,
+                    message=f"{silent}; resuming from its saved trials",
+                    seconds_used=F("seconds_used") + spent,
+                )
+                if changed:
+                    transaction.on_commit(lambda pk=job.pk: run_search.delay(pk))
+        if changed:
+            outcome[key].append(job.pk)
+            job.refresh_from_db()
+            events.send(job.pk, events.status_payload(job))
+    if outcome["requeued"] or outcome["failed"]:
+        logger.warning("Stale searches: requeued %s, failed %s", outcome["requeued"], outcome["failed"])
+    return outcome
+
+
 def search_execute(*, job_id: int, worker_host: str = "") -> None:
     """Run one queued job to its end (called by the Celery task).
 
@@ -141,6 +187,7 @@ def search_execute(*, job_id: int, worker_host: str = "") -> None:
         started_at=now,
         heartbeat_at=now,
         worker_host=worker_host[:255],
+        attempts=F("attempts") + 1,
         message="Loading the data",
     )
     if claimed != 1:
@@ -196,6 +243,8 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         on_status=lambda event: _search_progress(job, event),
         should_cancel=_cancel_check(job.pk),
         artifacts_dir=job.artifacts_dir,
+        resume_from=_kept_trials(job),
+        elapsed_before=job.seconds_used,
     )
     if result.recommended is not None:
         SearchJob.objects.filter(pk=job.pk).update(recommended_number=result.recommended.number)
@@ -209,6 +258,30 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         )
         _record_finals(job, finals)
     return result
+
+
+def _kept_trials(job: SearchJob) -> list[nas_engine.TrialResult]:
+    """Trials an interrupted attempt already saved, for the engine to build on instead of redoing.
+
+    An ensemble row comes from the final step, which runs again at the end, so it is dropped.
+    """
+    job.trials.filter(architecture__space="ensemble").delete()
+    return [
+        nas_engine.TrialResult.from_dict(
+            {
+                "number": t.number,
+                "status": t.status,
+                "architecture": t.architecture,
+                "arch_hash": t.arch_hash,
+                "metrics": t.metrics,
+                "costs": t.to_dict()["costs"],
+                "train_seconds": t.train_seconds,
+                "message": t.message,
+                "weights_path": t.weights_path or None,
+            }
+        )
+        for t in job.trials.order_by("number")
+    ]
 
 
 def _record_finals(job: SearchJob, finals: nas_engine.FinalModels) -> None:
@@ -225,14 +298,16 @@ def _record_finals(job: SearchJob, finals: nas_engine.FinalModels) -> None:
 
 
 def _cancel_check(job_id: int):
-    """A should_cancel callback that reads the job's status at most every CANCEL_POLL_SECONDS."""
+    """A should_cancel callback, polled between epochs: at most every CANCEL_POLL_SECONDS it stamps
+    the job's heartbeat, which also tells whether the job is still running (not cancelled)."""
     last = {"at": 0.0, "cancelled": False}
 
     def should_cancel() -> bool:
         now = time.monotonic()
         if not last["cancelled"] and now - last["at"] >= CANCEL_POLL_SECONDS:
             last["at"] = now
-            last["cancelled"] = not SearchJob.objects.filter(pk=job_id, status=Status.RUNNING).exists()
+            alive = SearchJob.objects.filter(pk=job_id, status=Status.RUNNING).update(heartbeat_at=timezone.now())
+            last["cancelled"] = alive == 0
         return last["cancelled"]
 
     return should_cancel

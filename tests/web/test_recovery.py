@@ -1,0 +1,123 @@
+"""A worker killed mid-search loses nothing: the job is picked up again and resumes from its saved
+trials, or, after SEARCH_MAX_ATTEMPTS, fails with a reason. Never left "running"."""
+
+import os
+import signal
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from tests.conftest import start_celery_worker
+from tests.web.helpers import upload_dataset
+from tests.web.test_search_flow import wait_until_ended
+from webapp.searches import services
+from webapp.searches.models import SearchJob
+
+
+@pytest.fixture
+def queued_job(alice, alice_client, breast_cancer_csv, django_capture_on_commit_callbacks):
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    with django_capture_on_commit_callbacks(execute=False):
+        return services.search_create(
+            user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=60, max_trials=8
+        )
+
+
+def make_running(job, *, silent_for: float, attempts: int) -> None:
+    now = timezone.now()
+    SearchJob.objects.filter(pk=job.pk).update(
+        status="running",
+        attempts=attempts,
+        started_at=now - timedelta(seconds=silent_for + 20),
+        heartbeat_at=now - timedelta(seconds=silent_for),
+        worker_host="gone@host",
+    )
+
+
+@pytest.mark.django_db
+@override_settings(SEARCH_STALE_SECONDS=60, SEARCH_MAX_ATTEMPTS=3)
+def test_a_silent_running_job_is_queued_again_with_the_time_it_used(queued_job, django_capture_on_commit_callbacks):
+    make_running(queued_job, silent_for=90, attempts=1)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        outcome = services.search_reap_stale()
+    queued_job.refresh_from_db()
+    assert outcome == {"requeued": [queued_job.pk], "failed": []}
+    assert queued_job.status == SearchJob.Status.QUEUED and "resuming" in queued_job.message
+    assert queued_job.seconds_used == pytest.approx(20, abs=1)
+    assert len(sent) == 1  # run_search sent again, after commit
+
+
+@pytest.mark.django_db
+@override_settings(SEARCH_STALE_SECONDS=60, SEARCH_MAX_ATTEMPTS=3)
+def test_a_job_that_keeps_losing_its_worker_fails_with_a_reason(queued_job):
+    make_running(queued_job, silent_for=90, attempts=3)
+    assert services.search_reap_stale() == {"requeued": [], "failed": [queued_job.pk]}
+    queued_job.refresh_from_db()
+    assert queued_job.status == SearchJob.Status.FAILED and queued_job.finished_at is not None
+    assert "gone@host" in queued_job.error and "3 times" in queued_job.error
+
+
+@pytest.mark.django_db
+@override_settings(SEARCH_STALE_SECONDS=60)
+def test_a_job_whose_worker_is_alive_is_left_alone(queued_job):
+    make_running(queued_job, silent_for=5, attempts=1)
+    assert services.search_reap_stale() == {"requeued": [], "failed": []}
+    queued_job.refresh_from_db()
+    assert queued_job.status == SearchJob.Status.RUNNING
+
+
+def test_beat_looks_for_silent_workers_every_minute(settings):
+    from webapp.celery import app
+
+    app.loader.import_default_modules()
+    assert "searches.reap_stale" in app.tasks
+    reap = [entry for entry in settings.CELERY_BEAT_SCHEDULE.values() if entry["task"] == "searches.reap_stale"]
+    assert [entry["schedule"] for entry in reap] == [60]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_search_resumes_on_a_new_worker_after_its_worker_is_killed(
+    alice, alice_client, breast_cancer_csv, tmp_path, monkeypatch
+):
+    from webapp.searches.tasks import run_search
+
+    queue = f"recovery-{os.getpid()}"
+    monkeypatch.setenv("CELERY_QUEUE", queue)  # these workers only: the shared test worker never sees it
+    monkeypatch.setenv("SEARCH_STALE_SECONDS", "3")
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    job = SearchJob.objects.create(
+        owner=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=120,
+        max_trials=8, seed=3, objectives=["score", "params"],
+    )  # fmt: skip
+    first = start_celery_worker("doomed", tmp_path)
+    try:
+        run_search.apply_async(args=[job.pk], queue=queue)
+        deadline = time.monotonic() + 120
+        while job.trials.filter(status__in=["completed", "pruned"]).count() < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.kill(first.process.pid, signal.SIGKILL)
+        first.process.wait()
+    finally:
+        first.stop()
+    kept = {t.pk: (t.number, t.arch_hash, t.score) for t in job.trials.all()}
+    assert len(kept) >= 3
+    job.refresh_from_db()
+    assert job.status == SearchJob.Status.RUNNING  # what the dead worker left behind
+    time.sleep(4)  # its heartbeat goes stale
+    second = start_celery_worker("rescuer", tmp_path)
+    try:
+        job = wait_until_ended(job, timeout=180)
+    finally:
+        second.stop()
+    assert job.status == SearchJob.Status.FINISHED, (job.error, second.log()[-3000:])
+    assert job.attempts == 2 and job.seconds_used > 0
+    trials = list(job.trials.exclude(architecture__space="ensemble").order_by("number"))
+    # Nothing lost, nothing redone: the kept rows are untouched, new ones come after them.
+    assert {t.pk: (t.number, t.arch_hash, t.score) for t in trials if t.pk in kept} == kept
+    assert len({t.arch_hash for t in trials}) == len(trials)
+    assert min(t.number for t in trials if t.pk not in kept) > max(number for number, _, _ in kept.values())
+    assert sum(t.status in ("completed", "pruned", "failed") for t in trials) == 8  # max_trials over both runs
