@@ -1,5 +1,6 @@
 """Small helpers the web tests share."""
 
+import time
 from pathlib import Path
 
 from django.urls import reverse
@@ -21,3 +22,12 @@ def upload_dataset(client, path: Path) -> Dataset:
 def stored_dataset_files(media_root) -> list[Path]:
     folder = Path(media_root) / "datasets"
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+def wait_for_trials(job, count: int = 1, *, statuses=None, timeout: float = 120) -> bool:
+    """Wait until the job has ``count`` trials (of ``statuses``, if given); False on timeout."""
+    trials = job.trials.filter(status__in=statuses) if statuses else job.trials.all()
+    deadline = time.monotonic() + timeout
+    while trials.count() < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return trials.count() >= count

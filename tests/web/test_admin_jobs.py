@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import PASSWORD
-from tests.web.helpers import upload_dataset
+from tests.web.helpers import upload_dataset, wait_for_trials
 from tests.web.test_search_flow import wait_until_ended
 from webapp.searches import services
 from webapp.searches.models import SearchJob, Trial
@@ -106,10 +106,7 @@ def test_cancel_stops_a_running_job_on_the_worker(
     job = services.search_create(
         user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=300, seed=6
     )
-    deadline = time.monotonic() + 120
-    while not job.trials.exists() and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert job.trials.exists(), celery_worker_process.log()[-3000:]
+    assert wait_for_trials(job), celery_worker_process.log()[-3000:]
     job.refresh_from_db()
     assert job.status == SearchJob.Status.RUNNING and job.worker_host.startswith("test-")
     act(staff_client, "cancel_jobs", [job])

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import PASSWORD
-from tests.web.helpers import upload_dataset
+from tests.web.helpers import upload_dataset, wait_for_trials
 from webapp.logging import JsonFormatter
 from webapp.searches import services
 from webapp.searches.models import SearchJob
@@ -202,9 +202,7 @@ def test_it_shows_a_real_worker_online_and_then_the_job_it_runs(
     [running] = busy["running_jobs"]
     assert running["worker_host"] == WORKER_NAME
     assert worker_row(busy)["job_ids"] == [job.pk]
-    deadline = time.monotonic() + 120
-    while not job.trials.exists() and time.monotonic() < deadline:  # so the job has files on disk
-        time.sleep(0.3)
+    wait_for_trials(job)  # so the job has files on disk
 
     services.search_cancel(job=job)
     done = wait_for_status(

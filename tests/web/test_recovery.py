@@ -11,7 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests.conftest import start_celery_worker
-from tests.web.helpers import upload_dataset
+from tests.web.helpers import upload_dataset, wait_for_trials
 from tests.web.test_search_flow import wait_until_ended
 from webapp.searches import services
 from webapp.searches.models import SearchJob
@@ -96,9 +96,7 @@ def test_a_search_resumes_on_a_new_worker_after_its_worker_is_killed(
     first = start_celery_worker("doomed", tmp_path)
     try:
         run_search.apply_async(args=[job.pk], queue=queue)
-        deadline = time.monotonic() + 120
-        while job.trials.filter(status__in=["completed", "pruned"]).count() < 3 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_trials(job, 3, statuses=["completed", "pruned"])
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()
     finally:

@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.urls import reverse
 
-from tests.web.helpers import upload_dataset
+from tests.web.helpers import upload_dataset, wait_for_trials
 from webapp.asgi import application
 from webapp.searches.models import SearchJob, Trial
 
@@ -169,10 +169,7 @@ def test_a_running_search_can_be_cancelled(celery_worker_process, alice_client, 
         },  # fmt: skip
     )
     job = SearchJob.objects.get()
-    deadline = time.monotonic() + 120
-    while not job.trials.exists() and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert job.trials.exists(), celery_worker_process.log()[-3000:]
+    assert wait_for_trials(job), celery_worker_process.log()[-3000:]
     assert alice_client.post(reverse("search_cancel", args=[job.pk])).status_code == 302
     job = wait_until_ended(job, timeout=30)
     assert job.status == SearchJob.Status.CANCELLED

@@ -55,3 +55,23 @@ def test_it_cancels_a_queued_job_and_the_worker_then_skips_it(alice_client, job)
 
 def test_it_says_a_missing_trial_is_not_found(alice_client, job):
     assert alice_client.get(reverse("trial_bundle", args=[job.pk, 99])).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
+        ("+1+2", "'+1+2"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("-cmd", "'-cmd"),
+        ("\tx", "'\tx"),
+        ("yes", "yes"),
+        (-1.5, "-1.5"),
+        ("-2", "-2"),
+        (0.25, "0.25"),
+    ],
+)
+def test_prediction_cells_never_start_a_spreadsheet_formula(value, cell):
+    from webapp.searches.views import spreadsheet_safe
+
+    assert spreadsheet_safe(value) == cell

@@ -1,9 +1,14 @@
 """Events pushed to the job page over the channel layer (JSON shapes in DESIGN.md)."""
 
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from webapp.searches.models import SearchJob, Trial
+
+logger = logging.getLogger(__name__)
 
 
 def group_name(job_id: int) -> str:
@@ -30,6 +35,18 @@ def snapshot_payload(job: SearchJob, trials: list[Trial]) -> dict:
     return {"type": "snapshot", "job": job.to_dict(), "trials": [trial.to_dict() for trial in trials]}
 
 
-def send(job_id: int, payload: dict) -> None:
-    """Push one event to every browser watching the job. Call it after the rows are committed."""
-    async_to_sync(get_channel_layer().group_send)(group_name(job_id), {"type": "job.event", "payload": payload})
+def send(job_id: int, payload: dict) -> bool:
+    """Push one event to every browser watching the job. Call it after the rows are committed.
+
+    The database already holds what the event says, so a channel layer that is down must not stop
+    the search: the failure is logged, and a page that reconnects gets it all in its snapshot.
+
+    Returns:
+        True if the event reached the channel layer.
+    """
+    try:
+        async_to_sync(get_channel_layer().group_send)(group_name(job_id), {"type": "job.event", "payload": payload})
+    except (OSError, RedisError) as exc:
+        logger.warning("Event for search %s not pushed (channel layer unavailable: %s)", job_id, exc)
+        return False
+    return True

@@ -50,6 +50,22 @@ def search_cancel(request, pk: int):
     return redirect("search_detail", pk=job.pk)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (CSV injection): text that starts like
+    one gets a leading apostrophe. Numbers, negative ones too, are left as they are."""
+    text = repr(value) if isinstance(value, float) else str(value)
+    if not text.startswith(FORMULA_STARTS):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text
+
+
 def _trial_or_error(request, pk: int, number: int):
     trial = selectors.get_trial_for_user(user=request.user, pk=pk, number=number)
     if trial.status not in trial.WITH_MODEL:
@@ -84,5 +100,5 @@ def trial_predictions(request, pk: int, number: int):
     response["Content-Disposition"] = f'attachment; filename="search{pk}-trial{number}-predictions.csv"'
     writer = csv.writer(response)
     writer.writerow(["prediction"])
-    writer.writerows([value] for value in predictions)
+    writer.writerows([spreadsheet_safe(value)] for value in predictions)
     return response
