@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from nas_engine.results import TrialResult, require_score
 from nas_engine.spaces.base import SearchSpace
-from nas_engine.strategies.base import Strategy, is_scored
+from nas_engine.strategies.base import Strategy, is_scored, whole_number
 
 
 class AgingEvolutionStrategy(Strategy):
@@ -47,8 +47,7 @@ class AgingEvolutionStrategy(Strategy):
         sample_size: int = 5,
     ) -> None:
         super().__init__(space=space, seed=seed, objectives=objectives)
-        if not isinstance(population_size, int) or population_size < 2:
-            raise ValueError(f"population_size must be a whole number of 2 or more; got {population_size!r}.")
+        whole_number("population_size", population_size, minimum=2)
         if not isinstance(sample_size, int) or not 1 <= sample_size <= population_size:
             raise ValueError(
                 f"sample_size must be between 1 and population_size ({population_size}); got {sample_size!r}."

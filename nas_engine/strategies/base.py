@@ -129,6 +129,13 @@ class Strategy(ABC):
         return strategy
 
 
+def whole_number(name: str, value: object, *, minimum: int) -> int:
+    """Return ``value`` if it is a whole number of at least ``minimum``, else raise a clear ValueError."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of {minimum} or more; got {value!r}.")
+    return value
+
+
 def _check_objectives(objectives: Sequence[str]) -> tuple[str, ...]:
     objectives = (objectives,) if isinstance(objectives, str) else tuple(objectives)
     unknown = [name for name in objectives if name not in OBJECTIVES]

@@ -8,6 +8,7 @@ import optuna
 
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.strategies._optuna import OptunaStrategy
+from nas_engine.strategies.base import whole_number
 
 
 class NSGA2Strategy(OptunaStrategy):
@@ -41,9 +42,7 @@ class NSGA2Strategy(OptunaStrategy):
         population_size: int = 20,
     ) -> None:
         super().__init__(space=space, seed=seed, objectives=objectives)
-        if not isinstance(population_size, int) or population_size < 2:
-            raise ValueError(f"population_size must be a whole number of 2 or more; got {population_size!r}.")
-        self.population_size = population_size
+        self.population_size = whole_number("population_size", population_size, minimum=2)
 
     def settings(self) -> dict:
         return super().settings() | {"population_size": self.population_size}

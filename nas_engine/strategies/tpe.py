@@ -8,6 +8,7 @@ import optuna
 
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.strategies._optuna import OptunaStrategy
+from nas_engine.strategies.base import whole_number
 
 
 class TPEStrategy(OptunaStrategy):
@@ -40,9 +41,7 @@ class TPEStrategy(OptunaStrategy):
         n_startup_trials: int = 10,
     ) -> None:
         super().__init__(space=space, seed=seed, objectives=objectives)
-        if not isinstance(n_startup_trials, int) or n_startup_trials < 1:
-            raise ValueError(f"n_startup_trials must be a whole number of 1 or more; got {n_startup_trials!r}.")
-        self.n_startup_trials = n_startup_trials
+        self.n_startup_trials = whole_number("n_startup_trials", n_startup_trials, minimum=1)
 
     @property
     def optimised_objectives(self) -> tuple[str, ...]:

@@ -81,3 +81,17 @@ def test_nsga2_finds_a_better_front_than_random_search():
         for name in ("nsga2", "random")
     }
     assert np.mean(volumes["nsga2"]) > np.mean(volumes["random"]), volumes
+
+
+@pytest.mark.parametrize(
+    ("strategy", "setting", "bad", "message"),
+    [
+        ("aging_evolution", "population_size", 1, "population_size must be a whole number of 2 or more"),
+        ("nsga2", "population_size", 1.5, "population_size must be a whole number of 2 or more"),
+        ("tpe", "n_startup_trials", 0, "n_startup_trials must be a whole number of 1 or more"),
+        ("tpe", "n_startup_trials", True, "n_startup_trials must be a whole number of 1 or more"),
+    ],
+)
+def test_strategy_settings_are_checked_with_a_clear_message(strategy, setting, bad, message):
+    with pytest.raises(ValueError, match=message):
+        STRATEGIES[strategy](space=SPACE, **{setting: bad})
