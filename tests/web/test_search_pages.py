@@ -75,3 +75,25 @@ def test_prediction_cells_never_start_a_spreadsheet_formula(value, cell):
     from webapp.searches.views import spreadsheet_safe
 
     assert spreadsheet_safe(value) == cell
+
+
+def test_staff_see_any_users_job_its_trials_and_its_socket_snapshot(job, bob, django_user_model):
+    from django.test import Client
+
+    from webapp.searches.models import Trial
+    from webapp.searches.selectors import search_snapshot
+
+    Trial.objects.create(
+        job=job, number=0, status="rejected", architecture={}, arch_hash="a", params=10**9, flops=1, size_bytes=4
+    )
+    sam = django_user_model.objects.create_user(username="sam", password="x", is_staff=True)
+    staff = Client()
+    staff.force_login(sam)
+    assert staff.get(reverse("search_detail", args=[job.pk])).status_code == 200
+    assert staff.get(reverse("trial_bundle", args=[job.pk, 0])).status_code == 409  # found; rejected, no model
+    bob_client = Client()
+    bob_client.force_login(bob)
+    assert bob_client.get(reverse("trial_bundle", args=[job.pk, 0])).status_code == 404
+    # The WebSocket consumer asks the same selector before it joins the job's group.
+    assert search_snapshot(user=sam, pk=job.pk)[0] == job
+    assert search_snapshot(user=bob, pk=job.pk) is None

@@ -1,4 +1,4 @@
-"""Reads for search jobs and trials, always scoped to one user."""
+"""Reads for search jobs and trials: a user sees their own; staff see every user's."""
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
@@ -6,24 +6,33 @@ from django.shortcuts import get_object_or_404
 from webapp.searches.models import SearchJob, Trial
 
 
+def _visible_to(user, *, owner_field: str = "owner") -> dict:
+    """Filter arguments limiting rows to what ``user`` may see (all of them for staff)."""
+    return {} if user.is_staff else {owner_field: user}
+
+
 def search_list(*, user) -> QuerySet[SearchJob]:
+    """The user's own jobs (staff too: their home page lists their own; the admin lists all)."""
     return SearchJob.objects.filter(owner=user).select_related("dataset")
 
 
 def get_search_for_user(*, user, pk: int) -> SearchJob:
-    """The user's job, or 404 (for other users' jobs too, so ids leak nothing)."""
-    return get_object_or_404(SearchJob.objects.select_related("dataset"), pk=pk, owner=user)
+    """A job the user may see, or 404 (for other users' jobs too, so ids leak nothing)."""
+    return get_object_or_404(SearchJob.objects.select_related("dataset"), pk=pk, **_visible_to(user))
 
 
 def get_trial_for_user(*, user, pk: int, number: int) -> Trial:
     return get_object_or_404(
-        Trial.objects.select_related("job", "job__dataset"), job__pk=pk, job__owner=user, number=number
+        Trial.objects.select_related("job", "job__dataset"),
+        job__pk=pk,
+        number=number,
+        **_visible_to(user, owner_field="job__owner"),
     )
 
 
 def search_snapshot(*, user, pk: int) -> tuple[SearchJob, list[Trial]] | None:
     """The job and all its trials so far, or None when the user may not see it."""
-    job = SearchJob.objects.select_related("dataset").filter(pk=pk, owner=user).first()
+    job = SearchJob.objects.select_related("dataset").filter(pk=pk, **_visible_to(user)).first()
     if job is None:
         return None
     return job, list(job.trials.all())
