@@ -60,6 +60,7 @@ class SearchJob(models.Model):
     worker_host = models.CharField(max_length=255, blank=True, help_text="The Celery worker running the job.")
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has started this job.")
+    dispatched = models.BooleanField(default=False, help_text="Its run_search message reached the broker.")
     seconds_used = models.FloatField(default=0.0, help_text="Search time spent by earlier, interrupted attempts.")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -15,6 +15,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 import nas_engine
 from nas_engine import runtime
@@ -25,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 Status = SearchJob.Status
 CANCEL_POLL_SECONDS = 1.0
+# Fail fast when the broker is down (about 1 s): the page must answer, and the reaper retries.
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
 INTERNAL_ERROR = "An internal error stopped the search. Staff can find the details in the worker log."
 
 
@@ -47,7 +51,6 @@ def search_create(
     max_size_bytes: int | None = None,
 ) -> SearchJob:
     """Create a queued job and send it to a worker once the row is committed."""
-    from webapp.searches.tasks import run_search  # tasks import this module
 
     with transaction.atomic():
         job = SearchJob.objects.create(
@@ -68,8 +71,30 @@ def search_create(
             max_size_bytes=max_size_bytes,
             message="Waiting for a worker",
         )
-        transaction.on_commit(lambda: run_search.delay(job.pk))
+        transaction.on_commit(lambda: search_dispatch(job_id=job.pk))
     return job
+
+
+BROKER_DOWN = "The task queue is unreachable right now; the search is saved and starts once it is back."
+
+
+def search_dispatch(*, job_id: int) -> bool:
+    """Send run_search for a committed job. When the broker is down the job stays queued, undispatched,
+    with a message saying so, and search_reap_stale sends it again later; nothing raises to the page.
+
+    Returns:
+        True if the message reached the broker.
+    """
+    from webapp.searches.tasks import run_search  # tasks import this module
+
+    try:
+        run_search.apply_async(args=[job_id], retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+    except (KombuOperationalError, OSError, RedisError) as exc:
+        logger.error("Search %s not sent to the broker: %s", job_id, exc)
+        SearchJob.objects.filter(pk=job_id, status=Status.QUEUED).update(dispatched=False, message=BROKER_DOWN)
+        return False
+    SearchJob.objects.filter(pk=job_id).update(dispatched=True)
+    return True
 
 
 def search_cancel(*, job: SearchJob) -> bool:
@@ -95,13 +120,12 @@ RERUN_FIELDS = (
 
 def search_rerun(*, job: SearchJob) -> SearchJob:
     """Queue a new job with the same dataset, settings and seed (for the same owner)."""
-    from webapp.searches.tasks import run_search  # tasks import this module
 
     with transaction.atomic():
         rerun = SearchJob.objects.create(
             **{name: getattr(job, name) for name in RERUN_FIELDS}, rerun_of=job, message="Waiting for a worker"
         )
-        transaction.on_commit(lambda: run_search.delay(rerun.pk))
+        transaction.on_commit(lambda: search_dispatch(job_id=rerun.pk))
     return rerun
 
 
@@ -138,7 +162,6 @@ def search_reap_stale(*, now=None) -> dict[str, list[int]]:
     Returns:
         {"requeued": [job ids], "failed": [job ids]}
     """
-    from webapp.searches.tasks import run_search  # tasks import this module
 
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
@@ -165,11 +188,16 @@ def search_reap_stale(*, now=None) -> dict[str, list[int]]:
                     seconds_used=F("seconds_used") + spent,
                 )
                 if changed:
-                    transaction.on_commit(lambda pk=job.pk: run_search.delay(pk))
+                    transaction.on_commit(lambda pk=job.pk: search_dispatch(job_id=pk))
         if changed:
             outcome[key].append(job.pk)
             job.refresh_from_db()
             events.send(job.pk, events.status_payload(job))
+    for job_id in SearchJob.objects.filter(status=Status.QUEUED, dispatched=False, created_at__lt=stale).values_list(
+        "pk", flat=True
+    ):
+        if search_dispatch(job_id=job_id):
+            outcome["requeued"].append(job_id)
     if outcome["requeued"] or outcome["failed"]:
         logger.warning("Stale searches: requeued %s, failed %s", outcome["requeued"], outcome["failed"])
     return outcome
