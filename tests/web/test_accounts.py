@@ -30,7 +30,7 @@ def test_it_refuses_a_sign_up_with_mismatched_passwords(client, django_user_mode
     assert b"didn" in response.content  # "The two password fields didn't match."
 
 
-def test_it_logs_in_and_out(client, alice):
+def test_it_logs_in_and_out(client, alice, clean_throttle):
     response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
     assert response.status_code == 302
     assert client.get(reverse("home")).status_code == 200
@@ -38,7 +38,43 @@ def test_it_logs_in_and_out(client, alice):
     assert client.get(reverse("home")).status_code == 302
 
 
-def test_it_rejects_a_wrong_password(client, alice):
+def test_it_rejects_a_wrong_password(client, alice, clean_throttle):
     response = client.post(reverse("login"), {"username": "alice", "password": "wrong"})
     assert response.status_code == 200
     assert b"correct username and password" in response.content
+
+
+@pytest.fixture
+def clean_throttle():
+    from django.core.cache import cache
+
+    from webapp.accounts.views import failure_key
+
+    keys = [failure_key("127.0.0.1", name) for name in ("alice", "bob")]
+    cache.delete_many(keys)
+    yield
+    cache.delete_many(keys)
+
+
+def test_it_refuses_a_username_after_too_many_wrong_passwords(client, alice, bob, clean_throttle, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    for _ in range(3):
+        assert client.post(reverse("login"), {"username": "alice", "password": "wrong"}).status_code == 200
+    refused = client.post(reverse("login"), {"username": "alice", "password": PASSWORD})
+    assert refused.status_code == 429
+    assert "Too many failed attempts" in refused.content.decode()
+    assert client.get(reverse("home")).status_code == 302  # not logged in
+    # Another username from the same address is not affected.
+    assert client.post(reverse("login"), {"username": "bob", "password": PASSWORD}).status_code == 302
+
+
+def test_a_successful_login_resets_the_count(client, alice, clean_throttle, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    for _ in range(2):
+        client.post(reverse("login"), {"username": "alice", "password": "wrong"})
+    assert client.post(reverse("login"), {"username": "alice", "password": PASSWORD}).status_code == 302
+    client.post(reverse("logout"))
+    for _ in range(2):
+        client.post(reverse("login"), {"username": "alice", "password": "wrong"})
+    # 4 failures in all, but a success came between: not locked.
+    assert client.post(reverse("login"), {"username": "alice", "password": PASSWORD}).status_code == 302

@@ -1,8 +1,11 @@
-"""Account pages: sign-up (log-in and log-out are Django's own views)."""
+"""Account pages: sign-up, a throttled log-in (log-out is Django's own view)."""
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.views import LoginView
+from django.core.cache import cache
 from django.shortcuts import redirect, render
 
 
@@ -16,3 +19,37 @@ def signup(request):
         login(request, user)
         return redirect("home")
     return render(request, "accounts/signup.html", {"form": form})
+
+
+def failure_key(address: str, username: str) -> str:
+    """Cache key counting failed log-ins of one username from one address."""
+    return f"login-failures:{address}:{username.strip().lower()}"
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, refusing a username from one address after LOGIN_MAX_FAILURES wrong
+    passwords in a row, for LOGIN_LOCKOUT_SECONDS (counted in the shared cache, so every server
+    process sees the same count)."""
+
+    template_name = "accounts/login.html"
+
+    def _key(self) -> str:
+        return failure_key(self.request.META.get("REMOTE_ADDR", ""), self.request.POST.get("username") or "")
+
+    def post(self, request, *args, **kwargs):
+        if cache.get(self._key(), 0) >= settings.LOGIN_MAX_FAILURES:
+            form = self.get_form()
+            minutes = max(1, round(settings.LOGIN_LOCKOUT_SECONDS / 60))
+            form.add_error(None, f"Too many failed attempts for this username; try again in {minutes} minutes.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        key = self._key()
+        cache.add(key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+        cache.incr(key)
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        cache.delete(self._key())
+        return super().form_valid(form)
