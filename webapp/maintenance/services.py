@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # temporary file before renaming it: younger files may still be in use.
 UPLOAD_GRACE = timedelta(hours=1)
 EXPORT_GRACE = timedelta(hours=1)
-EXPORT_TEMP_PATTERN = "tmp*.zip"  # tempfile.mkstemp(suffix=".zip") in searches.services.trial_bundle
+EXPORT_TEMP_PATTERN = "tmp*.zip"  # tempfile.mkstemp(suffix=".zip") in searches.bundles.trial_bundle
 
 
 class Reason(enum.StrEnum):

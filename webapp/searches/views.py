@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 import nas_engine
 from webapp.accounts import quotas
 from webapp.datasets.selectors import get_dataset_for_user
-from webapp.searches import selectors, services
+from webapp.searches import bundles, selectors, services
 from webapp.searches.forms import SearchJobForm
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def trial_bundle(request, pk: int, number: int):
     if error:
         return error
     try:
-        path = services.trial_bundle(trial=trial)
+        path = bundles.trial_bundle(trial=trial)
     except nas_engine.NasError as exc:
         return HttpResponse(str(exc), status=409)
     filename = f"nas-studio-search{pk}-trial{number}.zip"
@@ -93,7 +93,7 @@ def trial_predictions(request, pk: int, number: int):
     if error:
         return error
     try:
-        predictions = services.trial_predictions(trial=trial, csv_path=trial.job.dataset.file.path)
+        predictions = bundles.trial_predictions(trial=trial, csv_path=trial.job.dataset.file.path)
     except nas_engine.NasError as exc:
         return HttpResponse(str(exc), status=409)
     response = HttpResponse(content_type="text/csv")
