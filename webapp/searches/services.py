@@ -95,19 +95,25 @@ def search_dispatch(*, job_id: int) -> bool:
     return True
 
 
+def _end_if_active(job: SearchJob, **fields) -> bool:
+    """End a queued or running job with ``fields`` (atomically, so an ended job stays as it ended),
+    then tell its pages after commit. Returns True if this call ended it."""
+    changed = SearchJob.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
+        finished_at=timezone.now(), **fields
+    )
+    if changed:
+        job.refresh_from_db()
+        transaction.on_commit(lambda: events.send(job.pk, events.status_payload(job)))
+    return bool(changed)
+
+
 def search_cancel(*, job: SearchJob) -> bool:
     """Mark a queued or running job cancelled; a running worker stops at its next check.
 
     Returns:
         True if the job was cancelled now, False if it had already ended.
     """
-    changed = SearchJob.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
-        status=Status.CANCELLED, finished_at=timezone.now(), message="Cancelled"
-    )
-    if changed:
-        job.refresh_from_db()
-        transaction.on_commit(lambda: events.send(job.pk, events.status_payload(job)))
-    return bool(changed)
+    return _end_if_active(job, status=Status.CANCELLED, message="Cancelled")
 
 
 RERUN_FIELDS = (
@@ -133,13 +139,7 @@ def search_mark_failed(*, job: SearchJob, reason: str) -> bool:
     Returns:
         True if the job was marked now, False if it had already ended.
     """
-    changed = SearchJob.objects.filter(pk=job.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(
-        status=Status.FAILED, finished_at=timezone.now(), message="Failed", error=reason[:2000]
-    )
-    if changed:
-        job.refresh_from_db()
-        transaction.on_commit(lambda: events.send(job.pk, events.status_payload(job)))
-    return bool(changed)
+    return _end_if_active(job, status=Status.FAILED, message="Failed", error=reason[:2000])
 
 
 def search_delete(*, job: SearchJob) -> None:
