@@ -43,6 +43,19 @@ def bob_client(bob):
     return other
 
 
+@pytest.fixture
+def queued_job(alice, alice_client, breast_cancer_csv, django_capture_on_commit_callbacks):
+    """Alice's search on breast_cancer, queued and never sent: no worker will take it."""
+    from tests.web.helpers import upload_dataset
+    from webapp.searches import services
+
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    with django_capture_on_commit_callbacks(execute=False):
+        return services.search_create(
+            user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30
+        )
+
+
 def write_sklearn_csv(loader, path: Path, target: str = "target") -> Path:
     frame = loader(as_frame=True).frame.rename(columns={"target": target})
     frame.to_csv(path, index=False)

@@ -27,12 +27,8 @@ def staff_client(django_user_model):
 
 
 @pytest.fixture
-def job(alice, alice_client, breast_cancer_csv, django_capture_on_commit_callbacks):
-    dataset = upload_dataset(alice_client, breast_cancer_csv)
-    with django_capture_on_commit_callbacks(execute=False):  # no worker here: the job stays queued
-        return services.search_create(
-            user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30, seed=5
-        )
+def job(queued_job):
+    return queued_job
 
 
 def act(client, action: str, jobs, **extra):
@@ -89,7 +85,7 @@ def test_mark_failed_needs_a_reason_and_shows_it_to_the_owner(staff_client, alic
 @pytest.mark.django_db(transaction=True)
 def test_delete_removes_the_job_and_its_files(staff_client, job):
     folder = Path(job.artifacts_dir)
-    (folder / "bundles").mkdir(parents=True)
+    (folder / "bundles").mkdir(parents=True, exist_ok=True)  # ids restart in a new test database
     (folder / "trial_0.pt").write_bytes(b"weights")
     (folder / "bundles" / "trial_0.zip").write_bytes(b"zip")
     act(staff_client, "delete_with_files", [job])

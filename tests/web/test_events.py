@@ -4,7 +4,6 @@ import pytest
 from django.test import override_settings
 
 import nas_engine
-from tests.web.helpers import upload_dataset
 from webapp.searches import events, services
 
 DEAD_CHANNEL_LAYER = {
@@ -16,14 +15,8 @@ DEAD_CHANNEL_LAYER = {
 
 
 @pytest.mark.django_db
-def test_a_trial_is_saved_when_the_channel_layer_is_down(
-    alice, alice_client, breast_cancer_csv, django_capture_on_commit_callbacks
-):
-    dataset = upload_dataset(alice_client, breast_cancer_csv)
-    with django_capture_on_commit_callbacks(execute=False):
-        job = services.search_create(
-            user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30
-        )
+def test_a_trial_is_saved_when_the_channel_layer_is_down(queued_job):
+    job = queued_job
     result = nas_engine.TrialResult(
         number=0,
         status=nas_engine.TrialStatus.COMPLETED,

@@ -17,15 +17,6 @@ from webapp.searches import services
 from webapp.searches.models import SearchJob
 
 
-@pytest.fixture
-def queued_job(alice, alice_client, breast_cancer_csv, django_capture_on_commit_callbacks):
-    dataset = upload_dataset(alice_client, breast_cancer_csv)
-    with django_capture_on_commit_callbacks(execute=False):
-        return services.search_create(
-            user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=60, max_trials=8
-        )
-
-
 def make_running(job, *, silent_for: float, attempts: int) -> None:
     now = timezone.now()
     SearchJob.objects.filter(pk=job.pk).update(

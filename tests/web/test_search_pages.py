@@ -3,7 +3,6 @@
 import pytest
 from django.urls import reverse
 
-from tests.web.helpers import upload_dataset
 from webapp.searches import services
 from webapp.searches.models import SearchJob
 
@@ -11,11 +10,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def job(alice, alice_client, breast_cancer_csv):
-    dataset = upload_dataset(alice_client, breast_cancer_csv)
-    return services.search_create(
-        user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30
-    )
+def job(queued_job):
+    return queued_job
 
 
 def test_it_shows_the_job_page_with_the_local_plotly(alice_client, job):
