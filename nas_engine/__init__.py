@@ -2,15 +2,28 @@
 export verified bundles."""
 
 from nas_engine.config import SearchConfig
-from nas_engine.dataset import ColumnProfile, DatasetProfile, detect_task, profile_csv
+from nas_engine.dataset import (
+    ColumnProfile,
+    CsvLimits,
+    DatasetProfile,
+    Distribution,
+    LeakageSuspect,
+    ProfileWarning,
+    detect_task,
+    profile_csv,
+)
 from nas_engine.errors import ConstraintError, DatasetError, NasError, SearchCancelled
-from nas_engine.export import export_bundle, predict_csv
+from nas_engine.estimate import DataShape, Estimate, NoNetworkFits, check_limits, estimate_search
+from nas_engine.evaluation import evaluate_test_split
+from nas_engine.export import LayerBox, describe_architecture, export_bundle, layer_diagram, predict_csv
 from nas_engine.fidelity import Fidelity
 from nas_engine.finalize import FinalModel, FinalModels, finalize_front, load_final_model, refit
+from nas_engine.model_card import ModelCard, build_model_card
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
 from nas_engine.search import run_search
+from nas_engine.selection import knee_point
 from nas_engine.spaces import SPACES, detect_image_shape
 from nas_engine.strategies import STRATEGIES
 
@@ -24,23 +37,39 @@ __all__ = [
     "ColumnProfile",
     "ConstraintError",
     "Costs",
+    "CsvLimits",
+    "DataShape",
     "DatasetError",
     "DatasetProfile",
+    "Distribution",
+    "Estimate",
     "FinalModel",
     "FinalModels",
     "Fidelity",
+    "LayerBox",
+    "LeakageSuspect",
+    "ModelCard",
     "NasError",
+    "NoNetworkFits",
     "PreparedData",
+    "ProfileWarning",
     "SearchCancelled",
     "SearchConfig",
     "SearchResult",
     "StatusEvent",
     "TrialResult",
     "TrialStatus",
+    "build_model_card",
+    "check_limits",
+    "describe_architecture",
     "detect_image_shape",
     "detect_task",
+    "estimate_search",
+    "evaluate_test_split",
     "export_bundle",
     "finalize_front",
+    "knee_point",
+    "layer_diagram",
     "load_final_model",
     "load_model",
     "pareto_front",

@@ -39,6 +39,17 @@ MAX_CONSECUTIVE_FAILURES = 5
 MAX_CONSECUTIVE_REJECTIONS = 200
 MAX_DUPLICATE_DRAWS = 200  # this many repeats in a row means the space is exhausted
 MAX_BRACKET_SIZE = 81  # eta**rungs explodes with many rungs (max_epochs 10,000); rungs past it keep one
+# One model may train for a quarter of the budget (at least 30 s): a search should compare several
+# models, so a runaway one (huge, or slow on this data) is stopped and the search goes on.
+TRIAL_BUDGET_SHARE = 0.25
+MIN_TRIAL_SECONDS = 30.0
+TIMED_OUT_PREFIX = "stopped after"
+TIMED_OUT = TIMED_OUT_PREFIX + " {seconds:g} s: longer than this search allows per model"
+
+
+def trial_time_limit(budget_seconds: float) -> float:
+    """Seconds of training one model may take in a search with this budget (see TRIAL_BUDGET_SHARE)."""
+    return max(MIN_TRIAL_SECONDS, budget_seconds * TRIAL_BUDGET_SHARE)
 
 
 def _analytic_violation(costs: Costs, config: SearchConfig) -> str:
@@ -111,8 +122,11 @@ class _Candidate:
 class _Loop:
     """State of one running search; exists so run_search reads as the steps it takes."""
 
-    def __init__(self, config, data, space, on_trial, on_status, should_cancel, artifacts_dir, *, elapsed_before=0.0):
+    def __init__(
+        self, config, data, space, on_trial, on_status, should_cancel, artifacts_dir, *, elapsed_before, trial_seconds
+    ):
         self.config, self.data, self.space = config, data, space
+        self.trial_seconds = float(trial_seconds)
         self.on_trial, self.on_status, self.should_cancel = on_trial, on_status, should_cancel
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
         self.strategy = STRATEGIES[config.strategy](space=space, seed=config.seed, objectives=config.objectives)
@@ -200,6 +214,26 @@ class _Loop:
             self.status("failed", message)
             raise NasError(message)
         self.status("running", f"Trial {number} failed.")
+
+    def time_out(self, candidate: _Candidate) -> None:
+        """Record a trial that trained past ``trial_seconds`` as failed, with the time it took; it
+        counts toward the failures in a row (every model too slow is worth stopping for)."""
+        message = TIMED_OUT.format(seconds=self.trial_seconds)
+        logger.warning("Trial %d %s (%g s).", candidate.number, message, self.trial_seconds)
+        self.failures += 1
+        seconds = candidate.built_trainer.seconds
+        result = dataclasses.replace(
+            self.untrained(TrialStatus.FAILED, candidate.arch, candidate.number, candidate.costs, message),
+            train_seconds=seconds,
+        )
+        self.record(result)
+        if self.failures >= MAX_CONSECUTIVE_FAILURES:
+            self.status("failed", f"{self.failures} trials failed in a row; the last was {message}.")
+            raise NasError(
+                f"{self.failures} models in a row were {message}. "
+                "Give the search a longer time budget, or lower the maximum parameters so models train faster."
+            )
+        self.status("running", f"Trial {candidate.number} {message}.")
 
     def conclude(self, candidate: _Candidate, status: TrialStatus) -> None:
         """Report a trained candidate: completed (reached the top rung) or pruned (stopped lower)."""
@@ -331,23 +365,30 @@ class _Loop:
                     return self.expire(alive)
                 try:
                     trainer = self.trainer(candidate)
+                    # The trial's own limit counts every rung it trained, so a slow model cannot
+                    # creep past it rung by rung.
+                    trial_deadline = time.monotonic() + self.trial_seconds - trainer.seconds
                     trainer.train(
                         until_epoch=epochs,
                         rows=rows if rows < n_rows else None,
-                        deadline=self.deadline,
+                        deadline=min(self.deadline, trial_deadline),
                         should_cancel=self.should_cancel,
                     )
                 except Exception as exc:  # a broken trial must not end the search; keep the reason
                     alive.remove(candidate)
                     self.fail(candidate.number, candidate.arch, candidate.costs, exc)
                     continue
-                self.failures = 0
                 candidate.epochs_budget = epochs
                 if trainer.cancelled:
                     self.cancelled = True  # the interrupted trials are not reported: stopped, not judged
                     return False
-                if trainer.out_of_time:
+                if trainer.out_of_time and time.monotonic() >= self.deadline:
                     return self.expire(alive)
+                if trainer.out_of_time:
+                    alive.remove(candidate)
+                    self.time_out(candidate)
+                    continue
+                self.failures = 0
             if rung == top:
                 break
             alive.sort(key=lambda c: (c.built_trainer.score, -c.costs.params), reverse=True)
@@ -460,6 +501,7 @@ def run_search(
     artifacts_dir: str | Path | None = None,
     resume_from: Sequence[TrialResult] = (),
     elapsed_before: float = 0.0,
+    trial_seconds: float | None = None,
 ) -> SearchResult:
     """Search architectures until the budget, the trial limit or a cancel request stops it.
 
@@ -480,6 +522,9 @@ def run_search(
             rebuilt with ``TrialResult.from_dict``); see "Resuming" below.
         elapsed_before: Seconds the earlier runs already used; the budget left is
             ``config.budget_seconds - elapsed_before`` (none left: the search finishes at once).
+        trial_seconds: Most seconds of training one model may take (over all its rungs); a model
+            still training then is stopped and reported as failed, and the search goes on. None:
+            ``trial_time_limit(config.budget_seconds)``; ``math.inf``: no limit but the budget.
 
     Resuming:
         The kept trials come first in ``SearchResult.trials``, unchanged, and take part in the
@@ -500,9 +545,14 @@ def run_search(
     Raises:
         ConstraintError: No architecture in the space can meet the limits.
         NasError: Too many trials failed in a row.
-        ValueError: ``resume_from`` repeats a trial number, or ``elapsed_before`` is negative.
+        ValueError: ``resume_from`` repeats a trial number, ``elapsed_before`` is negative, or
+            ``trial_seconds`` is not above 0.
     """
     _check_resume(resume_from, elapsed_before)
+    if trial_seconds is None:
+        trial_seconds = trial_time_limit(config.budget_seconds)
+    if isinstance(trial_seconds, bool) or not isinstance(trial_seconds, int | float) or not trial_seconds > 0:
+        raise ValueError(f"trial_seconds must be a number of seconds above 0; got {trial_seconds!r}.")
     space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape)
     _check_feasible(space, config, data)
     # The first Adam pulls in torch._dynamo (~1 s); do it now so trial 0's time is not inflated.
@@ -512,9 +562,61 @@ def run_search(
     try:
         with one_thread():
             loop = _Loop(
-                config, data, space, on_trial, on_status, should_cancel, artifacts_dir, elapsed_before=elapsed_before
+                config,
+                data,
+                space,
+                on_trial,
+                on_status,
+                should_cancel,
+                artifacts_dir,
+                elapsed_before=elapsed_before,
+                trial_seconds=trial_seconds,
             )
             loop.resume(list(resume_from))
             return loop.run()
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+
+
+def no_model_reason(trials: Sequence[TrialResult], *, max_latency_ms: float | None = None) -> str:
+    """Why a search that was not cancelled ended without a usable model, in words a user can act
+    on (with the cost to aim for where one was measured); "" when it has one (completed or pruned).
+
+    A search whose every trained model broke the latency limit, or ran past the time allowed per
+    model, otherwise ends with an empty front and no hint; callers show this instead.
+
+    Args:
+        trials: ``SearchResult.trials``.
+        max_latency_ms: The search's latency limit, if any.
+    """
+    if any(t.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED) for t in trials):
+        return ""
+    too_slow = [t for t in trials if t.status is TrialStatus.REJECTED and t.costs.latency_ms is not None]
+    failures = [t for t in trials if t.status is TrialStatus.FAILED]
+    timed_out = [t for t in failures if t.message.startswith(TIMED_OUT_PREFIX)]
+    failed = [t for t in failures if not t.message.startswith(TIMED_OUT_PREFIX)]
+    rejected = [t for t in trials if t.status is TrialStatus.REJECTED and t.costs.latency_ms is None]
+    if too_slow:
+        fastest = min(too_slow, key=lambda t: t.costs.latency_ms or 0.0)
+        limit = f" of {max_latency_ms:g} ms" if max_latency_ms is not None else ""
+        return (
+            f"No architecture fits the latency limit{limit} per prediction: the fastest of the "
+            f"{len(too_slow)} trained models took {fastest.costs.latency_ms:.3g} ms (trial {fastest.number}). "
+            f"Raise the latency limit to at least {fastest.costs.latency_ms:.3g} ms, or leave it empty."
+        )
+    if timed_out:
+        return (
+            f"No model finished training in the time this search allows per model: {len(timed_out)} were "
+            f"{timed_out[-1].message}. Give the search a longer time budget, or lower the maximum parameters "
+            "so models train faster."
+        )
+    if rejected:
+        smallest = min(rejected, key=lambda t: t.costs.params)
+        return (
+            f"No architecture fits the limits: all {len(rejected)} tried broke one (the last: "
+            f"{rejected[-1].message.rstrip('.')}). The smallest tried has {smallest.costs.params:,} parameters, "
+            f"{smallest.costs.flops:,} FLOPs and {smallest.costs.size_bytes:,} bytes; loosen the limits toward it."
+        )
+    if failed:
+        return f"Every model failed to train; the last error: {failed[-1].message}"
+    return "The time budget ran out before any model finished training; give the search more time."

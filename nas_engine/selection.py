@@ -44,3 +44,45 @@ def recommend(front: Sequence[TrialResult], *, task: str, n_validation: int, cos
     threshold = best - score_standard_error(best, task=task, n=n_validation)
     eligible = [t for t in scored if require_score(t) >= threshold]
     return min(eligible, key=lambda t: (getattr(t.costs, cost), -require_score(t), t.number))
+
+
+def knee_point(front: Sequence[TrialResult], *, cost: str) -> TrialResult | None:
+    """The knee of the front: the trial where extra cost starts buying little extra score.
+
+    In (normalised log cost, normalised score) space, the knee is the point farthest above the
+    chord joining the two extremes of the front (the cheapest and the best-scoring trial), the
+    "kneedle" idea of Satopää et al., 2011, "Finding a 'Kneedle' in a Haystack". Costs are on a
+    log scale because they span decades: going from 1 k to 2 k parameters is as big a step as
+    from 100 k to 200 k.
+
+    Args:
+        front: Trials on the Pareto front (trials without a score or that cost are ignored).
+        cost: The cost objective of the trade-off, e.g. ``"params"`` or ``"latency_ms"``.
+
+    Returns:
+        The knee trial, or None when the front has fewer than three usable trials or is no better
+        than a straight line between its extremes (no trial lies above the chord).
+    """
+    points = [
+        (math.log10(max(float(getattr(t.costs, cost)), 1e-12)), require_score(t), t)
+        for t in front
+        if t.score is not None and getattr(t.costs, cost) is not None
+    ]
+    # Keep the two-dimensional front only: a trial on a front over more costs may be dominated here.
+    ranked = sorted(points, key=lambda p: (p[0], -p[1], p[2].number))
+    curve: list[tuple[float, float, TrialResult]] = []
+    for point in ranked:
+        if not curve or point[1] > curve[-1][1]:
+            curve.append(point)
+    if len(curve) < 3:
+        return None
+    (x0, y0, _), (x1, y1, _) = curve[0], curve[-1]
+    if x1 <= x0 or y1 <= y0:
+        return None
+
+    def height_above_chord(point: tuple[float, float, TrialResult]) -> float:
+        x, y = (point[0] - x0) / (x1 - x0), (point[1] - y0) / (y1 - y0)
+        return y - x  # the chord is y = x after normalising; perpendicular distance is this / sqrt(2)
+
+    knee = max(curve[1:-1], key=height_above_chord)
+    return knee[2] if height_above_chord(knee) > 0 else None

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
+import re
+
 import numpy as np
 import pytest
 
-from nas_engine import DatasetError, detect_task, prepare_data, profile_csv
+from nas_engine import CsvLimits, DatasetError, detect_task, prepare_data, profile_csv
+from nas_engine.dataset import read_table
 from nas_engine.runtime import encode_rows, parse_number, read_csv_rows
 
 from .conftest import write_csv
@@ -32,19 +36,69 @@ def test_profile_honours_max_rows(mixed_csv):
     ("content", "message"),
     [
         (b"", "The file is empty."),
+        (b"\xef\xbb\xbf\n\n", "The file is empty."),
         (b"a,b\n", "The CSV has a header but no data rows."),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01", "does not look like a CSV"),
-        (b"a,b\n\xff\xfe\xfa,1\n", "does not look like a CSV"),
+        (b"a,b\n1,2\n", "The CSV has only one data row"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x01", "does not look like a CSV: it contains binary data"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "it is a zip archive or an Excel workbook (.xlsx)"),
+        (b"a,b\n1,2\n\xff\xfe\xfa,1\n", "not UTF-8 text: line 3 has a byte (0xFF)"),
+        ("a,b\ncafé,1\nthé,2\n".encode("cp1252"), "line 2 has a byte (0xE9) that UTF-8 does not allow"),
+        ("a,b\n1,2\n".encode("utf-16"), "UTF-16 text, but NAS Studio reads UTF-8"),
         (b"only\n1\n2\n", "needs at least two columns (features and a target); it has 1"),
         (b"a,a,b\n1,2,3\n", "repeated: a"),
         (b"a,,b\n1,2,3\n", "Column 2 has no name"),
-        (b"a,b\n1,2\n1,2,3,4\n", "does not look like a CSV"),
+        (b"a,b\n1,2\n1,2,3,4\n", "Line 3 has 4 values but the header has 2 columns"),
+        (b"a,b\n1,2\n\n3\n4,5\n", "Line 4 has 1 value but the header has 2 columns"),
+        (b'a,b\n"x\ny",1\n1,2,3\n', "Line 4 has 3 values"),  # physical lines, past a quoted line break
+        (b'a,b\n1,2\n"open,3\n4,5\n', 'A quote (") opened on line 3 is never closed'),
     ],
 )
 def test_profile_rejects_unusable_files(tmp_path, content, message):
     path = tmp_path / "upload.csv"
     path.write_bytes(content)
-    with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        profile_csv(path)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(codecs.BOM_UTF8 + "name,price\ncafé,1\nthé,2\n".encode())
+    profile = profile_csv(path)
+    assert [c.name for c in profile.columns] == ["name", "price"]
+    assert profile.column("name").examples == ("café", "thé")
+
+
+@pytest.mark.parametrize(
+    ("limits", "content", "message"),
+    [
+        (CsvLimits(max_columns=3), "a,b,c,d\n1,2,3,4\n5,6,7,8\n", "has 4 columns; this server accepts at most 3"),
+        (CsvLimits(max_rows=3), "a,b\n" + "1,2\n" * 4, "more than 3 data rows"),
+        (CsvLimits(max_field_chars=10), "a,b\n1,2\nshort," + "x" * 11 + "\n", "Line 3, column 'b' has a value of 11"),
+        (CsvLimits(max_name_chars=5), "a,toolong\n1,2\n3,4\n", "The name of column 2 is 7 characters long"),
+    ],
+    ids=["columns", "rows", "field", "name"],
+)
+def test_limits_are_enforced_with_a_clear_message(tmp_path, limits, content, message):
+    path = tmp_path / "big.csv"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=re.escape(message)):
+        profile_csv(path, limits=limits)
+
+
+def test_limits_are_inclusive_and_reading_again_needs_none(tmp_path):
+    path = tmp_path / "edge.csv"
+    path.write_text("a,b,c\n" + "1,2,xxxxxxxxxx\n" * 3)
+    limits = CsvLimits(max_columns=3, max_rows=3, max_field_chars=10, max_name_chars=1)
+    assert profile_csv(path, limits=limits).rows == 3
+    # A stored file is read again (by prepare_data) without limits: a server may lower them later.
+    assert len(read_table(path)) == 3
+
+
+def test_a_cell_over_the_csv_modules_own_limit_is_read_when_allowed(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("a,b\n1," + "y" * 200_000 + "\n2,z\n")
+    assert profile_csv(path, limits=CsvLimits(max_field_chars=300_000)).rows == 2
+    with pytest.raises(DatasetError, match="a cell can have at most 100,000"):
         profile_csv(path)
 
 

@@ -1,0 +1,60 @@
+"""How a trained model does on the held-out test split, in a form a page can draw: a confusion matrix
+(classification) or true/predicted pairs with their residuals (regression)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nas_engine.evaluator import predict_raw
+from nas_engine.prepare import PreparedData
+
+MAX_POINTS = 2000  # regression pairs sent to a page; the metrics still use every test row
+
+
+def evaluate_test_split(model: torch.nn.Module, data: PreparedData) -> dict:
+    """Score ``model`` on the test split of ``data`` (rows the search never trained or chose on).
+
+    Args:
+        model: A network built for ``data`` (``n_features`` inputs, ``n_outputs`` outputs).
+        data: The prepared splits the model's search used (same CSV, target, task and seed).
+
+    Returns:
+        A JSON-serialisable dict with ``task`` and ``n`` (test rows), and
+        classification: ``labels`` (class names), ``confusion`` (``confusion[i][j]`` counts rows of
+        true class ``labels[i]`` predicted as ``labels[j]``) and ``accuracy``;
+        regression: ``y_true`` and ``y_pred`` in the target's own units (at most ``MAX_POINTS``
+        pairs, evenly spaced over the split when it is larger), ``r2`` and ``mae``.
+    """
+    outputs = predict_raw(model, data.X_test)
+    target = data.preprocessing["target"]
+    n = len(data.y_test)
+    if data.task == "classification":
+        labels = list(target["labels"])
+        predicted = outputs.argmax(axis=1)
+        confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+        np.add.at(confusion, (data.y_test, predicted), 1)
+        accuracy = float(np.trace(confusion) / n) if n else 0.0
+        return {
+            "task": "classification",
+            "n": n,
+            "labels": labels,
+            "confusion": confusion.tolist(),
+            "accuracy": accuracy,
+        }
+    # Back to the target's units: the network learnt a standardised target.
+    mean, std = float(target["mean"]), float(target["std"])
+    y_true = data.y_test.astype(np.float64) * std + mean
+    y_pred = outputs[:, 0].astype(np.float64) * std + mean
+    total = float(np.sum((y_true - y_true.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((y_pred - y_true) ** 2)) / total if total > 0 else 0.0
+    mae = float(np.mean(np.abs(y_pred - y_true))) if n else 0.0
+    shown = np.unique(np.linspace(0, n - 1, MAX_POINTS).round().astype(np.int64)) if n > MAX_POINTS else np.arange(n)
+    return {
+        "task": "regression",
+        "n": n,
+        "y_true": [float(v) for v in y_true[shown]],
+        "y_pred": [float(v) for v in y_pred[shown]],
+        "r2": r2,
+        "mae": mae,
+    }
