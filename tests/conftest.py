@@ -4,6 +4,7 @@ and the real processes a search needs (a Celery worker, daphne) started on the t
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -195,8 +196,20 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+SCREENSHOTS = Path(os.environ.get("NAS_VAR_DIR", "var")) / "screenshots"
+
+
 @pytest.fixture
-def browser_page(monkeypatch):
+def browser_page(monkeypatch, request):
+    """A Chromium page; when the test fails, a full-page screenshot goes to $NAS_VAR_DIR/screenshots/."""
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
@@ -208,5 +221,10 @@ def browser_page(monkeypatch):
         page = context.new_page()
         page.set_default_timeout(30_000)
         yield page
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-150:]
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         context.close()
         browser.close()

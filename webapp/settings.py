@@ -43,6 +43,19 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from exc
+    if not value >= minimum:  # also refuses NaN
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {raw!r}.")
+    return value
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -218,6 +231,12 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+# What an uploaded CSV may hold (nas_engine.CsvLimits). Column names stay within 255 characters,
+# the length a search keeps for its target column.
+CSV_MAX_COLUMNS = env_int("CSV_MAX_COLUMNS", 2000, minimum=2)
+CSV_MAX_ROWS = env_int("CSV_MAX_ROWS", 2_000_000, minimum=2)
+CSV_MAX_FIELD_CHARS = env_int("CSV_MAX_FIELD_CHARS", 100_000, minimum=1)
+CSV_MAX_NAME_CHARS = min(env_int("CSV_MAX_NAME_CHARS", 255, minimum=1), 255)
 # Uploads always stream to a temporary file on disk, never into memory.
 FILE_UPLOAD_HANDLERS = ["webapp.datasets.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = None
@@ -228,6 +247,13 @@ MAX_BUDGET_SECONDS = env_int("MAX_BUDGET_SECONDS", 3600, minimum=5)
 # --- crash recovery: a running job whose worker has been silent this long is picked up again ---
 SEARCH_STALE_SECONDS = env_int("SEARCH_STALE_SECONDS", 120, minimum=1)
 SEARCH_MAX_ATTEMPTS = env_int("SEARCH_MAX_ATTEMPTS", 3, minimum=1)
+
+# --- time limits (enforced by the worker itself, see webapp/searches/tasks.py) ---
+# Most seconds one model may train, below what the budget allows (a quarter of it, at least 30 s); 0 = no extra cap.
+SEARCH_MAX_TRIAL_SECONDS = env_float("SEARCH_MAX_TRIAL_SECONDS", 0.0)
+# How long a search may run past its budget (loading the data, refitting the final models) before the
+# worker ends it as failed. Unset: as long as its budget, at least 5 minutes.
+SEARCH_GRACE_SECONDS = env_int("SEARCH_GRACE_SECONDS", 0) if os.environ.get("SEARCH_GRACE_SECONDS") else None
 
 # --- quotas: defaults for every user; staff override them per user in the admin ---
 QUOTA_MAX_CONCURRENT_JOBS = env_int("QUOTA_MAX_CONCURRENT_JOBS", 2, minimum=1)

@@ -4,8 +4,11 @@ from django.contrib import admin
 from django.urls import include, path
 
 from webapp import health
+from webapp.accounts.views import AdminLoginView
 
 urlpatterns = [
+    # Before admin.site.urls, so the admin's log-in is the throttled one.
+    path("admin/login/", AdminLoginView.as_view(), name="admin_login"),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("ops/", include("webapp.operations.urls")),

@@ -1,7 +1,8 @@
-"""Sign-up, log-in, log-out, and that every page but those needs a login."""
+"""Sign-up, log-in (the site's and the admin's, both throttled), log-out, and that every page but
+those needs a login."""
 
 import pytest
-from django.urls import reverse
+from django.urls import resolve, reverse
 
 from tests.conftest import PASSWORD
 
@@ -78,3 +79,39 @@ def test_a_successful_login_resets_the_count(client, alice, clean_throttle, sett
         client.post(reverse("login"), {"username": "alice", "password": "wrong"})
     # 4 failures in all, but a success came between: not locked.
     assert client.post(reverse("login"), {"username": "alice", "password": PASSWORD}).status_code == 302
+
+
+@pytest.fixture
+def staff_alice(alice):
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    return alice
+
+
+def test_the_admin_login_is_the_throttled_one(client, staff_alice, clean_throttle):
+    from webapp.accounts.views import AdminLoginView
+
+    assert resolve(reverse("admin:login")).func.view_class is AdminLoginView
+    page = client.get(reverse("admin:login"))
+    assert page.status_code == 200 and b'name="next" value="/admin/"' in page.content
+    response = client.post(reverse("admin:login"), {"username": "alice", "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == 302 and response.url == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+def test_the_admin_login_refuses_a_username_after_five_wrong_passwords(client, staff_alice, clean_throttle, settings):
+    settings.LOGIN_MAX_FAILURES = 5
+    for _ in range(5):
+        response = client.post(reverse("admin:login"), {"username": "alice", "password": "wrong"})
+        assert response.status_code == 200 and b"correct username and password" in response.content
+    refused = client.post(reverse("admin:login"), {"username": "alice", "password": PASSWORD, "next": "/admin/"})
+    assert refused.status_code == 429
+    assert "Too many failed attempts for this username" in refused.content.decode()
+    assert client.get("/admin/").status_code == 302  # not logged in
+
+
+def test_wrong_passwords_on_the_admin_count_toward_the_site_login(client, staff_alice, clean_throttle, settings):
+    settings.LOGIN_MAX_FAILURES = 3
+    for _ in range(3):
+        client.post(reverse("admin:login"), {"username": "alice", "password": "wrong"})
+    assert client.post(reverse("login"), {"username": "alice", "password": PASSWORD}).status_code == 429

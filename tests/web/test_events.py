@@ -1,10 +1,22 @@
-"""The database is the source of truth: a trial is saved even when its event cannot be pushed."""
+"""Events and the status log: the database is the source of truth (a trial is saved even when its event
+cannot be pushed), the log keeps a line per new message, and the socket's snapshot and status events
+carry the log and the knee through the real Redis channel layer."""
+
+from datetime import timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.test import override_settings
+from django.utils import timezone
 
 import nas_engine
+from tests.web.helpers import upload_dataset
+from webapp.asgi import application
 from webapp.searches import events, services
+from webapp.searches.models import SearchJob, SearchLogEntry
 
 DEAD_CHANNEL_LAYER = {
     "default": {
@@ -14,20 +26,98 @@ DEAD_CHANNEL_LAYER = {
 }
 
 
-@pytest.mark.django_db
-def test_a_trial_is_saved_when_the_channel_layer_is_down(queued_job):
-    job = queued_job
-    result = nas_engine.TrialResult(
-        number=0,
+def trial_result(number: int = 0) -> nas_engine.TrialResult:
+    return nas_engine.TrialResult(
+        number=number,
         status=nas_engine.TrialStatus.COMPLETED,
         architecture={"space": "mlp", "layers": []},
-        arch_hash="abc",
+        arch_hash=f"abc{number}",
         metrics={"score": 0.9, "accuracy": 0.9},
         costs=nas_engine.Costs(params=62, flops=60, latency_ms=0.01, size_bytes=248),
         train_seconds=0.5,
     )
+
+
+@pytest.mark.django_db
+def test_a_trial_is_saved_when_the_channel_layer_is_down(queued_job):
+    job = queued_job
     with override_settings(CHANNEL_LAYERS=DEAD_CHANNEL_LAYER):
         assert events.send(job.pk, events.status_payload(job)) is False
-        trial = services.trial_record(job=job, result=result)
+        trial = services.trial_record(job=job, result=trial_result())
     assert job.trials.get().pk == trial.pk and trial.on_front
     assert events.send(job.pk, events.status_payload(job)) is True  # back once the layer answers
+
+
+@pytest.mark.django_db
+def test_the_log_gets_a_line_per_new_message_not_per_progress_tick(queued_job):
+    job = queued_job
+    assert [e.message for e in job.log_entries.all()] == ["Waiting for a worker"]  # written by search_create
+    SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.RUNNING)
+    job.refresh_from_db()
+    for progress in (0.1, 0.2, 0.3):  # three ticks of one message, then a new one
+        services._search_progress(job, nas_engine.StatusEvent(status="running", progress=progress, message="Trial 0."))
+    services._search_progress(job, nas_engine.StatusEvent(status="running", progress=0.4, message="Trial 1."))
+    assert services.search_log_add(job_id=job.pk, status="running", message="Trial 1.") is None
+    services.search_mark_failed(job=job, reason="The worker ran out of memory")
+    lines = list(job.log_entries.values_list("status", "message"))
+    assert lines == [
+        ("queued", "Waiting for a worker"),
+        ("running", "Trial 0."),
+        ("running", "Trial 1."),
+        ("failed", "Failed: The worker ran out of memory"),
+    ]
+    job.refresh_from_db()
+    assert job.progress == 0.4  # the ticks still moved the bar
+
+
+@pytest.mark.django_db
+def test_a_trial_knows_when_in_the_search_it_was_found(queued_job):
+    job = queued_job
+    job.seconds_used = 100.0  # an earlier, interrupted attempt searched for 100 s
+    job.started_at = timezone.now() - timedelta(seconds=5)  # this attempt started 5 s ago
+    trial = services.trial_record(job=job, result=trial_result())
+    payload = events.trial_payload(trial, [trial.pk])["trial"]
+    assert 105.0 <= payload["elapsed_seconds"] < 160.0 and payload["elapsed_seconds"] == trial.elapsed_seconds
+    assert payload["created_at"] == trial.created_at.isoformat()
+    assert {"id", "number", "status", "architecture", "metrics", "costs", "on_front"} <= set(payload)  # old keys
+
+
+def communicator_for(client, job_id: int) -> WebsocketCommunicator:
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return WebsocketCommunicator(
+        application,
+        f"/ws/searches/{job_id}/",
+        headers=[(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")],
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_socket_sends_the_latest_log_and_the_knee_then_appends_live(alice, alice_client, breast_cancer_csv):
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    # A row made directly (not by search_create) is never sent to a broker, so no worker takes it.
+    job = SearchJob.objects.create(
+        owner=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30, knee_number=3
+    )
+    SearchLogEntry.objects.bulk_create(
+        SearchLogEntry(job=job, status="running", message=f"Trial {i} completed.") for i in range(205)
+    )
+
+    async def watch():
+        communicator = communicator_for(alice_client, job.pk)
+        connected, _ = await communicator.connect(timeout=10)
+        assert connected
+        try:
+            snapshot = await communicator.receive_json_from(timeout=10)
+            await database_sync_to_async(services.search_cancel)(job=job)
+            status = await communicator.receive_json_from(timeout=10)
+        finally:
+            await communicator.disconnect()
+        return snapshot, status
+
+    snapshot, status = async_to_sync(watch)()
+    assert snapshot["type"] == "snapshot" and snapshot["job"]["knee"] == 3
+    assert [e["message"] for e in snapshot["log"]] == [f"Trial {i} completed." for i in range(5, 205)]  # latest 200
+    assert status["type"] == "status" and status["status"] == "cancelled" and status["knee"] == 3
+    latest = list(job.log_entries.order_by("-id")[:5])[::-1]
+    assert status["log"] == [entry.to_dict() for entry in latest] and latest[-1].message == "Cancelled"
+    assert status["log"][-1]["id"] > snapshot["log"][-1]["id"]  # new to the page, which appends it

@@ -1,6 +1,8 @@
-"""Starting a search: the form checks the target and task against the dataset profile."""
+"""Starting a search: the form checks the target, task and limits against the dataset profile and
+puts each message next to its field."""
 
 import pytest
+from django.test.html import Element, parse_html
 from django.urls import reverse
 
 from tests.web.helpers import upload_dataset
@@ -14,6 +16,30 @@ def start(client, dataset, **fields):
     data.update(cost_objective="params", space="auto", fidelity="none")
     data.update(fields)
     return client.post(reverse("search_create", args=[dataset.pk]), data)
+
+
+def _elements(element):
+    for child in element.children:
+        if isinstance(child, Element):
+            yield child
+            yield from _elements(child)
+
+
+def _text(element) -> str:
+    return " ".join(child if isinstance(child, str) else _text(child) for child in element.children)
+
+
+def field_box(html: str, name: str) -> Element:
+    """The page's box of field ``name`` (label, input, help and errors)."""
+    boxes = [e for e in _elements(parse_html(html)) if dict(e.attributes).get("data-field") == name]
+    assert len(boxes) == 1, f"{len(boxes)} boxes for field {name}"
+    return boxes[0]
+
+
+def errors_next_to(html: str, name: str) -> str:
+    """The error messages shown inside field ``name``'s box."""
+    box = field_box(html, name)
+    return " ".join(_text(e) for e in _elements(box) if "error" in (dict(e.attributes).get("class") or "").split())
 
 
 @pytest.fixture
@@ -36,6 +62,13 @@ def test_it_creates_a_queued_job_with_the_detected_task(alice_client, alice, dat
     assert job.status == SearchJob.Status.QUEUED
 
 
+def test_empty_limits_mean_no_limit(alice_client, dataset):
+    response = start(alice_client, dataset, max_params="", max_flops="", max_latency_ms="", max_size_kb="")
+    assert response.status_code == 302
+    job = SearchJob.objects.get()
+    assert (job.max_params, job.max_flops, job.max_latency_ms, job.max_size_bytes, job.max_trials) == (None,) * 5
+
+
 def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         start(alice_client, dataset)
@@ -48,28 +81,62 @@ def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset,
         ({"target": "no such column"}, "target", "not in this dataset"),
         ({"target": "mean radius", "task": "classification", "budget_seconds": 0}, "budget_seconds", "greater than"),
         ({"budget_seconds": 10**7}, "budget_seconds", "less than"),
+        ({"budget_seconds": "ten"}, "budget_seconds", "whole number"),
+        ({"budget_seconds": ""}, "budget_seconds", "required"),
         ({"max_params": -5}, "max_params", "greater than"),
+        ({"max_params": 10}, "max_params", "No network fits under 10 parameters"),
+        ({"max_flops": 5}, "max_flops", "No network fits under 5 FLOPs per prediction"),
+        ({"max_flops": "1e400"}, "max_flops", "whole number"),
+        ({"max_params": 10**30}, "max_params", "less than"),
+        ({"max_latency_ms": "inf"}, "max_latency_ms", "Enter a number"),
         ({"strategy": "telepathy"}, "strategy", "Select a valid choice"),
+        ({"task": "clustering"}, "task", "Select a valid choice"),
+        ({"cost_objective": "happiness"}, "cost_objective", "Select a valid choice"),
         ({"space": "cnn"}, "space", "pixel columns"),
+        ({"fidelity": "vibes"}, "fidelity", "Select a valid choice"),
         ({"cost_objective": "params", "third_objective": "params"}, "third_objective", "different cost"),
         ({"max_latency_ms": 0}, "max_latency_ms", "greater than"),
+        ({"max_latency_ms": "fast"}, "max_latency_ms", "Enter a number"),
+        ({"max_size_kb": 0}, "max_size_kb", "greater than"),
+        ({"max_trials": 0}, "max_trials", "greater than"),
+        ({"seed": -1}, "seed", "greater than"),
+        ({"seed": 2**40}, "seed", "less than"),
     ],
     ids=[
-        "unknown-target",
-        "zero-budget",
-        "huge-budget",
-        "negative-params",
-        "unknown-strategy",
-        "cnn-on-tabular",
-        "same-objective-twice",
-        "zero-latency",
-    ],  # fmt: skip
-)
+        "unknown-target", "zero-budget", "huge-budget", "text-budget", "missing-budget", "negative-params",
+        "params-below-the-smallest-network", "flops-below-the-cheapest-network", "overflowing-flops",
+        "overflowing-params", "infinite-latency",
+        "unknown-strategy", "unknown-task", "unknown-objective", "cnn-on-tabular", "unknown-fidelity",
+        "same-objective-twice", "zero-latency", "text-latency", "zero-size", "zero-trials", "negative-seed",
+        "huge-seed",
+    ],
+)  # fmt: skip
 def test_it_rejects_bad_settings_with_a_message_by_the_field(alice_client, dataset, fields, field, message):
     response = start(alice_client, dataset, **fields)
     assert response.status_code == 400
     assert message in " ".join(response.context["form"].errors[field])
+    assert message in errors_next_to(response.content.decode(), field)
     assert not SearchJob.objects.exists()
+
+
+def test_an_error_in_an_advanced_option_opens_the_advanced_options(alice_client, dataset):
+    html = start(alice_client, dataset, seed=-1).content.decode()
+    advanced = next(e for e in _elements(parse_html(html)) if dict(e.attributes).get("id") == "advanced")
+    assert "open" in dict(advanced.attributes)
+    assert "greater than" in errors_next_to(html, "seed")
+
+
+def test_an_error_elsewhere_leaves_the_advanced_options_closed(alice_client, dataset):
+    html = start(alice_client, dataset, max_params=-5).content.decode()
+    advanced = next(e for e in _elements(parse_html(html)) if dict(e.attributes).get("id") == "advanced")
+    assert "open" not in dict(advanced.attributes)
+
+
+def test_the_form_keeps_what_was_typed_after_an_error(alice_client, dataset):
+    html = start(alice_client, dataset, max_params=10, max_latency_ms=2.5, budget_seconds=600).content.decode()
+    for name, value in (("max_params", "10"), ("max_latency_ms", "2.5"), ("budget_seconds", "600")):
+        inputs = [dict(e.attributes) for e in _elements(field_box(html, name)) if e.name == "input"]
+        assert [i["value"] for i in inputs if i.get("name") == name] == [value]
 
 
 def test_it_rejects_a_target_with_one_class(alice_client, tmp_path):
@@ -79,6 +146,7 @@ def test_it_rejects_a_target_with_one_class(alice_client, tmp_path):
     response = start(alice_client, dataset, target="y")
     assert response.status_code == 400
     assert "only one distinct value" in " ".join(response.context["form"].errors["target"])
+    assert "only one distinct value" in errors_next_to(response.content.decode(), "target")
     assert not SearchJob.objects.exists()
 
 

@@ -1,3 +1,5 @@
+"""Datasets in the Django admin, for staff."""
+
 from django.contrib import admin
 
 from webapp.datasets.models import Dataset

@@ -1,3 +1,5 @@
+"""The datasets app: uploads, their profiles, and the home page."""
+
 from django.apps import AppConfig
 
 

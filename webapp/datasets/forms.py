@@ -1,11 +1,15 @@
-"""The upload form."""
+"""The upload form: a CSV file and an optional display name."""
 
 from django import forms
 from django.conf import settings
 
 
 class DatasetUploadForm(forms.Form):
-    file = forms.FileField(label="CSV file", help_text="A CSV with a header row; one column is the target.")
+    file = forms.FileField(
+        label="CSV file",
+        help_text="A CSV with a header row; one column is the target.",
+        widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
+    )
     name = forms.CharField(max_length=200, required=False, help_text="Optional; the file name by default.")
 
     def __init__(self, *args, too_large: bool = False, **kwargs):
@@ -18,3 +22,7 @@ class DatasetUploadForm(forms.Form):
             self._errors.pop("file", None)
             self.add_error("file", f"The file is larger than the {settings.MAX_UPLOAD_MB} MB limit.")
         return super().clean()
+
+    def error_lists(self) -> dict[str, list[str]]:
+        """Each field's messages (``__all__`` for the form's own), as the upload page's script shows them."""
+        return {field: [str(message) for message in messages] for field, messages in self.errors.items()}

@@ -26,12 +26,12 @@ def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
         nas_engine.DatasetError: the file is not a CSV the engine can use; the message says why.
     """
     source = Path(uploaded_file.temporary_file_path())
-    profile = nas_engine.profile_csv(source)
+    profile = nas_engine.profile_csv(source, limits=csv_limits())
     relative = Path("datasets") / str(owner.pk) / f"{uuid.uuid4().hex}.csv"
     destination = Path(settings.MEDIA_ROOT) / relative
     destination.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, destination)
     try:
+        shutil.copyfile(source, destination)  # inside the try: a full disk must not leave half a file
         with transaction.atomic():
             return Dataset.objects.create(
                 owner=owner,
@@ -46,6 +46,16 @@ def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
     except BaseException:
         destination.unlink(missing_ok=True)
         raise
+
+
+def csv_limits() -> nas_engine.CsvLimits:
+    """The limits an uploaded CSV must respect, from settings (CSV_MAX_*)."""
+    return nas_engine.CsvLimits(
+        max_columns=settings.CSV_MAX_COLUMNS,
+        max_rows=settings.CSV_MAX_ROWS,
+        max_field_chars=settings.CSV_MAX_FIELD_CHARS,
+        max_name_chars=settings.CSV_MAX_NAME_CHARS,
+    )
 
 
 def dataset_delete(*, dataset: Dataset) -> None:

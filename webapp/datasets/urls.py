@@ -1,3 +1,5 @@
+"""Dataset URLs: the home page, upload, a dataset's page and its deletion."""
+
 from django.urls import path
 
 from webapp.datasets import views

@@ -1,8 +1,11 @@
-"""Dataset pages: home (the user's datasets and searches), upload, detail with the search form."""
+"""Dataset pages: home (the user's datasets and searches), upload, detail with the profile and the
+search form."""
 
 from django.conf import settings
 from django.contrib import messages
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 import nas_engine
@@ -10,23 +13,46 @@ from webapp.accounts import quotas
 from webapp.datasets import selectors, services
 from webapp.datasets.forms import DatasetUploadForm
 from webapp.searches.forms import SearchJobForm
-from webapp.searches.selectors import search_list
 
 
 def home(request):
+    datasets = selectors.dataset_page(user=request.user, number=request.GET.get("datasets"))
+    jobs = selectors.search_summary_page(user=request.user, number=request.GET.get("jobs"))
     return render(
         request,
         "datasets/home.html",
-        {"datasets": selectors.dataset_list(user=request.user), "jobs": search_list(user=request.user)[:20]},
+        {
+            "datasets": datasets,
+            "jobs": jobs,
+            "dataset_pager": _pager(request, "datasets", datasets),
+            "job_pager": _pager(request, "jobs", jobs),
+        },
     )
 
 
+def _pager(request, param: str, page) -> dict:
+    """Links to the previous and next page of one list, keeping the other list's page in the URL."""
+
+    def url(number: int) -> str:
+        query = request.GET.copy()
+        query[param] = str(number)
+        return "?" + query.urlencode()
+
+    return {
+        "page": page,
+        "previous": url(page.previous_page_number()) if page.has_previous() else None,
+        "next": url(page.next_page_number()) if page.has_next() else None,
+    }
+
+
 def dataset_upload(request):
+    """The upload page. A plain form post redirects to the new dataset; the page's script sends
+    ``Accept: application/json`` (to show progress) and gets the same outcome as JSON."""
     if request.method != "POST":
         return _upload_page(request, DatasetUploadForm())
     form = DatasetUploadForm(request.POST, request.FILES, too_large=getattr(request, "upload_too_large", False))
     if not form.is_valid():
-        return _upload_page(request, form, status=400)
+        return _upload_failed(request, form)
     try:
         quotas.check_upload(user=request.user, size_bytes=form.cleaned_data["file"].size)
         dataset = services.dataset_create(
@@ -34,15 +60,27 @@ def dataset_upload(request):
         )
     except (nas_engine.DatasetError, quotas.QuotaExceeded) as exc:
         form.add_error("file", str(exc))
-        return _upload_page(request, form, status=400)
+        return _upload_failed(request, form)
     messages.success(request, f"Uploaded {dataset.name}: {dataset.rows} rows, {dataset.column_count} columns.")
-    return redirect("dataset_detail", pk=dataset.pk)
+    url = reverse("dataset_detail", args=[dataset.pk])
+    if _wants_json(request):
+        return JsonResponse({"redirect": url}, status=201)
+    return redirect(url)
+
+
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _upload_failed(request, form: DatasetUploadForm):
+    if _wants_json(request):
+        return JsonResponse({"errors": form.error_lists()}, status=400)
+    return _upload_page(request, form, status=400)
 
 
 def _upload_page(request, form: DatasetUploadForm, status: int = 200):
-    return render(
-        request, "datasets/upload.html", {"form": form, "max_upload_mb": settings.MAX_UPLOAD_MB}, status=status
-    )
+    context = {"form": form, "max_upload_mb": settings.MAX_UPLOAD_MB, "max_upload_bytes": settings.MAX_UPLOAD_BYTES}
+    return render(request, "datasets/upload.html", context, status=status)
 
 
 def dataset_detail(request, pk: int):

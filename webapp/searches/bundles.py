@@ -1,14 +1,27 @@
-"""Model downloads of a trial: the verified bundle (.zip) and in-process predictions."""
+"""Model downloads of a trial: the verified bundle (.zip) and in-process predictions; and what the
+model page shows: the model card, the layer diagram, predictions for an uploaded CSV."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import errno
+import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 import nas_engine
 from nas_engine import runtime
+from nas_engine.evaluator import predict_raw
 from webapp.searches.models import Trial
+
+logger = logging.getLogger(__name__)
 
 CHECK_ROWS = 200  # raw dataset rows each bundle is verified on before it is offered
 
@@ -24,12 +37,60 @@ def _load_trial_model(trial: Trial):
     return nas_engine.load_model(trial.architecture, weights, n_inputs=job.n_inputs, n_outputs=job.n_outputs)
 
 
+# TorchScript's writer aborts the whole process when a write fails (measured under torch 2.13:
+# std::__ios_failure, terminate), which would take the web server down; so an export only starts
+# with this much room free for the bundle and the temporary files.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+NO_ROOM = errno.ENOSPC, errno.EDQUOT, errno.EFBIG
+
+
+class BundleStorageError(Exception):
+    """The bundle could not be written (disk full, read-only or failing storage); nothing was kept.
+
+    ``status`` is the HTTP status to answer: 507 when there is no room, else 503.
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _check_free_space(*folders: Path) -> None:
+    for folder in folders:
+        if shutil.disk_usage(folder).free < MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, "less than 64 MB free", str(folder))
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Turn a failed write into BundleStorageError with a message a user can act on."""
+    try:
+        yield
+    except OSError as exc:
+        logger.error("A model bundle could not be written: %s", exc)
+        if exc.errno in NO_ROOM:
+            message = (
+                "The server has no room to save this model bundle right now (its disk is full). Nothing was "
+                "saved; try again later, or ask the operator to free disk space."
+            )
+            raise BundleStorageError(message, status=507) from exc
+        message = (
+            f"The server could not save this model bundle ({exc.strerror or 'a storage error'}). Nothing was "
+            "saved; try again in a minute, or tell the operator if it keeps happening."
+        )
+        raise BundleStorageError(message, status=503) from exc
+
+
 def trial_bundle(*, trial: Trial) -> Path:
-    """The trial's model bundle (.zip), exported and verified once, then kept beside the job's files."""
+    """The trial's model bundle (.zip), exported and verified once, then kept beside the job's files.
+
+    Raises:
+        nas_engine.NasError: The trial has no model, or the bundle failed its checks.
+        BundleStorageError: It could not be written; no file (partial or whole) is left behind.
+    """
     path = Path(trial.job.artifacts_dir) / "bundles" / f"trial_{trial.number}.zip"
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = _load_trial_model(trial)
     job = trial.job
     metrics = {
@@ -39,27 +100,145 @@ def trial_bundle(*, trial: Trial) -> Path:
         "train_seconds": trial.train_seconds,
     }
     check_rows = runtime.read_csv_rows(job.dataset.file.path)[:CHECK_ROWS]
-    # Export under a unique name, then rename: two requests for one bundle never mix bytes.
-    handle, part = tempfile.mkstemp(dir=path.parent, suffix=".zip")
-    os.close(handle)
-    try:
-        nas_engine.export_bundle(
-            model=model,
-            architecture=trial.architecture,
-            preprocessing=job.preprocessing,
-            metrics=metrics,
-            out_path=part,
-            dataset_name=job.dataset.name,
-            extra={"seed": job.seed, "search": job.pk, "trial": trial.number, "objectives": job.objectives},
-            costs=nas_engine.Costs(**trial.to_dict()["costs"]),
-            check_rows=check_rows,
-        )
-        os.replace(part, path)
-    finally:
-        Path(part).unlink(missing_ok=True)
+    with _storage_errors():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_free_space(path.parent, Path(tempfile.gettempdir()))
+        # Export under a unique name, then rename: two requests for one bundle never mix bytes.
+        handle, part = tempfile.mkstemp(dir=path.parent, suffix=".zip")
+        os.close(handle)
+        try:
+            nas_engine.export_bundle(
+                model=model,
+                architecture=trial.architecture,
+                preprocessing=job.preprocessing,
+                metrics=metrics,
+                out_path=part,
+                dataset_name=job.dataset.name,
+                extra={"seed": job.seed, "search": job.pk, "trial": trial.number, "objectives": job.objectives},
+                costs=nas_engine.Costs(**trial.to_dict()["costs"]),
+                check_rows=check_rows,
+            )
+            os.replace(part, path)
+        finally:
+            Path(part).unlink(missing_ok=True)
     return path
 
 
 def trial_predictions(*, trial: Trial, csv_path: str) -> list:
     """The trial's predictions for every row of a CSV, computed in-process with torch."""
     return nas_engine.predict_csv(_load_trial_model(trial), trial.job.preprocessing, csv_path)
+
+
+# --- the model page: its card, its layer diagram, and "try it" predictions ---------------------
+
+TRY_MAX_ROWS = 10_000  # rows one "try it" upload may hold: answered while the person waits
+_NAMES_SHOWN = 10  # missing columns named in an error before "and N more"
+
+
+def _card_metrics(trial: Trial) -> dict:
+    """The metrics the trial's bundle records (its MODEL_CARD.md lists the same)."""
+    return {
+        "validation": trial.metrics,
+        "test": trial.test_metrics,
+        "refit_on_train_and_validation": bool(trial.final_weights_path),
+        "train_seconds": trial.train_seconds,
+    }
+
+
+def trial_model_card(*, trial: Trial) -> nas_engine.ModelCard:
+    """The trial's model card as data: what its bundle's MODEL_CARD.md says, for the model page."""
+    job = trial.job
+    return nas_engine.build_model_card(
+        architecture=trial.architecture,
+        layers=nas_engine.describe_architecture(trial.architecture),
+        preprocessing=job.preprocessing,
+        metrics=_card_metrics(trial),
+        costs=nas_engine.Costs(**trial.to_dict()["costs"]),
+        dataset_name=job.dataset.name,
+    )
+
+
+def trial_layer_diagram(*, trial: Trial) -> tuple[nas_engine.LayerBox, ...] | None:
+    """The trial's layers as diagram boxes, or None before the job's data was prepared."""
+    if trial.job.preprocessing is None:
+        return None
+    return nas_engine.layer_diagram(trial.architecture, trial.job.preprocessing)
+
+
+@dataclass(frozen=True)
+class TriedRows:
+    """Predictions for an uploaded CSV: one per row and, for classification, every class's probability."""
+
+    predictions: list
+    labels: list[str] = field(default_factory=list)  # classes in the model's output order
+    probabilities: np.ndarray | None = None  # rows × classes
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_NAMES_SHOWN])
+    return shown + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
+
+
+def _check_try_csv(csv_path: str, preprocessing: dict, *, max_rows: int) -> None:
+    """Refuse a file the model cannot predict, saying what to fix.
+
+    Raises:
+        DatasetError: Not UTF-8 CSV text, no rows, too many rows, or feature columns missing.
+    """
+    rows = 0
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            for row in reader:
+                rows += bool(row)  # blank lines are skipped, as predict.py's reader skips them
+                if rows > max_rows:
+                    raise nas_engine.DatasetError(
+                        f"The file has more than {max_rows:,} rows; try at most {max_rows:,} at a time here, "
+                        "or run the downloaded bundle's predict.py on the whole file."
+                    )
+    except UnicodeDecodeError:
+        raise nas_engine.DatasetError(
+            "This is not a CSV text file (it is not UTF-8 text). Save it as CSV (UTF-8) and upload it again."
+        ) from None
+    except csv.Error as exc:
+        raise nas_engine.DatasetError(f"This file cannot be read as CSV ({exc}).") from None
+    if not header:
+        raise nas_engine.DatasetError("The file is empty: it needs a header row naming the columns, then data rows.")
+    absent = runtime.missing_columns(header, preprocessing)
+    if absent and len(absent) == len(preprocessing["features"]):
+        raise nas_engine.DatasetError(
+            "None of the model's columns are in the first row. The first row must name the columns, as in the "
+            f"training data ({_names(preprocessing['feature_columns'])})."
+        )
+    if absent:
+        raise nas_engine.DatasetError(f"The file is missing column(s) the model needs: {_names(absent)}.")
+    if rows == 0:
+        raise nas_engine.DatasetError("The file has a header row but no data rows.")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))  # minus the max: exp never overflows
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def trial_try_predictions(*, trial: Trial, csv_path: str, max_rows: int = TRY_MAX_ROWS) -> TriedRows:
+    """Predict every row of an uploaded CSV with the trial's model, as the predictions download does.
+
+    Raises:
+        DatasetError: The file cannot be predicted (the message says why, for the file field).
+        NasError: The trial has no usable model.
+    """
+    preprocessing = trial.job.preprocessing
+    _check_try_csv(csv_path, preprocessing, max_rows=max_rows)
+    model = _load_trial_model(trial)
+    # The labels come from predict_csv itself, the code behind the predictions download and the
+    # bundle's check, so the page can never show another answer than predict.py.
+    predictions = nas_engine.predict_csv(model, preprocessing, csv_path)
+    if preprocessing["task"] != "classification" or not predictions:
+        return TriedRows(predictions=predictions)
+    # An ensemble outputs log-averaged probabilities, so softmax gives the average for it too.
+    logits = predict_raw(model, runtime.encode_rows(runtime.read_csv_rows(csv_path), preprocessing))
+    return TriedRows(
+        predictions=predictions, labels=list(preprocessing["target"]["labels"]), probabilities=_softmax(logits)
+    )

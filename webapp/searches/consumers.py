@@ -24,8 +24,20 @@ class SearchJobConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         # Read the snapshot after joining the group: an event may then arrive twice (the page
         # de-duplicates by trial id) but never fall between snapshot and subscription.
-        job, trials = await database_sync_to_async(selectors.search_snapshot)(user=user, pk=job_id)
-        await self.send_json(events.snapshot_payload(job, trials))
+        snapshot = await database_sync_to_async(self.snapshot)(user, job_id)
+        if snapshot is None:  # deleted meanwhile
+            await self.close(code=NOT_FOUND)
+            return
+        await self.send_json(snapshot)
+
+    @staticmethod
+    def snapshot(user, job_id: int) -> dict | None:
+        """The job, its trials and its latest log lines, as one snapshot event."""
+        found = selectors.search_snapshot(user=user, pk=job_id)
+        if found is None:
+            return None
+        job, trials = found
+        return events.snapshot_payload(job, trials, selectors.search_log(job=job))
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

@@ -1,12 +1,13 @@
 """Events pushed to the job page over the channel layer (JSON shapes in DESIGN.md)."""
 
 import logging
+from collections.abc import Sequence
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
-from webapp.searches.models import SearchJob, Trial
+from webapp.searches.models import SearchJob, SearchLogEntry, Trial
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +16,15 @@ def group_name(job_id: int) -> str:
     return f"search-{job_id}"
 
 
+LOG_LINES_PER_STATUS = 5
+
+
 def status_payload(job: SearchJob) -> dict:
+    """The job's state, with its latest few log lines, oldest first; the page adds those it lacks.
+
+    A few, not one: the web process (a cancel) and the worker may each add a line at nearly the
+    same moment, and each event must still carry its own line."""
+    latest = list(job.log_entries.order_by("-id")[:LOG_LINES_PER_STATUS]) if job.pk else []
     return {
         "type": "status",
         "status": job.status,
@@ -23,6 +32,8 @@ def status_payload(job: SearchJob) -> dict:
         "message": job.message,
         "error": job.error,
         "recommended": job.recommended_number,
+        "knee": job.knee_number,
+        "log": [entry.to_dict() for entry in reversed(latest)],
     }
 
 
@@ -31,8 +42,14 @@ def trial_payload(trial: Trial, front: list[int]) -> dict:
     return {"type": "trial", "trial": trial.to_dict(), "front": front}
 
 
-def snapshot_payload(job: SearchJob, trials: list[Trial]) -> dict:
-    return {"type": "snapshot", "job": job.to_dict(), "trials": [trial.to_dict() for trial in trials]}
+def snapshot_payload(job: SearchJob, trials: list[Trial], log: Sequence[SearchLogEntry] = ()) -> dict:
+    """Everything so far: the page replaces its state with it (on connect and on every reconnect)."""
+    return {
+        "type": "snapshot",
+        "job": job.to_dict(),
+        "trials": [trial.to_dict() for trial in trials],
+        "log": [entry.to_dict() for entry in log],
+    }
 
 
 def send(job_id: int, payload: dict) -> bool:

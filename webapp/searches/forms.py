@@ -1,4 +1,9 @@
-"""The new-search form: target, task, constraints and budget, checked against the dataset profile."""
+"""The new-search form: target, task, objectives, limits and budget, checked against the dataset
+profile, and the trial-count estimate the page shows before launch.
+
+The POSTed names and units are the raw ones (``max_params`` a count, ``max_latency_ms`` in ms,
+``budget_seconds`` in seconds, empty = no limit); the page's sliders only set these inputs.
+"""
 
 from django import forms
 from django.conf import settings
@@ -8,12 +13,34 @@ import nas_engine
 from webapp.searches.models import SearchJob
 
 AUTO = "auto"
+# Caps far above any network here, so a tampered value gets a message instead of overflowing a column.
+MAX_COUNT, MAX_LATENCY_MS, MAX_SIZE_KB = 10**15, 10**6, 10**9
 COSTS = [
-    ("params", "Parameters"),
-    ("flops", "FLOPs (multiply-adds per prediction)"),
-    ("latency_ms", "Latency (ms per prediction on the worker's CPU)"),
-    ("size_bytes", "Model size (bytes)"),
+    ("params", "Parameters (a smaller network)"),
+    ("flops", "FLOPs (less computation per prediction)"),
+    ("latency_ms", "Latency (faster predictions on the worker's CPU)"),
+    ("size_bytes", "Model size (a smaller file)"),
 ]
+DEFAULT_STRATEGY = "tpe"  # what benchmarks/search_quality.py measures; random stays one click away
+GROUPS = {  # how the page arranges the fields that are not sliders
+    "data": ("target", "task"),
+    "objective": ("cost_objective",),
+    "strategy": ("strategy",),
+    "advanced": ("third_objective", "max_size_kb", "max_trials", "space", "fidelity", "seed"),
+}
+# How each slider moves: `stops` "log" is 1-2-5 steps from `low` to `high` with a last stop meaning
+# no limit; "duration" is round durations up to the site's budget cap. `unit` picks the wording
+# (static/js/units.js).
+SLIDERS = {
+    "max_params": {"stops": "log", "low": 10, "high": 10**8, "unit": "params", "suffix": "parameters"},
+    "max_flops": {"stops": "log", "low": 10, "high": 10**10, "unit": "flops", "suffix": "FLOPs"},
+    "max_latency_ms": {"stops": "log", "low": 0.01, "high": 1000, "unit": "milliseconds", "suffix": "ms"},
+    # The exact seconds stay on show beside the budget: quotas and their messages count seconds.
+    "budget_seconds": {"stops": "duration", "low": 5, "high": None, "unit": "duration", "suffix": "seconds",
+                       "raw_id": "budget-value"},
+}  # fmt: skip
+# Form field holding each engine limit (the form takes KB where the engine counts bytes).
+LIMIT_FIELDS = {"max_params": "max_params", "max_flops": "max_flops", "max_size_bytes": "max_size_kb"}
 
 
 def _strategy_choices() -> list[tuple[str, str]]:
@@ -27,32 +54,42 @@ class SearchJobForm(forms.Form):
     task = forms.ChoiceField(
         choices=[(AUTO, "Detect automatically"), *SearchJob.Task.choices], initial=AUTO, label="Task"
     )
-    budget_seconds = forms.IntegerField(
-        label="Time budget (seconds)", min_value=5, initial=60,
-        widget=forms.NumberInput(attrs={"type": "range", "step": 5}),
+    cost_objective = forms.ChoiceField(
+        label="Trade accuracy against", choices=COSTS, initial="params", widget=forms.RadioSelect
+    )
+    max_params = forms.IntegerField(
+        label="At most this many parameters", required=False, min_value=1, max_value=MAX_COUNT,
+        help_text="Larger networks are rejected before training.",
     )  # fmt: skip
-    cost_objective = forms.ChoiceField(label="Trade accuracy against", choices=COSTS, initial="params")
+    max_flops = forms.IntegerField(
+        label="At most this many FLOPs per prediction", required=False, min_value=1, max_value=MAX_COUNT
+    )
+    max_latency_ms = forms.FloatField(
+        label="At most this latency per prediction", required=False, min_value=0.001, max_value=MAX_LATENCY_MS,
+        help_text="Measured on the worker's CPU after training, one row at a time.",
+    )  # fmt: skip
+    budget_seconds = forms.IntegerField(label="Time budget", min_value=5, initial=60)
+    strategy = forms.ChoiceField(label="Search strategy")
     third_objective = forms.ChoiceField(
         label="…and also against", choices=[("", "nothing else"), *COSTS], required=False
     )
-    max_params = forms.IntegerField(
-        label="At most this many parameters", required=False, min_value=1,
-        help_text="Leave the limits empty for none. Larger models are rejected before training.",
-    )  # fmt: skip
-    max_flops = forms.IntegerField(label="At most this many FLOPs per prediction", required=False, min_value=1)
-    max_latency_ms = forms.FloatField(
-        label="At most this latency (ms per prediction)", required=False, min_value=0.001,
-        help_text="Measured on the worker's CPU after training, batch of one.",
-    )  # fmt: skip
-    max_size_kb = forms.IntegerField(label="At most this model size (KB)", required=False, min_value=1)
+    max_size_kb = forms.IntegerField(
+        label="At most this model size (KB)",
+        required=False,
+        min_value=1,
+        max_value=MAX_SIZE_KB,
+        help_text="Empty: no limit.",
+    )
     max_trials = forms.IntegerField(
         label="At most this many models", required=False, min_value=1, max_value=10_000,
         help_text="Leave empty to search until the time budget runs out.",
     )  # fmt: skip
-    strategy = forms.ChoiceField(label="Search strategy", initial="random")
     space = forms.ChoiceField(label="Kind of network", choices=SearchJob.Space.choices, initial=SearchJob.Space.AUTO)
     fidelity = forms.ChoiceField(label="Training", choices=SearchJob.Fidelity.choices, initial=SearchJob.Fidelity.NONE)
-    seed = forms.IntegerField(label="Random seed", initial=0, min_value=0, max_value=2**31 - 1)
+    seed = forms.IntegerField(
+        label="Random seed", initial=0, min_value=0, max_value=2**31 - 1,
+        help_text="The same seed and settings propose the same networks again.",
+    )  # fmt: skip
 
     def __init__(self, *args, dataset, **kwargs):
         super().__init__(*args, **kwargs)
@@ -61,9 +98,45 @@ class SearchJobForm(forms.Form):
         self.fields["target"].choices = [(name, name) for name in columns]
         self.fields["target"].initial = columns[-1]
         self.fields["strategy"].choices = _strategy_choices()
+        self.fields["strategy"].initial = DEFAULT_STRATEGY if DEFAULT_STRATEGY in nas_engine.STRATEGIES else "random"
+        # A line under these fields that static/js/configure.js keeps up to date (form_fields.html).
+        self.fields["target"].live_hint_id = "task-hint"
+        self.fields["strategy"].live_hint_id = "strategy-hint"
+        self.fields["strategy"].live_hint = self.strategy_description
         budget = self.fields["budget_seconds"]
-        budget.widget.attrs.update(min=5, max=settings.MAX_BUDGET_SECONDS)
+        budget.widget.attrs.update(min=5, max=settings.MAX_BUDGET_SECONDS, step=1)
         budget.validators.append(MaxValueValidator(settings.MAX_BUDGET_SECONDS))
+
+    # --- what the template shows ---------------------------------------------------------------
+
+    @property
+    def sliders(self) -> list[tuple[forms.BoundField, dict]]:
+        """The slider fields with how each moves (the budget's top is the site's cap)."""
+        return [
+            (self[name], {**config, "high": config["high"] or settings.MAX_BUDGET_SECONDS})
+            for name, config in SLIDERS.items()
+        ]
+
+    @property
+    def groups(self) -> dict[str, list[forms.BoundField]]:
+        return {group: [self[name] for name in names] for group, names in GROUPS.items()}
+
+    @property
+    def advanced_has_errors(self) -> bool:
+        """Whether the "Advanced options" section must open to show an error."""
+        return any(name in self.errors for name in GROUPS["advanced"])
+
+    @property
+    def strategy_descriptions(self) -> dict[str, str]:
+        return {name: cls.description for name, cls in nas_engine.STRATEGIES.items()}
+
+    @property
+    def strategy_description(self) -> str:
+        """The description of the strategy chosen now (bound value, else the default)."""
+        value = self["strategy"].value()
+        return self.strategy_descriptions.get(value, "")
+
+    # --- validation --------------------------------------------------------------------------
 
     def clean(self):
         cleaned = super().clean()
@@ -82,12 +155,14 @@ class SearchJobForm(forms.Form):
             self.add_error("target", f"'{target}' has only one distinct value; a model needs at least two classes.")
         if column["missing"] >= self.dataset.rows:
             self.add_error("target", f"'{target}' is empty in every row.")
+        cleaned["task"] = task
         if cleaned.get("space") == SearchJob.Space.CNN and not self._features_form_an_image(target):
             self.add_error(
                 "space",
                 "Convolutional networks need pixel columns: s×s (or 3×s×s) numeric columns besides the target.",
             )
-        cleaned["task"] = task
+        elif "space" in cleaned and not self.has_error("target") and not self.has_error("task"):
+            self._clean_limits(cleaned)
         return cleaned
 
     def _clean_objectives(self, cleaned: dict) -> None:
@@ -96,6 +171,37 @@ class SearchJobForm(forms.Form):
             self.add_error("third_objective", "Choose a different cost from the first one, or nothing.")
         cleaned["objectives"] = ["score", cost, *([third] if third and third != cost else [])] if cost else []
 
+    def _clean_limits(self, cleaned: dict) -> None:
+        """Refuse a limit that not even the smallest network meets, next to that limit."""
+        shape = self.data_shape(target=cleaned["target"], task=cleaned["task"])
+        space = nas_engine.spaces.make_space(cleaned["space"], n_inputs=shape.n_inputs, image_shape=shape.image_shape)
+        try:
+            nas_engine.check_limits(
+                space,
+                shape,
+                max_params=cleaned.get("max_params"),
+                max_flops=cleaned.get("max_flops"),
+                max_size_bytes=cleaned.get("max_size_bytes"),
+            )
+        except nas_engine.NoNetworkFits as exc:
+            self.add_error(LIMIT_FIELDS[exc.field], str(exc))
+
     def _features_form_an_image(self, target: str) -> bool:
         kinds = [column["kind"] for column in self.dataset.profile["columns"] if column["name"] != target]
         return nas_engine.detect_image_shape(kinds) is not None
+
+    # --- after validation --------------------------------------------------------------------
+
+    def data_shape(self, *, target: str, task: str) -> nas_engine.DataShape:
+        """Rows, encoded inputs and outputs of the dataset for this target and task."""
+        return nas_engine.DataShape.from_profile(self.dataset.profile, target=target, task=task)
+
+    def estimate(self) -> nas_engine.Estimate:
+        """About how many trials the valid settings buy (call after ``is_valid()``)."""
+        config = nas_engine.SearchConfig(**self.cleaned_data)
+        shape = self.data_shape(target=config.target, task=self.cleaned_data["task"])
+        return nas_engine.estimate_search(config, shape)
+
+    def errors_by_field(self) -> dict[str, list[str]]:
+        """Error messages keyed by field name ("__all__" for the form's own), for JSON."""
+        return {name: [str(message) for message in messages] for name, messages in self.errors.items()}

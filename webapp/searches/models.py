@@ -54,6 +54,9 @@ class SearchJob(models.Model):
     recommended_number = models.PositiveIntegerField(
         null=True, blank=True, help_text="The cheapest front trial within one standard error of the best score."
     )
+    knee_number = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The front trial where extra cost starts buying little extra score."
+    )
     progress = models.FloatField(default=0.0)
     message = models.CharField(max_length=500, blank=True, help_text="The latest progress message.")
     error = models.TextField(blank=True, help_text="Why the job failed, in words a user can act on.")
@@ -103,6 +106,7 @@ class SearchJob(models.Model):
             "message": self.message,
             "error": self.error,
             "recommended": self.recommended_number,
+            "knee": self.knee_number,
             "worker_host": self.worker_host,
             "attempts": self.attempts,
             "created_at": self.created_at.isoformat(),
@@ -137,6 +141,12 @@ class Trial(models.Model):
     message = models.TextField(blank=True)
     weights_path = models.CharField(max_length=500, blank=True)
     final_weights_path = models.CharField(max_length=500, blank=True, help_text="Refit on train+validation.")
+    test_evaluation = models.JSONField(
+        default=dict, blank=True, help_text="Confusion matrix or residuals on the test split, computed once."
+    )
+    elapsed_seconds = models.FloatField(
+        null=True, blank=True, help_text="Search time when the trial ended (earlier attempts included)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -164,4 +174,32 @@ class Trial(models.Model):
             "train_seconds": self.train_seconds,
             "on_front": self.on_front,
             "message": self.message,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "elapsed_seconds": self.elapsed(),
         }
+
+    def elapsed(self) -> float | None:
+        """Seconds of search time when this trial ended; for rows saved before that was stored, the
+        time since its job started (also right unless the job was resumed)."""
+        if self.elapsed_seconds is not None:
+            return self.elapsed_seconds
+        started = self.job.started_at or self.job.created_at
+        return max(0.0, (self.created_at - started).total_seconds()) if self.created_at and started else None
+
+
+class SearchLogEntry(models.Model):
+    """One line of a job's status log: written when the job's message changes, not on every tick."""
+
+    job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="log_entries")
+    status = models.CharField(max_length=20, choices=SearchJob.Status.choices)
+    message = models.CharField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["job", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%H:%M:%S} {self.message}"
+
+    def to_dict(self) -> dict:
+        return {"id": self.pk, "status": self.status, "message": self.message, "at": self.created_at.isoformat()}

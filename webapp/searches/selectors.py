@@ -1,9 +1,9 @@
 """Reads for search jobs and trials: a user sees their own; staff see every user's."""
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from webapp.searches.models import SearchJob, Trial
+from webapp.searches.models import SearchJob, SearchLogEntry, Trial
 
 
 def _visible_to(user, *, owner_field: str = "owner") -> dict:
@@ -14,6 +14,14 @@ def _visible_to(user, *, owner_field: str = "owner") -> dict:
 def search_list(*, user) -> QuerySet[SearchJob]:
     """The user's own jobs (staff too: their home page lists their own; the admin lists all)."""
     return SearchJob.objects.filter(owner=user).select_related("dataset")
+
+
+def search_summaries(*, user) -> QuerySet[SearchJob]:
+    """The user's own jobs for the home page, each with ``best_score`` (None before a trial has one)
+    and ``front_size`` (trials on the Pareto front)."""
+    return search_list(user=user).annotate(
+        best_score=Max("trials__score"), front_size=Count("trials", filter=Q(trials__on_front=True))
+    )
 
 
 def get_search_for_user(*, user, pk: int) -> SearchJob:
@@ -40,3 +48,8 @@ def search_snapshot(*, user, pk: int) -> tuple[SearchJob, list[Trial]] | None:
 
 def front_trial_ids(*, job: SearchJob) -> list[int]:
     return list(job.trials.filter(on_front=True).values_list("id", flat=True))
+
+
+def search_log(*, job: SearchJob, limit: int = 200) -> list[SearchLogEntry]:
+    """The job's latest ``limit`` status log lines, oldest first."""
+    return list(reversed(job.log_entries.order_by("-id")[:limit]))

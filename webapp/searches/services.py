@@ -18,8 +18,9 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 import nas_engine
+from nas_engine.search import no_model_reason, trial_time_limit
 from webapp.searches import events, selectors
-from webapp.searches.models import SearchJob, Trial
+from webapp.searches.models import SearchJob, SearchLogEntry, Trial
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,23 @@ def search_create(
             max_size_bytes=max_size_bytes,
             message="Waiting for a worker",
         )
+        search_log_add(job_id=job.pk, status=job.status, message=job.message)
         transaction.on_commit(lambda: search_dispatch(job_id=job.pk))
     return job
+
+
+def search_log_add(*, job_id: int, status: str, message: str, error: str = "") -> SearchLogEntry | None:
+    """Add a line to the job's status log (shown on its page), unless it repeats the latest line:
+    progress ticks that keep the same message add no rows.
+
+    Returns:
+        The new entry, or None when nothing was added.
+    """
+    text = (f"{message}: {error}" if error else message).strip()[:2000]
+    latest = SearchLogEntry.objects.filter(job_id=job_id).order_by("-id").values_list("message", flat=True).first()
+    if not text or text == latest:
+        return None
+    return SearchLogEntry.objects.create(job_id=job_id, status=status, message=text)
 
 
 BROKER_DOWN = "The task queue is unreachable right now; the search is saved and starts once it is back."
@@ -89,7 +105,8 @@ def search_dispatch(*, job_id: int) -> bool:
         run_search.apply_async(args=[job_id], retry=True, retry_policy=PUBLISH_RETRY_POLICY)
     except (KombuOperationalError, OSError, RedisError) as exc:
         logger.error("Search %s not sent to the broker: %s", job_id, exc)
-        SearchJob.objects.filter(pk=job_id, status=Status.QUEUED).update(dispatched=False, message=BROKER_DOWN)
+        if SearchJob.objects.filter(pk=job_id, status=Status.QUEUED).update(dispatched=False, message=BROKER_DOWN):
+            search_log_add(job_id=job_id, status=Status.QUEUED, message=BROKER_DOWN)
         return False
     SearchJob.objects.filter(pk=job_id).update(dispatched=True)
     return True
@@ -103,6 +120,7 @@ def _end_if_active(job: SearchJob, **fields) -> bool:
     )
     if changed:
         job.refresh_from_db()
+        search_log_add(job_id=job.pk, status=job.status, message=job.message, error=job.error)
         transaction.on_commit(lambda: events.send(job.pk, events.status_payload(job)))
     return bool(changed)
 
@@ -129,6 +147,7 @@ def search_rerun(*, job: SearchJob) -> SearchJob:
         rerun = SearchJob.objects.create(
             **{name: getattr(job, name) for name in RERUN_FIELDS}, rerun_of=job, message="Waiting for a worker"
         )
+        search_log_add(job_id=rerun.pk, status=rerun.status, message=f"Re-run of search #{job.pk}; {rerun.message}")
         transaction.on_commit(lambda: search_dispatch(job_id=rerun.pk))
     return rerun
 
@@ -190,6 +209,7 @@ def search_reap_stale(*, now=None) -> dict[str, list[int]]:
         if changed:
             outcome[key].append(job.pk)
             job.refresh_from_db()
+            search_log_add(job_id=job.pk, status=job.status, message=job.message, error=job.error)
             events.send(job.pk, events.status_payload(job))
     for job_id in SearchJob.objects.filter(status=Status.QUEUED, dispatched=False, created_at__lt=stale).values_list(
         "pk", flat=True
@@ -220,6 +240,7 @@ def search_execute(*, job_id: int, worker_host: str = "") -> None:
         logger.info("Search %s is not queued (gone, cancelled or taken); skipping it.", job_id)
         return
     job = SearchJob.objects.select_related("dataset").get(pk=job_id)
+    search_log_add(job_id=job.pk, status=job.status, message=job.message)
     events.send(job.pk, events.status_payload(job))
     try:
         result = _run_engine(job)
@@ -233,11 +254,34 @@ def search_execute(*, job_id: int, worker_host: str = "") -> None:
             job.refresh_from_db()
             events.send(job.pk, events.status_payload(job))
             return
+        # No usable model is a failure with the reason and what to change, never an empty "finished".
+        reason = no_model_reason(result.trials, max_latency_ms=job.max_latency_ms)
+        if reason:
+            _search_end(job, Status.FAILED, message="Failed: no model fits", error=reason)
+            return
         completed = sum(trial.status == nas_engine.TrialStatus.COMPLETED for trial in result.trials)
         message = f"Finished: {len(result.trials)} architectures tried, {completed} trained fully"
-        if completed == 0:
-            message = "Finished, but no architecture met the constraints; loosen them and try again"
         _search_end(job, Status.FINISHED, message=message)
+
+
+def search_stop_overrun(*, job_id: int, worker_host: str, reason: str) -> bool:
+    """The job-level time limit: fail a job that this worker is still running, with the reason.
+
+    Only this worker's run is ended: a job the stale-reaper already handed to another worker is
+    left to that worker.
+
+    Returns:
+        True if the job was ended now.
+    """
+    job = SearchJob.objects.filter(pk=job_id, status=Status.RUNNING, worker_host=worker_host[:255]).first()
+    return job is not None and search_mark_failed(job=job, reason=reason)
+
+
+def trial_seconds_limit(*, budget_seconds: float) -> float:
+    """Most seconds one model of a search may train: the engine's share of the budget, or less
+    where the operator set SEARCH_MAX_TRIAL_SECONDS."""
+    limit = trial_time_limit(budget_seconds)
+    return min(limit, settings.SEARCH_MAX_TRIAL_SECONDS) if settings.SEARCH_MAX_TRIAL_SECONDS else limit
 
 
 def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
@@ -271,10 +315,16 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         artifacts_dir=job.artifacts_dir,
         resume_from=_kept_trials(job),
         elapsed_before=job.seconds_used,
+        trial_seconds=trial_seconds_limit(budget_seconds=job.budget_seconds),
     )
     if result.recommended is not None:
         SearchJob.objects.filter(pk=job.pk).update(recommended_number=result.recommended.number)
-    if not result.cancelled and result.best is not None:
+    knee = nas_engine.knee_point([t for t in result.trials if t.number in result.front], cost=config.objectives[1])
+    if knee is not None:
+        SearchJob.objects.filter(pk=job.pk).update(knee_number=knee.number)
+    # A job ended meanwhile (its time limit, staff) is not refit: that work would be thrown away.
+    still_running = SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists()
+    if not result.cancelled and result.best is not None and still_running:
         finals = nas_engine.finalize_front(
             result,
             data,
@@ -349,6 +399,7 @@ def _search_progress(job: SearchJob, event: nas_engine.StatusEvent) -> None:
     )
     if updated:
         job.progress, job.message = progress, event.message[:500]
+        search_log_add(job_id=job.pk, status=Status.RUNNING, message=job.message)
         events.send(job.pk, events.status_payload(job))
 
 
@@ -362,6 +413,7 @@ def _search_end(job: SearchJob, status: str, *, message: str, error: str = "") -
         finished_at=timezone.now(),
     )
     job.refresh_from_db()
+    search_log_add(job_id=job.pk, status=job.status, message=job.message, error=job.error)
     events.send(job.pk, events.status_payload(job))
 
 
@@ -384,11 +436,19 @@ def trial_record(*, job: SearchJob, result: nas_engine.TrialResult) -> Trial:
             train_seconds=result.train_seconds,
             message=result.message,
             weights_path=result.weights_path or "",
+            elapsed_seconds=_search_seconds(job),
         )
         front = _refresh_front(job)
     trial.on_front = trial.pk in front
     events.send(job.pk, events.trial_payload(trial, front))
     return trial
+
+
+def _search_seconds(job: SearchJob) -> float | None:
+    """Search time so far, earlier interrupted attempts included (the x axis of the best-so-far curve)."""
+    if job.started_at is None:
+        return None
+    return job.seconds_used + (timezone.now() - job.started_at).total_seconds()
 
 
 def _refresh_front(job: SearchJob) -> list[int]:

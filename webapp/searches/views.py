@@ -5,14 +5,14 @@ import logging
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 import nas_engine
 from webapp.accounts import quotas
 from webapp.datasets.selectors import get_dataset_for_user
-from webapp.searches import bundles, selectors, services
+from webapp.searches import bundles, evaluation, selectors, services
 from webapp.searches.forms import SearchJobForm
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,20 @@ def search_create(request, dataset_pk: int):
         form.add_error(exc.field, str(exc))
         return render(request, "datasets/detail.html", {"dataset": dataset, "form": form}, status=400)
     return redirect("search_detail", pk=job.pk)
+
+
+@require_GET
+def search_estimate(request, dataset_pk: int):
+    """The form's live estimate: about how many trials the settings buy; field errors → 400 JSON."""
+    dataset = get_dataset_for_user(user=request.user, pk=dataset_pk)
+    form = SearchJobForm(request.GET, dataset=dataset)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors_by_field()}, status=400)
+    try:
+        estimate = form.estimate()
+    except (nas_engine.NasError, ValueError) as exc:  # settings the form let through but the engine refuses
+        return JsonResponse({"errors": {"__all__": [str(exc)]}}, status=400)
+    return JsonResponse(estimate.to_dict())
 
 
 @require_GET
@@ -82,6 +96,10 @@ def trial_bundle(request, pk: int, number: int):
         path = bundles.trial_bundle(trial=trial)
     except nas_engine.NasError as exc:
         return HttpResponse(str(exc), status=409)
+    except bundles.BundleStorageError as exc:
+        response = HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "60"  # a full disk is usually freed by the operator, not in seconds
+        return response
     filename = f"nas-studio-search{pk}-trial{number}.zip"
     return FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type="application/zip")
 
@@ -102,3 +120,16 @@ def trial_predictions(request, pk: int, number: int):
     writer.writerow(["prediction"])
     writer.writerows([spreadsheet_safe(value)] for value in predictions)
     return response
+
+
+@require_GET
+def trial_evaluation(request, pk: int, number: int):
+    """One trial for the comparison panel: its metrics and costs, its layers, and its confusion matrix
+    or residuals on the test split (JSON). 409 with an ``error`` when it has no model to evaluate."""
+    trial = selectors.get_trial_for_user(user=request.user, pk=pk, number=number)
+    if trial.status not in trial.WITH_MODEL:
+        return JsonResponse({"error": f"Trial {number} was {trial.status}; it has no model."}, status=409)
+    try:
+        return JsonResponse(evaluation.trial_comparison(trial=trial))
+    except nas_engine.NasError as exc:
+        return JsonResponse({"error": str(exc)}, status=409)

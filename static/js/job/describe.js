@@ -1,0 +1,67 @@
+// Words for a trial: its architecture in one line, its costs in human units, its metrics.
+(function () {
+  "use strict";
+  window.NasJob = window.NasJob || {};
+  const U = window.NasUnits;
+
+  const COSTS = {
+    params: { label: "Parameters", human: U.params },
+    flops: { label: "FLOPs", human: U.flops },
+    latency_ms: { label: "Latency", human: U.milliseconds },
+    size_bytes: { label: "Model size", human: U.bytes },
+  };
+  const METRICS = {
+    accuracy: "accuracy", balanced_accuracy: "balanced accuracy", f1_macro: "F1 (macro)",
+    r2: "R²", rmse: "RMSE", val_loss: "loss",
+  };
+
+  function scoreName(task) { return task === "regression" ? "R²" : "accuracy"; }
+
+  function number(value, digits) {
+    if (value === null || value === undefined || typeof value !== "number") return "–";
+    return Number(value.toFixed(digits === undefined ? 3 : digits)).toLocaleString("en");
+  }
+
+  // Sub-second times keep a decimal: most small models train in under a second.
+  function seconds(value) {
+    if (value === null || value === undefined) return "–";
+    return value < 10 ? number(value, 1) + " s" : U.duration(value);
+  }
+
+  function cost(name, value) {
+    return COSTS[name] ? COSTS[name].human(value) : number(value);
+  }
+
+  function architecture(arch) {
+    if (!arch) return "";
+    if (arch.space === "ensemble") return "ensemble of trials " + arch.members.join(", ");
+    if (arch.layers && !arch.layers.length) return "linear model (no hidden layer)";
+    if (arch.layers) return "MLP " + arch.layers.map((l) => l.units + " " + l.activation).join(" → ");
+    if (arch.stages) return "CNN, " + arch.stages.length + " convolution stage" + (arch.stages.length === 1 ? "" : "s");
+    return arch.space || "";
+  }
+
+  // "12 k params · 12 k FLOPs · 150 µs · 48 KB"
+  function costs(t) {
+    return Object.keys(COSTS).map((name) => cost(name, t.costs[name])).join(" · ");
+  }
+
+  // Validation metrics worth reading, in a fixed order.
+  function metrics(values) {
+    return Object.keys(METRICS).filter((k) => typeof values[k] === "number")
+      .map((k) => METRICS[k] + " " + number(values[k])).join(" · ");
+  }
+
+  function hover(t, task, front) {
+    const lines = [
+      "<b>Trial " + t.number + "</b> (" + t.status + (front ? ", on the front" : "") + ")",
+      architecture(t.architecture),
+      metrics(t.metrics) || scoreName(task) + " " + number(t.score),
+      costs(t),
+      "trained in " + seconds(t.train_seconds) + " · found at " + seconds(t.elapsed_seconds),
+    ];
+    return lines.filter(Boolean).join("<br>");
+  }
+
+  window.NasJob.describe = { COSTS, METRICS, scoreName, number, seconds, cost, architecture, costs, metrics, hover };
+})();

@@ -1,0 +1,123 @@
+// Explore the front: log-scale sliders (1-2-5 stops, top = no limit) for parameters, FLOPs and
+// latency grey out what does not fit, name the best model that does, and offer the knee point.
+(function () {
+  "use strict";
+  window.NasJob = window.NasJob || {};
+  const D = window.NasJob.describe;
+  const U = window.NasUnits;
+  const COSTS = ["params", "flops", "latency_ms"];
+  let store = null;
+  let handlers = { choose: () => {} };
+  const stops = { params: [], flops: [], latency_ms: [] };
+
+  function limitWords(cost, value) {
+    if (cost === "latency_ms") return "under " + U.milliseconds(value);
+    return "at most " + D.cost(cost, value);
+  }
+
+  // Stops from a 1-2-5 value at or below the cheapest model up to the dearest one.
+  function stopsFor(cost) {
+    const values = store.models().map((t) => t.costs[cost]).filter((v) => typeof v === "number" && v > 0);
+    if (!values.length) return [];
+    const cheapest = Math.min(...values);
+    const all = U.logStops(Math.pow(10, Math.floor(Math.log10(cheapest))), Math.max(...values));
+    // Below the cheapest model one stop is enough (nothing fits there); the rest are useless.
+    return all.filter((v, i) => v >= cheapest || i === all.length - 1 || all[i + 1] > cheapest);
+  }
+
+  function fits(t) {
+    return COSTS.every((cost) => {
+      const limit = store.limits[cost];
+      return limit === null || (t.costs[cost] !== null && t.costs[cost] <= limit);
+    });
+  }
+
+  // The best-scoring model within the limits; ties go to the cheaper one.
+  function best() {
+    if (!store) return null;
+    const x = store.xCost;
+    const candidates = store.models().filter(fits);
+    candidates.sort((a, b) => b.score - a.score || (a.costs[x] || 0) - (b.costs[x] || 0) || a.number - b.number);
+    return candidates[0] || null;
+  }
+
+  function renderSlider(cost) {
+    const slider = document.getElementById("limit-" + cost);
+    const output = document.getElementById("limit-" + cost + "-value");
+    const list = stopsFor(cost);
+    stops[cost] = list;
+    let index = list.length;
+    if (store.limits[cost] !== null) {
+      index = list.findIndex((v) => v >= store.limits[cost]);
+      if (index < 0) index = list.length;
+      store.limits[cost] = index < list.length ? list[index] : null;
+    }
+    slider.max = String(list.length);
+    slider.value = String(index);
+    slider.disabled = list.length === 0;
+    const words = store.limits[cost] === null ? "no limit" : limitWords(cost, store.limits[cost]);
+    output.textContent = words;
+    slider.setAttribute("aria-valuetext", words);
+  }
+
+  function render(current) {
+    store = current;
+    COSTS.forEach(renderSlider);
+    const models = store.models();
+    const fitting = models.filter(fits);
+    const active = COSTS.filter((cost) => store.limits[cost] !== null);
+    const limits = document.getElementById("explorer-limits");
+    if (!active.length) {
+      limits.textContent = "No limits: every model fits.";
+    } else {
+      const words = active.map((cost) => limitWords(cost, store.limits[cost])).join(", ");
+      limits.textContent = words.charAt(0).toUpperCase() + words.slice(1) + ": " + fitting.length + " of " +
+        models.length + " models fit.";
+    }
+    const top = best();
+    const text = document.getElementById("explorer-best");
+    const button = document.getElementById("explorer-choose");
+    text.dataset.number = top ? String(top.number) : "";
+    if (top) {
+      text.textContent = "Best that fits: trial " + top.number + " — " + D.scoreName(store.task) + " " +
+        D.number(top.score) + ", " + D.costs(top) + ".";
+    } else {
+      text.textContent = models.length ? "No model fits these limits; loosen one." : "No trained model yet.";
+    }
+    button.hidden = !top || top.id === store.chosenId;
+    button.textContent = top ? "Choose trial " + top.number : "Choose this model";
+    renderKnee();
+  }
+
+  function renderKnee() {
+    const knee = store.byNumber(store.job.knee);
+    const box = document.getElementById("knee");
+    box.hidden = !knee || !store.hasModel(knee);
+    if (box.hidden) return;
+    document.getElementById("knee-number").textContent = knee.number;
+    document.getElementById("knee-details").textContent = "— " + D.scoreName(store.task) + " " +
+      D.number(knee.score) + " at " + D.cost(store.xCost, knee.costs[store.xCost]) + ".";
+    document.getElementById("knee-choose").hidden = knee.id === store.chosenId;
+  }
+
+  function init(options) {
+    handlers = options;
+    COSTS.forEach((cost) => {
+      document.getElementById("limit-" + cost).addEventListener("input", (event) => {
+        const index = Number(event.target.value);
+        store.limits[cost] = index >= stops[cost].length ? null : stops[cost][index];
+        handlers.changed();
+      });
+    });
+    document.getElementById("explorer-choose").addEventListener("click", () => {
+      const top = best();
+      if (top) handlers.choose(top.id);
+    });
+    document.getElementById("knee-choose").addEventListener("click", () => {
+      const knee = store.byNumber(store.job.knee);
+      if (knee) handlers.choose(knee.id);
+    });
+  }
+
+  window.NasJob.explorer = { init, render, fits: (t) => !store || fits(t), best };
+})();

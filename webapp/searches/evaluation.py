@@ -1,0 +1,48 @@
+"""A trial's model on its job's held-out test split (confusion matrix or residuals), for the comparison
+panel of the job page; computed once, then kept on the trial."""
+
+from __future__ import annotations
+
+import json
+
+import nas_engine
+from nas_engine.export import describe_architecture
+from webapp.searches.bundles import _load_trial_model  # one loader for downloads and evaluations
+from webapp.searches.models import Trial
+
+SPLIT_CHANGED = (
+    "The test split of this search cannot be rebuilt: the dataset or the data preparation changed since "
+    "it ran. Re-run the search to compare its models on a test split."
+)
+
+
+def trial_test_evaluation(*, trial: Trial) -> dict:
+    """The trial's test-split evaluation (see ``nas_engine.evaluate_test_split``), cached on the trial.
+
+    The split is rebuilt as the search made it: the same CSV, target, task and seed through
+    ``prepare_data``. Its fitted preprocessing must equal the one the job saved, or the rows
+    could differ from the search's test split, and that is refused rather than guessed.
+
+    Raises:
+        NasError: The trial has no model, its weights are gone, or the split cannot be rebuilt.
+    """
+    if trial.test_evaluation:
+        return trial.test_evaluation
+    model = _load_trial_model(trial)
+    job = trial.job
+    data = nas_engine.prepare_data(job.dataset.file.path, target=job.target, task=job.task, seed=job.seed)
+    if json.loads(json.dumps(data.preprocessing)) != job.preprocessing:  # as the JSON field stores it
+        raise nas_engine.NasError(SPLIT_CHANGED)
+    result = nas_engine.evaluate_test_split(model, data)
+    Trial.objects.filter(pk=trial.pk).update(test_evaluation=result)
+    trial.test_evaluation = result
+    return result
+
+
+def trial_comparison(*, trial: Trial) -> dict:
+    """What the comparison panel shows of one trial: its row, its layers and its test-split evaluation."""
+    return {
+        "trial": trial.to_dict(),
+        "layers": describe_architecture(trial.architecture),
+        "evaluation": trial_test_evaluation(trial=trial),
+    }

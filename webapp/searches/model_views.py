@@ -1,0 +1,131 @@
+"""The model page of one trial: its model card, its layers drawn as a diagram, and a "try it" form that
+predicts an uploaded CSV in the page. The upload lives in a temporary file for the request only."""
+
+from __future__ import annotations
+
+import csv
+
+from django import forms
+from django.conf import settings
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+import nas_engine
+from nas_engine import runtime
+from nas_engine.model_card import Section
+from webapp.searches import bundles, selectors
+from webapp.searches.models import Trial
+from webapp.searches.views import spreadsheet_safe
+
+TEMPLATE = "searches/trial.html"
+PAGE_ROWS = 100  # predictions shown in the page; the CSV download has all of them
+CLASS_COLUMNS = 6  # up to this many classes, each gets its own probability column
+
+
+class TryItForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file of new rows",
+        help_text=(
+            f"The same columns as the training data (the target column may be left out); "
+            f"at most {bundles.TRY_MAX_ROWS:,} rows and {settings.MAX_UPLOAD_MB} MB. Nothing is kept."
+        ),
+    )
+
+    def __init__(self, *args, too_large: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.too_large = too_large
+
+    def clean(self):
+        if self.too_large:
+            # The upload handler dropped the file; "this field is required" would mislead.
+            self._errors.pop("file", None)
+            self.add_error("file", f"The file is larger than the {settings.MAX_UPLOAD_MB} MB limit.")
+        return super().clean()
+
+
+def _page(request, trial: Trial, *, status: int = 200, card: nas_engine.ModelCard | None = None, **extra):
+    context = {"trial": trial, "job": trial.job, "diagram": bundles.trial_layer_diagram(trial=trial), **extra}
+    if card is not None:
+        # The introduction is drawn like a section without a heading: one loop renders every block.
+        context |= {"card": card, "card_sections": (Section(title="", blocks=card.intro), *card.sections)}
+    return render(request, TEMPLATE, context, status=status)
+
+
+def _no_model_reason(trial: Trial) -> str:
+    if trial.job.preprocessing is None:
+        return "The search has not prepared its data yet, so there is no model to show."
+    why = f" {trial.message}" if trial.message else ""
+    return f"Trial {trial.number} was {trial.status}, so it has no trained model.{why}"
+
+
+@require_http_methods(["GET", "POST"])
+def trial_detail(request, pk: int, number: int):
+    trial = selectors.get_trial_for_user(user=request.user, pk=pk, number=number)
+    if trial.status not in Trial.WITH_MODEL or trial.job.preprocessing is None:
+        return _page(request, trial, status=409, no_model=_no_model_reason(trial))
+    card = bundles.trial_model_card(trial=trial)
+    if request.method == "GET":
+        return _page(request, trial, card=card, form=TryItForm())
+    form = TryItForm(request.POST, request.FILES, too_large=getattr(request, "upload_too_large", False))
+    try:
+        tried, status = _predict_upload(trial, form)
+    finally:
+        for upload in request.FILES.values():
+            upload.close()  # a temporary upload deletes its file on close: nothing of it is kept
+    if tried is None:
+        return _page(request, trial, status=status, card=card, form=form)
+    if request.POST.get("format") == "csv":
+        return _predictions_csv(trial, tried)
+    return _page(request, trial, card=card, form=form, tried=_shown(tried), tried_total=len(tried.predictions))
+
+
+def _predict_upload(trial: Trial, form: TryItForm) -> tuple[bundles.TriedRows | None, int]:
+    """The upload's predictions and 200, or None and the error status with the reason on the file field:
+    400 for a file the model cannot read, 409 when the model itself cannot be loaded."""
+    if not form.is_valid():
+        return None, 400
+    try:
+        path = form.cleaned_data["file"].temporary_file_path()  # settings stream every upload to disk
+        return bundles.trial_try_predictions(trial=trial, csv_path=path), 200
+    except nas_engine.DatasetError as exc:
+        form.add_error("file", str(exc))
+        return None, 400
+    except nas_engine.NasError as exc:
+        form.add_error("file", str(exc))
+        return None, 409
+
+
+def _shown(tried: bundles.TriedRows) -> dict:
+    """The first PAGE_ROWS predictions as table rows: number, prediction, top probability, per class."""
+    rows = []
+    for i, prediction in enumerate(tried.predictions[:PAGE_ROWS]):
+        # ``exact`` is the cell predict.py writes for this row; ``text`` is shorter, for reading.
+        row = {"number": i + 1, "exact": runtime.format_prediction(prediction), "text": _prediction_text(prediction)}
+        if tried.probabilities is not None:
+            percents = [100 * float(p) for p in tried.probabilities[i]]
+            row["probability"] = percents[tried.labels.index(prediction)]
+            row["per_class"] = percents if len(tried.labels) <= CLASS_COLUMNS else []
+        rows.append(row)
+    per_class = tried.probabilities is not None and len(tried.labels) <= CLASS_COLUMNS
+    return {"rows": rows, "labels": tried.labels if per_class else [], "classification": bool(tried.labels)}
+
+
+def _prediction_text(value) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _predictions_csv(trial: Trial, tried: bundles.TriedRows) -> HttpResponse:
+    """Every prediction as CSV: row, prediction, and for classification the probability of each class."""
+    response = HttpResponse(content_type="text/csv")
+    filename = f"search{trial.job_id}-trial{trial.number}-try-predictions.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    writer = csv.writer(response)
+    probabilities = tried.probabilities
+    writer.writerow(["row", "prediction", *(spreadsheet_safe(f"probability {label}") for label in tried.labels)])
+    for i, prediction in enumerate(tried.predictions):
+        cells = [str(i + 1), spreadsheet_safe(prediction)]
+        if probabilities is not None:
+            cells += [repr(float(p)) for p in probabilities[i]]
+        writer.writerow(cells)
+    return response
