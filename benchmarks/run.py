@@ -4,13 +4,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import search_quality
+from benchmarks import estimate, load, search_quality
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory() as workdir:
-        path = search_quality.write(search_quality.run(Path(workdir)))
-    sys.stdout.write(path.read_text())
+    for benchmark in (search_quality, estimate, load):
+        with tempfile.TemporaryDirectory() as workdir:
+            path = benchmark.write(benchmark.run(Path(workdir)))
+        sys.stdout.write(path.read_text())
     return 0
 
 
