@@ -42,9 +42,7 @@ def press(page, selector: str, *keys: str) -> None:
 
 def wait_until_finished(page) -> None:
     """The search the form started runs on the suite's worker (one model: max_trials=1)."""
-    page.wait_for_function(
-        "document.getElementById('job-status').textContent.trim() === 'finished'", timeout=120_000
-    )
+    page.wait_for_function("document.getElementById('job-status').textContent.trim() === 'finished'", timeout=120_000)
 
 
 def test_a_practitioner_configures_a_search_with_sliders_and_sees_the_estimate(
