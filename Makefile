@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements-installed
 TEST_VAR := $(CURDIR)/var/test
 PYTEST_ARGS ?=
 
-.PHONY: run test setup lint bench chromium clean
+.PHONY: run test setup lint bench chromium clean screenshots
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -46,3 +46,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf var $(VENV)
+
+# The README's screenshots, taken by the browser tests of the pages they show.
+screenshots: $(STAMP) chromium
+	NAS_VAR_DIR=$(TEST_VAR) DOC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m webapp.stack exec -- \
+	  $(PY) -m pytest -q tests/web/test_browser.py tests/web/test_model_page_browser.py

@@ -12,7 +12,7 @@ from nas_engine.dataset import (
     detect_task,
     profile_csv,
 )
-from nas_engine.errors import ConstraintError, DatasetError, NasError, SearchCancelled
+from nas_engine.errors import ConstraintError, DatasetError, NasError, SearchCancelled, TargetError
 from nas_engine.estimate import DataShape, Estimate, NoNetworkFits, check_limits, estimate_search
 from nas_engine.evaluation import evaluate_test_split
 from nas_engine.export import LayerBox, describe_architecture, export_bundle, layer_diagram, predict_csv
@@ -20,7 +20,7 @@ from nas_engine.fidelity import Fidelity
 from nas_engine.finalize import FinalModel, FinalModels, finalize_front, load_final_model, refit
 from nas_engine.model_card import ModelCard, build_model_card
 from nas_engine.pareto import pareto_front, pareto_front_nd
-from nas_engine.prepare import PreparedData, prepare_data
+from nas_engine.prepare import PreparedData, check_target, prepare_data
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
 from nas_engine.search import run_search
 from nas_engine.selection import knee_point
@@ -56,11 +56,13 @@ __all__ = [
     "SearchCancelled",
     "SearchConfig",
     "SearchResult",
+    "TargetError",
     "StatusEvent",
     "TrialResult",
     "TrialStatus",
     "build_model_card",
     "check_limits",
+    "check_target",
     "describe_architecture",
     "detect_image_shape",
     "detect_task",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from nas_engine.dataset import detect_task, is_numeric, read_table, unknown_column_error
-from nas_engine.errors import DatasetError
+from nas_engine.errors import DatasetError, TargetError
 from nas_engine.runtime import category_of, encode_rows, is_missing, parse_number
 from nas_engine.spaces import detect_image_shape
 
@@ -84,19 +84,25 @@ def prepare_data(
         raise unknown_column_error(target, frame.columns)
     source_rows = len(frame)
     frame = frame[[not is_missing(v) for v in frame[target]]].reset_index(drop=True)
-    if frame.empty:
-        raise DatasetError(f"The target column '{target}' has no values; every row is missing it.")
-    if len(frame) < MIN_ROWS:
-        raise DatasetError(f"The dataset has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed.")
     raw_target = [v.strip() for v in frame[target]]
     task = task or detect_task(raw_target)
-    labels = _check_target(target, raw_target, task)
+    features = [c for c in frame.columns if c != target]
+    check_target(
+        target,
+        task=task,
+        numeric=is_numeric(raw_target),
+        classes=len(set(raw_target)),
+        rows=len(raw_target),
+        inputs_empty=all(all(is_missing(v) for v in frame[name]) for name in features),
+    )
+    if len(frame) < MIN_ROWS:
+        raise DatasetError(f"The dataset has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed.")
+    labels = sorted(set(raw_target), key=_label_key) if task == "classification" else []
 
     rng = np.random.default_rng(seed)
     strata = raw_target if task == "classification" else None
     train, val, test = _split(len(frame), rng, val_fraction, test_fraction, strata)
     rows = frame.to_dict("records")
-    features = [c for c in frame.columns if c != target]
     train_rows = [rows[i] for i in train]
     prep: dict[str, Any] = {
         "version": 1,
@@ -133,26 +139,49 @@ def _label_key(label: str):
     return (0, number, label) if number is not None else (1, 0.0, label)
 
 
-def _check_target(target: str, raw_target: list[str], task: str) -> list[str]:
+def check_target(name: str, *, task: str, numeric: bool, classes: int, rows: int, inputs_empty: bool) -> None:
+    """Refuse a target column that no model can learn as asked. The web form calls it with the
+    stored profile before a search is queued; ``prepare_data`` with the cells themselves.
+
+    Args:
+        name: The target column.
+        task: ``"classification"`` or ``"regression"``.
+        numeric: Every present value of the column is a number.
+        classes: Distinct present values.
+        rows: Rows where the column has a value.
+        inputs_empty: Every other column is empty in every row.
+
+    Raises:
+        TargetError: With the field to change and a message that says how.
+    """
+    if rows == 0:
+        raise TargetError(f"'{name}' is empty in every row; choose a column that has values.", field="target")
+    if inputs_empty:
+        raise TargetError(f"Every other column is empty, so there is nothing to predict '{name}' from.", field="target")
     if task == "regression":
-        if not is_numeric(raw_target):
-            bad = next(v for v in raw_target if parse_number(v) is None)
-            raise DatasetError(
-                f"The target column '{target}' has non-numeric values (e.g. '{bad}'), so it "
-                "cannot be a regression target; choose classification or clean the column."
+        if not numeric:
+            raise TargetError(
+                f"Regression needs a numeric target, but '{name}' holds text; choose classification "
+                "or clean the column.",
+                field="task",
             )
-        return []
-    labels = sorted(set(raw_target), key=_label_key)
-    if len(labels) < 2:
-        raise DatasetError(
-            f"The target column '{target}' has only one class ('{labels[0]}'); a model needs at least two."
+        return
+    if classes < 2:
+        raise TargetError(f"'{name}' has only one distinct value; a model needs at least two classes.", field="target")
+    if classes > MAX_CLASSES:
+        raise TargetError(
+            f"'{name}' has {classes} classes, too many (at most {MAX_CLASSES}); if it is a quantity, "
+            "choose regression.",
+            field="task" if numeric else "target",
         )
-    if len(labels) > MAX_CLASSES:
-        raise DatasetError(
-            f"The target column '{target}' has {len(labels)} distinct values, too many classes "
-            f"(at most {MAX_CLASSES}); if it is a quantity, choose regression."
+    if classes * 2 > rows:
+        # Under two rows a class on average: no class can be both learned from and validated.
+        raise TargetError(
+            f"'{name}' has {classes} classes in {rows} rows, nearly every row its own class, so no class has "
+            "examples to learn from; is it an ID? Choose another column"
+            + (", or regression if it is a quantity." if numeric else "."),
+            field="task" if numeric else "target",
         )
-    return labels
 
 
 def _split(n, rng, val_fraction, test_fraction, strata):

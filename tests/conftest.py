@@ -208,6 +208,20 @@ SCREENSHOTS = Path(os.environ.get("NAS_VAR_DIR", "var")) / "screenshots"
 
 
 @pytest.fixture
+def doc_screenshot():
+    """``doc_screenshot(page, name)`` saves the page for the README when DOC_SCREENSHOTS names a
+    folder (``make screenshots``); otherwise it does nothing, so the tests stay as they are."""
+    folder = os.environ.get("DOC_SCREENSHOTS")
+
+    def save(page, name: str) -> None:
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+    return save
+
+
+@pytest.fixture
 def browser_page(monkeypatch, request):
     """A Chromium page; when the test fails, a full-page screenshot goes to $NAS_VAR_DIR/screenshots/."""
     from playwright.sync_api import sync_playwright

@@ -126,13 +126,25 @@ def test_prepare_rejects_unknown_target(mixed_csv):
 
 def test_prepare_rejects_single_class_target(tmp_path):
     path = write_csv(tmp_path / "one.csv", ["x", "y"], [[i, "yes"] for i in range(20)])
-    with pytest.raises(DatasetError, match=r"only one class \('yes'\)"):
+    with pytest.raises(DatasetError, match="'y' has only one distinct value"):
         prepare_data(path, target="y")
 
 
 def test_prepare_rejects_text_target_for_regression(mixed_csv):
-    with pytest.raises(DatasetError, match="non-numeric values"):
+    with pytest.raises(DatasetError, match="Regression needs a numeric target, but 'label' holds text"):
         prepare_data(mixed_csv, target="label", task="regression")
+
+
+def test_prepare_rejects_a_target_that_gives_nearly_every_row_its_own_class(tmp_path):
+    path = write_csv(tmp_path / "ids.csv", ["x", "y"], [[i % 3, f"id{i}"] for i in range(30)])
+    with pytest.raises(DatasetError, match="'y' has 30 classes in 30 rows, nearly every row its own class"):
+        prepare_data(path, target="y")
+
+
+def test_prepare_rejects_a_target_whose_inputs_are_all_empty(tmp_path):
+    path = write_csv(tmp_path / "empty.csv", ["a", "b", "y"], [["", "", i % 2] for i in range(30)])
+    with pytest.raises(DatasetError, match="Every other column is empty"):
+        prepare_data(path, target="y")
 
 
 def test_prepare_rejects_too_few_rows_after_dropping_missing_targets(tmp_path):

@@ -2,6 +2,7 @@
 those needs a login."""
 
 import pytest
+from django.test import Client
 from django.urls import resolve, reverse
 
 from tests.conftest import PASSWORD
@@ -37,6 +38,21 @@ def test_it_logs_in_and_out(client, alice, clean_throttle):
     assert client.get(reverse("home")).status_code == 200
     client.post(reverse("logout"))
     assert client.get(reverse("home")).status_code == 302
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", "javascript:alert(1)"])
+def test_a_tampered_next_field_never_sends_the_user_off_site(client, alice, clean_throttle, target):
+    response = client.post(reverse("login"), {"username": "alice", "password": PASSWORD, "next": target})
+    assert response.status_code == 302 and response.url == reverse("home")
+
+
+def test_a_tampered_csrf_token_is_refused(alice):
+    strict = Client(enforce_csrf_checks=True)
+    strict.get(reverse("login"))
+    response = strict.post(
+        reverse("login"), {"username": "alice", "password": PASSWORD, "csrfmiddlewaretoken": "x" * 64}
+    )
+    assert response.status_code == 403 and "_auth_user_id" not in strict.session
 
 
 def test_it_rejects_a_wrong_password(client, alice, clean_throttle):

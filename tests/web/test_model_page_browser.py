@@ -48,7 +48,14 @@ def overflowing(page, selector: str) -> list[str]:
 
 
 def test_a_practitioner_reads_the_model_page_and_tries_the_model(
-    celery_worker_process, live_server_url, alice, alice_client, browser_page, breast_cancer_csv, tmp_path
+    celery_worker_process,
+    live_server_url,
+    alice,
+    alice_client,
+    browser_page,
+    breast_cancer_csv,
+    tmp_path,
+    doc_screenshot,
 ):
     dataset = upload_dataset(alice_client, breast_cancer_csv)
     job = services.search_create(
@@ -78,6 +85,7 @@ def test_a_practitioner_reads_the_model_page_and_tries_the_model(
     page.get_by_label("CSV file of new rows").set_input_files(str(five))
     page.click("#try-predict")
     page.wait_for_selector("#try-table tbody tr")
+    doc_screenshot(page, "model-page")
     assert page.evaluate("window.loadedOnce") is True
     shown = page.eval_on_selector_all("#try-table td.prediction", "cells => cells.map((c) => c.dataset.value)")
     assert page.locator("#try-table td.probability").count() == 5

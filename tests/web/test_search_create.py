@@ -139,24 +139,56 @@ def test_the_form_keeps_what_was_typed_after_an_error(alice_client, dataset):
         assert [i["value"] for i in inputs if i.get("name") == name] == [value]
 
 
-def test_it_rejects_a_target_with_one_class(alice_client, tmp_path):
-    path = tmp_path / "one_class.csv"
-    path.write_text("x,y\n" + "".join(f"{i},yes\n" for i in range(30)))
-    dataset = upload_dataset(alice_client, path)
-    response = start(alice_client, dataset, target="y")
-    assert response.status_code == 400
-    assert "only one distinct value" in " ".join(response.context["form"].errors["target"])
-    assert "only one distinct value" in errors_next_to(response.content.decode(), "target")
-    assert not SearchJob.objects.exists()
+def rows(count: int, line) -> str:
+    return "".join(line(i) + "\n" for i in range(count))
 
 
-def test_it_rejects_regression_on_a_text_target(alice_client, tmp_path):
-    path = tmp_path / "text_target.csv"
-    path.write_text("x,y\n" + "".join(f"{i},{'ab'[i % 2]}\n" for i in range(30)))
+BAD_TARGETS = [
+    # (id, CSV text, form fields, field, words the message next to that field must hold)
+    ("one-class", "x,y\n" + rows(30, lambda i: f"{i},yes"), {"target": "y"}, "target", "only one distinct value"),
+    ("only-missing", "x,y\n" + rows(30, lambda i: f"{i},"), {"target": "y"}, "target", "empty in every row"),
+    (
+        "regression-on-text",
+        "x,y\n" + rows(30, lambda i: f"{i},{'ab'[i % 2]}"),
+        {"target": "y", "task": "regression"},
+        "task",
+        "numeric target",
+    ),
+    (
+        "ten-thousand-classes",
+        "x,y\n" + rows(10_000, lambda i: f"{i % 7},c{i}"),
+        {"target": "y"},
+        "target",
+        "10000 classes",
+    ),
+    (
+        "a-class-per-row",
+        "x,y\n" + rows(40, lambda i: f"{i % 3},c{i}"),
+        {"target": "y", "task": "classification"},
+        "target",
+        "every row its own class",
+    ),
+    (
+        "only-empty-inputs",
+        ",".join(f"c{k}" for k in range(10)) + ",y\n" + rows(30, lambda i: "," * 10 + str(i % 2)),
+        {"target": "y"},
+        "target",
+        "Every other column is empty",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "fields", "field", "message"), [case[1:] for case in BAD_TARGETS], ids=[case[0] for case in BAD_TARGETS]
+)
+def test_it_refuses_a_target_no_model_can_learn(alice_client, tmp_path, content, fields, field, message):
+    path = tmp_path / "data.csv"
+    path.write_text(content)
     dataset = upload_dataset(alice_client, path)
-    response = start(alice_client, dataset, target="y", task="regression")
+    response = start(alice_client, dataset, **fields)
     assert response.status_code == 400
-    assert "numeric target" in " ".join(response.context["form"].errors["task"])
+    assert message in " ".join(response.context["form"].errors[field])
+    assert message in errors_next_to(response.content.decode(), field)
     assert not SearchJob.objects.exists()
 
 

@@ -149,12 +149,18 @@ class SearchJobForm(forms.Form):
         column = self.dataset.column(target)
         if task == AUTO:
             task = column["suggested_task"]
-        if task == SearchJob.Task.REGRESSION and column["kind"] != "numeric":
-            self.add_error("task", f"Regression needs a numeric target; '{target}' holds text.")
-        if task == SearchJob.Task.CLASSIFICATION and column["unique"] < 2:
-            self.add_error("target", f"'{target}' has only one distinct value; a model needs at least two classes.")
-        if column["missing"] >= self.dataset.rows:
-            self.add_error("target", f"'{target}' is empty in every row.")
+        rows = self.dataset.rows
+        try:
+            nas_engine.check_target(
+                target,
+                task=task,
+                numeric=column["kind"] == "numeric",
+                classes=column["unique"],
+                rows=rows - column["missing"],
+                inputs_empty=all(c["missing"] >= rows for c in self.dataset.profile["columns"] if c["name"] != target),
+            )
+        except nas_engine.TargetError as exc:
+            self.add_error(exc.field, str(exc))
         cleaned["task"] = task
         if cleaned.get("space") == SearchJob.Space.CNN and not self._features_form_an_image(target):
             self.add_error(
