@@ -31,3 +31,18 @@ def wait_for_trials(job, count: int = 1, *, statuses=None, timeout: float = 120)
     while trials.count() < count and time.monotonic() < deadline:
         time.sleep(0.2)
     return trials.count() >= count
+
+
+def communicator_for(client, job_id: int, *, origin: bytes = b"http://localhost"):
+    """A WebSocket client for job ``job_id``'s socket, logged in as ``client``'s session."""
+    from channels.testing import WebsocketCommunicator
+    from django.conf import settings
+
+    from webapp.asgi import application
+
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    return WebsocketCommunicator(
+        application,
+        f"/ws/searches/{job_id}/",
+        headers=[(b"cookie", cookie.encode()), (b"origin", origin), (b"host", b"localhost")],
+    )

@@ -7,14 +7,11 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
 import nas_engine
-from tests.web.helpers import upload_dataset
-from webapp.asgi import application
+from tests.web.helpers import communicator_for, upload_dataset
 from webapp.searches import events, services
 from webapp.searches.models import SearchJob, SearchLogEntry
 
@@ -80,15 +77,6 @@ def test_a_trial_knows_when_in_the_search_it_was_found(queued_job):
     assert 105.0 <= payload["elapsed_seconds"] < 160.0 and payload["elapsed_seconds"] == trial.elapsed_seconds
     assert payload["created_at"] == trial.created_at.isoformat()
     assert {"id", "number", "status", "architecture", "metrics", "costs", "on_front"} <= set(payload)  # old keys
-
-
-def communicator_for(client, job_id: int) -> WebsocketCommunicator:
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    return WebsocketCommunicator(
-        application,
-        f"/ws/searches/{job_id}/",
-        headers=[(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")],
-    )
 
 
 @pytest.mark.django_db(transaction=True)

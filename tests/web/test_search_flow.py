@@ -11,24 +11,13 @@ import zipfile
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 from django.urls import reverse
 
-from tests.web.helpers import upload_dataset, wait_for_trials
-from webapp.asgi import application
+from tests.web.helpers import communicator_for, upload_dataset, wait_for_trials
 from webapp.searches.models import SearchJob, Trial
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 ENDED = {"finished", "failed", "cancelled"}
-
-
-def communicator_for(client, job_id: int) -> WebsocketCommunicator:
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    return WebsocketCommunicator(
-        application,
-        f"/ws/searches/{job_id}/",
-        headers=[(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")],
-    )
 
 
 async def watch(communicator: WebsocketCommunicator, timeout: float) -> list[dict]:
