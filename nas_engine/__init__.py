@@ -1,5 +1,5 @@
-"""NAS Studio's engine: profile a CSV, search MLP/CNN architectures under constraints, refit the front,
-export verified bundles."""
+"""NAS Studio's engine: profile a CSV (or convert an image upload), search MLP/CNN architectures under
+constraints, refit the front, export verified bundles."""
 
 from nas_engine.config import SearchConfig
 from nas_engine.dataset import (
@@ -18,6 +18,7 @@ from nas_engine.evaluation import evaluate_test_split
 from nas_engine.export import LayerBox, describe_architecture, export_bundle, layer_diagram, predict_csv
 from nas_engine.fidelity import Fidelity
 from nas_engine.finalize import FinalModel, FinalModels, finalize_front, load_final_model, refit
+from nas_engine.images import ArchiveLimits, ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import ModelCard, build_model_card
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, check_target, prepare_data
@@ -34,6 +35,7 @@ load_model = load_final_model  # one loader for single networks and ensembles
 __all__ = [
     "SPACES",
     "STRATEGIES",
+    "ArchiveLimits",
     "ColumnProfile",
     "ConstraintError",
     "Costs",
@@ -44,6 +46,7 @@ __all__ = [
     "Distribution",
     "Estimate",
     "FinalModel",
+    "ImageSetProfile",
     "FinalModels",
     "Fidelity",
     "LayerBox",
@@ -63,6 +66,7 @@ __all__ = [
     "build_model_card",
     "check_limits",
     "check_target",
+    "convert_image_upload",
     "describe_architecture",
     "detect_image_shape",
     "detect_task",
@@ -70,6 +74,7 @@ __all__ = [
     "evaluate_test_split",
     "export_bundle",
     "finalize_front",
+    "is_image_upload",
     "knee_point",
     "layer_diagram",
     "load_final_model",
@@ -79,6 +84,7 @@ __all__ = [
     "predict_csv",
     "prepare_data",
     "profile_csv",
+    "read_image_meta",
     "refit",
     "run_search",
 ]

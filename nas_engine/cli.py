@@ -1,4 +1,5 @@
-"""Command line: ``search`` a CSV into a model bundle, ``predict`` a CSV with a bundle."""
+"""Command line: ``search`` a CSV (or an image upload) into a model bundle, ``predict`` a CSV or
+images with a bundle."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from nas_engine.errors import NasError
 from nas_engine.export import export_bundle
 from nas_engine.fidelity import Fidelity
 from nas_engine.finalize import finalize_front, load_final_model
+from nas_engine.images import convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.pareto import pareto_front_nd
-from nas_engine.prepare import prepare_data
+from nas_engine.prepare import PreparedData, prepare_data
 from nas_engine.results import TrialResult, TrialStatus, objective_vector
 from nas_engine.search import run_search
 from nas_engine.spaces import SPACES
@@ -35,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nas_engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     search = commands.add_parser("search", help="search an architecture and export the best model")
-    search.add_argument("data", help="training CSV")
+    search.add_argument(
+        "data", help="training CSV, or images: a .zip/.tar.gz/.tgz of class folders, or an .npz with x and y"
+    )
     search.add_argument("--target", required=True, help="column to predict")
     search.add_argument("--task", choices=("classification", "regression"))
     search.add_argument("--budget-seconds", type=float, default=60)
@@ -63,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--out", required=True, help="bundle zip to write")
     predict = commands.add_parser("predict", help="predict a CSV with an exported bundle")
     predict.add_argument("bundle", help="bundle zip written by 'search'")
-    predict.add_argument("input", help="CSV to predict")
+    predict.add_argument("input", help="CSV to predict; for a model trained on images, an image, a folder or an .npz")
     predict.add_argument("-o", "--output", help="CSV to write (default: stdout)")
     return parser
 
@@ -110,9 +114,19 @@ def _search(args: argparse.Namespace) -> int:
         cv_folds=args.cv_folds,
         seed=args.seed,
     )
-    data = prepare_data(args.data, target=config.target, task=config.task, seed=config.seed)
+    with tempfile.TemporaryDirectory() as artifacts:
+        data_path = Path(args.data)
+        if is_image_upload(data_path.name) and read_image_meta(data_path) is None:
+            # Converted once into a stored image set, which the tabular pipeline then reads as is.
+            data_path = Path(artifacts) / "images.npz"
+            convert_image_upload(args.data, data_path, filename=Path(args.data).name)
+        data = prepare_data(data_path, target=config.target, task=config.task, seed=config.seed)
+        return _search_prepared(args, config, data, artifacts)
+
+
+def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: PreparedData, artifacts: str) -> int:
     progress = _Progress(config.objectives)
-    with tempfile.TemporaryDirectory() as artifacts, progress.bar:
+    with progress.bar:
         result = run_search(
             config, data, on_trial=progress.on_trial, on_status=progress.on_status, artifacts_dir=artifacts
         )

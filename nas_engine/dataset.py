@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from nas_engine.errors import DatasetError
+from nas_engine.images import read_image_meta, read_image_table
 from nas_engine.runtime import is_missing, parse_number
 
 MAX_CLASSES_FOR_NUMBERS = 20  # integer targets with more distinct values are treated as quantities
@@ -242,10 +243,12 @@ def _task_for_numbers(numbers: set[float]) -> str:
 
 
 def read_table(path: str | Path, *, max_rows: int | None = None, limits: CsvLimits = NO_LIMITS) -> pd.DataFrame:
-    """Read a CSV file as raw text cells, rejecting what cannot be a dataset.
+    """Read a CSV file (or a stored image set) as raw text cells, rejecting what cannot be a dataset.
 
     Args:
-        path: The CSV file.
+        path: The CSV file, or an image set (see ``images.convert_image_upload``): it reads as its
+            pixel columns then ``label``, and ``limits`` do not apply (the conversion bounded it,
+            and 3×32×32 pixels are more columns than a CSV may have).
         max_rows: Read at most this many data rows.
         limits: Bounds on columns, rows and cell sizes. No bounds by default: files already
             accepted by ``profile_csv`` are read again with this.
@@ -258,6 +261,8 @@ def read_table(path: str | Path, *, max_rows: int | None = None, limits: CsvLimi
             wrong length, too few rows, or breaks a limit; the message says which line and what to do.
     """
     path = Path(path)
+    if read_image_meta(path) is not None:
+        return read_image_table(path, max_rows=max_rows)
     _check_bytes(path)
     _check_structure(path, max_rows=max_rows, limits=limits)
     try:
@@ -674,8 +679,11 @@ def _preview(frame: pd.DataFrame) -> tuple[tuple[str, ...], ...]:
 def profile_csv(path: str | Path, *, max_rows: int | None = None, limits: CsvLimits = DEFAULT_LIMITS) -> DatasetProfile:
     """Read a CSV file and describe every column, with warnings and a preview.
 
+    An image set is profiled too, without warnings, leakage checks (``leakage_checked=False``) or
+    preview: its pixel columns would flood them (a border pixel is often constant, say).
+
     Args:
-        path: The CSV file.
+        path: The CSV file or an image set.
         max_rows: Profile only the first ``max_rows`` data rows (``rows`` then counts those).
         limits: Bounds on columns, rows and cell sizes (``DEFAULT_LIMITS`` unless given).
 
@@ -689,6 +697,8 @@ def profile_csv(path: str | Path, *, max_rows: int | None = None, limits: CsvLim
     rows = len(frame)
     frame_cells = {name: _Cells.of(frame[name]) for name in frame.columns}
     columns = tuple(_describe(name, cells) for name, cells in frame_cells.items())
+    if read_image_meta(path) is not None:
+        return DatasetProfile(rows=rows, columns=columns, leakage_checked=False)
     warnings = [w for column in columns for w in _column_warnings(column, frame_cells[column.name], rows)]
     checked = len(columns) <= LEAK_MAX_COLUMNS
     return DatasetProfile(

@@ -21,6 +21,7 @@ import torch
 from nas_engine import runtime
 from nas_engine.errors import DatasetError, NasError
 from nas_engine.evaluator import predict_raw
+from nas_engine.images import png_bytes
 from nas_engine.model_card import model_card
 from nas_engine.results import Costs
 from nas_engine.spaces import space_for_architecture
@@ -36,6 +37,7 @@ BUNDLE_FILES = (
 )
 ONNX_TOLERANCE = 1e-4
 PREDICT_TIMEOUT_SECONDS = 300
+IMAGE_CHECKS = 8  # images written back as PNG files to check predict.py's image input
 
 
 def predict_csv(model: torch.nn.Module, preprocessing: dict, csv_path: str | Path) -> list:
@@ -98,19 +100,42 @@ def _check_predict_py(folder: Path, rows: list[dict], expected: list) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+    _run_predict_py(folder, "check_rows.csv", expected, what="the test rows")
+
+
+def _run_predict_py(folder: Path, input_name: str, expected: list, *, what: str) -> None:
     done = subprocess.run(
-        [sys.executable, "predict.py", "check_rows.csv", "-o", "check_out.csv"],
+        [sys.executable, "predict.py", input_name, "-o", "check_out.csv"],
         cwd=folder,
         capture_output=True,
         text=True,
         timeout=PREDICT_TIMEOUT_SECONDS,
     )
     if done.returncode != 0:
-        raise NasError(f"The bundle's predict.py failed on the test rows: {done.stderr.strip()[-500:]}")
+        raise NasError(f"The bundle's predict.py failed on {what}: {done.stderr.strip()[-500:]}")
     with open(folder / "check_out.csv", newline="", encoding="utf-8") as handle:
         got = [row["prediction"] for row in csv.DictReader(handle)]
     if not _same_predictions(got, expected):
         raise NasError("The bundle's predict.py does not reproduce the model's predictions; it was not written.")
+
+
+def _check_predict_py_on_images(folder: Path, model: torch.nn.Module, rows: list[dict], preprocessing: dict) -> int:
+    """For a model trained on images: write a few check rows back as PNG files, run predict.py on
+    their folder and compare with torch on the same files. Returns how many images were checked."""
+    meta = preprocessing["image"]
+    shape = (meta["channels"], meta["height"], meta["width"])
+    (folder / "check_images").mkdir()
+    files = []
+    for i, row in enumerate(rows[:IMAGE_CHECKS]):
+        # Synthetic rows hold decimals around the mean: rounded into 0..255 they still make an image.
+        values = [runtime.parse_number(row.get(column)) or 0.0 for column in meta["columns"]]
+        pixels = np.clip(np.rint(values), 0, 255).astype(np.uint8).reshape(shape)
+        files.append((f"{i:02d}.png", png_bytes(pixels)))
+        (folder / "check_images" / files[-1][0]).write_bytes(files[-1][1])
+    encoded = runtime.encode_rows(runtime.image_rows(files, meta), preprocessing)
+    expected = runtime.decode_outputs(predict_raw(model, encoded), preprocessing)
+    _run_predict_py(folder, "check_images", expected, what="images")
+    return len(files)
 
 
 def _export_onnx(model: torch.nn.Module, n_features: int, path: Path) -> None:
@@ -425,7 +450,8 @@ def export_bundle(
 
     Before the zip is written, two checks run and are recorded in metrics.json: ONNX Runtime
     against torch on the check rows (max abs difference <= 1e-4), and the bundle's own predict.py,
-    run in a subprocess on those rows as raw CSV, against the torch model's predictions.
+    run in a subprocess on those rows as raw CSV, against the torch model's predictions. A model
+    trained on images is also checked on a few of those rows written back as PNG files.
 
     Raises:
         NasError: A check failed; nothing is written.
@@ -453,6 +479,9 @@ def export_bundle(
             (Path(tmp) / "predict.py").write_text(predict_source, encoding="utf-8")
             (Path(tmp) / "preprocessing.json").write_text(json.dumps(preprocessing), encoding="utf-8")
             _check_predict_py(Path(tmp), rows, runtime.decode_outputs(predict_raw(model, encoded), preprocessing))
+            images = (
+                _check_predict_py_on_images(Path(tmp), model, rows, preprocessing) if "image" in preprocessing else 0
+            )
             record = {
                 **(extra or {}),
                 "metrics": metrics,
@@ -464,6 +493,7 @@ def export_bundle(
                     "onnx_max_abs_diff": diff,
                     "onnx_tolerance": ONNX_TOLERANCE,
                     "predict_py_reproduces_predictions": True,
+                    **({"predict_py_images": images} if images else {}),
                 },
             }
             texts = {

@@ -188,26 +188,53 @@ def build_model_card(
                 ),
             ),
         ),
-        Section(
-            "How to run",
-            (
-                CodeBlock("pip install numpy onnxruntime\npython predict.py INPUT.csv -o predictions.csv"),
-                Paragraph(
-                    (
-                        Span("predictions.csv", "code"),
-                        Span(" has one column, "),
-                        Span("prediction", "code"),
-                        Span(", one row per input row. Without onnxruntime, "),
-                        Span("predict.py", "code"),
-                        Span(" falls back to "),
-                        Span("model.pt", "code"),
-                        Span(" with PyTorch."),
-                    )
-                ),
-            ),
-        ),
+        Section("How to run", _how_to_run(preprocessing)),
     )
     return ModelCard(title="Model card", intro=tuple(intro), sections=sections)
+
+
+def _how_to_run(preprocessing: dict) -> tuple:
+    fallback = (
+        Span(" Without onnxruntime, "),
+        Span("predict.py", "code"),
+        Span(" falls back to "),
+        Span("model.pt", "code"),
+        Span(" with PyTorch."),
+    )
+    image = preprocessing.get("image")
+    if image is None:
+        return (
+            CodeBlock("pip install numpy onnxruntime\npython predict.py INPUT.csv -o predictions.csv"),
+            Paragraph(
+                (
+                    Span("predictions.csv", "code"),
+                    Span(" has one column, "),
+                    Span("prediction", "code"),
+                    Span(", one row per input row."),
+                    *fallback,
+                )
+            ),
+        )
+    colour = "grey" if image["channels"] == 1 else "RGB"
+    return (
+        CodeBlock("pip install numpy onnxruntime pillow\npython predict.py IMAGES_FOLDER -o predictions.csv"),
+        Paragraph(
+            (
+                Span("IMAGES_FOLDER", "code"),
+                Span(" holds PNG or JPEG files (a single image, or an .npz with "),
+                Span("x", "code"),
+                Span(
+                    f", works too); each is turned into {image['width']}×{image['height']} {colour} pixels as in "
+                    "training. "
+                ),
+                Span("predictions.csv", "code"),
+                Span(" has the columns "),
+                Span("file,prediction,probability", "code"),
+                Span("."),
+                *fallback,
+            )
+        ),
+    )
 
 
 def model_card(

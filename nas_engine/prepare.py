@@ -11,7 +11,9 @@ import numpy as np
 
 from nas_engine.dataset import detect_task, is_numeric, read_table, unknown_column_error
 from nas_engine.errors import DatasetError, TargetError
-from nas_engine.runtime import category_of, encode_rows, is_missing, parse_number
+from nas_engine.images import TARGET as IMAGE_TARGET
+from nas_engine.images import read_image_meta
+from nas_engine.runtime import category_of, encode_rows, is_missing, label_sort_key, parse_number
 from nas_engine.spaces import detect_image_shape
 
 TASKS = ("classification", "regression")
@@ -56,13 +58,14 @@ def prepare_data(
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
 ) -> PreparedData:
-    """Read a CSV, split it and encode it for training.
+    """Read a CSV (or an image set), split it and encode it for training.
 
     Rows whose target is missing are dropped. Classification splits are stratified when every
     class has at least two rows.
 
     Args:
-        path: The CSV file.
+        path: The CSV file, or an image set written by ``images.convert_image_upload`` (its pixel
+            columns then become numeric features and ``preprocessing["image"]`` holds its meta).
         target: Name of the column to predict.
         task: ``"classification"`` or ``"regression"``; guessed from the target when None.
         seed: Seed of the split.
@@ -97,7 +100,7 @@ def prepare_data(
     )
     if len(frame) < MIN_ROWS:
         raise DatasetError(f"The dataset has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed.")
-    labels = sorted(set(raw_target), key=_label_key) if task == "classification" else []
+    labels = sorted(set(raw_target), key=label_sort_key) if task == "classification" else []
 
     rng = np.random.default_rng(seed)
     strata = raw_target if task == "classification" else None
@@ -111,6 +114,9 @@ def prepare_data(
         "features": [_fit_feature(name, [r[name] for r in train_rows]) for name in features],
         "target": _fit_target(target, task, labels, [raw_target[i] for i in train]),
     }
+    image = read_image_meta(path)
+    if image is not None and target == IMAGE_TARGET:
+        prep["image"] = image  # size, channels, resampling, pixel columns: what predict.py needs for images
     prep["n_features"] = sum(1 if f["kind"] == "numeric" else len(f["categories"]) + 1 for f in prep["features"])
     y_all = _encode_target(raw_target, prep["target"], task)
     X_train, X_val, X_test = (encode_rows([rows[i] for i in part], prep) for part in (train, val, test))
@@ -131,12 +137,6 @@ def prepare_data(
         image_shape=detect_image_shape([f["kind"] for f in prep["features"]]),
         raw_test_rows=[rows[i] for i in test],
     )
-
-
-def _label_key(label: str):
-    # Numbers sort by value ("2" before "10"), then any text labels alphabetically.
-    number = parse_number(label)
-    return (0, number, label) if number is not None else (1, 0.0, label)
 
 
 def check_target(name: str, *, task: str, numeric: bool, classes: int, rows: int, inputs_empty: bool) -> None:

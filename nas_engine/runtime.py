@@ -1,23 +1,36 @@
-"""Turn raw CSV cells into model inputs and model outputs into predictions.
+"""Turn raw CSV cells (or image files) into model inputs and model outputs into predictions.
 
-This file is standalone (stdlib + numpy only) because it is copied verbatim into every exported
-bundle as ``predict.py``: training and the bundle run the very same transform, so they cannot drift.
+This file is standalone (stdlib + numpy at import time; Pillow only when images are read) because
+it is copied verbatim into every exported bundle as ``predict.py``: training and the bundle run the
+very same transform, so they cannot drift.
 
-Usage inside a bundle: ``python predict.py INPUT.csv [-o OUT.csv] [--model model.onnx]``
+Usage inside a bundle: ``python predict.py INPUT [-o OUT.csv] [--model model.onnx]``, where INPUT
+is a CSV file, or for a model trained on images a PNG/JPEG file, a folder of them or an .npz with ``x``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import sys
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 MISSING_TOKENS = frozenset({"", "na", "nan", "null", "none", "?"})
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MAX_IMAGE_SIDE = 4096
+_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L"})
+_WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L"})
+_RESAMPLING = {"bilinear": "BILINEAR"}  # the stored name -> Pillow's Image.Resampling member
+PIXEL_CELLS = tuple(  # the cell text of each pixel value
+    str(value) for value in range(256)
+)
 
 
 def is_missing(cell: str | None) -> bool:
@@ -46,6 +59,12 @@ def parse_number(cell: str | None) -> float | None:
 def category_of(cell: str | None) -> str | None:
     """Return the category a raw cell stands for, or None when it is missing."""
     return None if cell is None or is_missing(cell) else cell.strip()
+
+
+def label_sort_key(label: str) -> tuple:
+    """Sort key of class labels: numbers by value ("2" before "10"), then text alphabetically."""
+    number = parse_number(label)
+    return (0, number, label) if number is not None else (1, 0.0, label)
 
 
 def missing_columns(columns, prep: dict) -> list[str]:
@@ -124,6 +143,293 @@ def format_prediction(value) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
+# --- images ---------------------------------------------------------------------------------------
+
+
+def _pillow():
+    try:
+        from PIL import Image  # imported here: CSV predictions must not need Pillow
+    except ImportError:
+        raise ValueError("Reading images needs Pillow: pip install pillow") from None
+    return Image
+
+
+def open_image(data: bytes, *, max_side: int = MAX_IMAGE_SIDE):
+    """Decode PNG or JPEG bytes into an upright Pillow image, checking its size before its pixels.
+
+    Args:
+        data: The file's bytes.
+        max_side: Refuse images wider or taller than this (a small file can hold a huge image).
+
+    Returns:
+        The loaded ``PIL.Image.Image``.
+
+    Raises:
+        ValueError: The bytes are not a readable PNG or JPEG, or the image is too large; the
+            message says which.
+    """
+    Image = _pillow()
+    from PIL import ImageOps
+
+    try:
+        image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
+    except Image.DecompressionBombError:
+        raise ValueError(f"the image is far too large (at most {max_side} pixels per side)") from None
+    except (OSError, ValueError, SyntaxError, EOFError):
+        raise ValueError("not a readable PNG or JPEG image") from None
+    width, height = image.size
+    if max(width, height) > max_side:
+        raise ValueError(f"the image is {width}×{height} pixels; at most {max_side} per side")
+    # Pillow's decoders raise any of these on damaged data (SyntaxError for broken PNG chunks).
+    try:
+        image.load()
+        return ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
+        raise ValueError(f"damaged image data ({exc})") from None
+
+
+def is_grey(image) -> bool:
+    """Return True when a Pillow image has no colour: a grey mode, or R == G == B everywhere."""
+    if image.mode in _GREY_MODES:
+        return True
+    rgb = np.asarray(_in_mode(image, "RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
+def _in_mode(image, mode: str):
+    Image = _pillow()
+    if image.mode in _WIDE_GREY_MODES:
+        # Pillow clips 16-bit grey to 0..255 when converting to L; scale it down instead.
+        image = Image.fromarray((np.asarray(image, dtype=np.int64) >> 8).clip(0, 255).astype(np.uint8))
+    elif image.mode == "P":
+        image = image.convert("RGBA")  # a palette's transparency becomes alpha, which RGB then drops
+    return image if image.mode == mode else image.convert(mode)
+
+
+def image_pixels(image, meta: dict) -> np.ndarray:
+    """Turn a Pillow image into stored pixels: grey or RGB, resized to the stored size.
+
+    Args:
+        image: A ``PIL.Image.Image``.
+        meta: The image set's ``"image"`` meta (``height``, ``width``, ``channels``, ``resample``).
+
+    Returns:
+        A uint8 array of shape ``(channels, height, width)``.
+    """
+    Image = _pillow()
+    if meta["resample"] not in _RESAMPLING:
+        raise ValueError(f"Unknown resampling method '{meta['resample']}' in the preprocessing.")
+    resample = getattr(Image.Resampling, _RESAMPLING[meta["resample"]])
+    converted = _in_mode(image, "L" if meta["channels"] == 1 else "RGB")
+    array = np.asarray(converted.resize((meta["width"], meta["height"]), resample), dtype=np.uint8)
+    return np.ascontiguousarray(array[np.newaxis] if array.ndim == 2 else array.transpose(2, 0, 1))
+
+
+def decode_image(data: bytes, meta: dict) -> np.ndarray:
+    """Turn the bytes of a PNG or JPEG file into stored pixels; the app and every bundle use this.
+
+    Args:
+        data: The file's bytes.
+        meta: The image set's ``"image"`` meta.
+
+    Returns:
+        A uint8 array of shape ``(channels, height, width)``.
+
+    Raises:
+        ValueError: The bytes are not a readable PNG or JPEG image, or it is too large.
+    """
+    return image_pixels(open_image(data), meta)
+
+
+def array_pixels(array: np.ndarray, meta: dict) -> np.ndarray:
+    """Turn one uint8 image array (H×W×1 or H×W×3) into stored pixels, through Pillow like a file."""
+    image = _pillow().fromarray(np.ascontiguousarray(array[..., 0] if array.shape[-1] == 1 else array))
+    return image_pixels(image, meta)
+
+
+def as_image_array(x: np.ndarray) -> np.ndarray:
+    """Check an array of images and return it as uint8 N×H×W×C (C = 1 or 3).
+
+    Args:
+        x: N×H×W (grey) or N×H×W×C images: uint8 or whole numbers 0..255, or decimals 0..1
+            (scaled by 255 and rounded).
+
+    Raises:
+        ValueError: Another shape, type or value range; the message says what is expected.
+    """
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        shape = "×".join(map(str, x.shape))
+        raise ValueError(
+            f"x has shape {shape}; it must be N×H×W (grey images) or N×H×W×C with C = 1 (grey) or 3 (RGB)."
+        )
+    if x.shape[0] == 0 or min(x.shape[1:3]) == 0:
+        raise ValueError("x holds no images.")
+    if x.dtype == np.uint8:
+        return x
+    if x.dtype.kind in "iu":
+        lowest, highest = int(x.min()), int(x.max())
+        if lowest < 0 or highest > 255:
+            raise ValueError(f"x holds whole numbers from {lowest} to {highest}; pixels must lie between 0 and 255.")
+        return x.astype(np.uint8)
+    if x.dtype.kind == "f":
+        if not np.isfinite(x).all():
+            raise ValueError("x holds NaN or infinite values; every pixel needs a value between 0 and 1.")
+        low, high = float(x.min()), float(x.max())
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"x holds decimals from {low:g} to {high:g}; decimal pixels must lie between 0 and 1 "
+                "(or store whole numbers 0 to 255 as uint8)."
+            )
+        return np.rint(x * 255).astype(np.uint8)
+    raise ValueError(f"x holds values of type {x.dtype}; pixels must be uint8 (0 to 255) or decimals from 0 to 1.")
+
+
+def load_npz_images(path, *, name: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read ``x`` (and ``y`` when present) from an .npz file; ``x`` comes back as uint8 N×H×W×C.
+
+    An image set written by NAS Studio (pixels stored N×C×H×W, with ``meta``) is read too.
+    ``name`` is the file's name in messages (default: the name in ``path``).
+
+    Raises:
+        ValueError: The file is not a readable .npz, has no ``x``, holds Python objects, or ``x``
+            is not an array of images.
+    """
+    name = name or Path(path).name
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):
+                raise ValueError(f"'{name}' is a single .npy array; save x and y with np.savez(path, x=..., y=...).")
+            if "x" not in npz.files:
+                held = ", ".join(npz.files) or "nothing"
+                raise ValueError(f"'{name}' has no array named 'x' (it holds: {held}); save the images as x.")
+            x = npz["x"]
+            y = npz["y"] if "y" in npz.files else None
+            stored = "meta" in npz.files
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise ValueError(
+                f"'{name}' holds Python objects (an object array), which are not read for safety; save x as "
+                "a numeric array and y as numbers or strings."
+            ) from None
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile):
+        raise ValueError(f"'{name}' is not a readable .npz file (it may be damaged or cut short).") from None
+    if stored and x.ndim == 4:
+        x = x.transpose(0, 2, 3, 1)
+    return as_image_array(x), y
+
+
+def pixel_row(pixels: np.ndarray, meta: dict) -> dict:
+    """One row of raw cells (pixel column -> ``str(int)``) from stored pixels (C×H×W uint8)."""
+    return dict(zip(meta["columns"], [PIXEL_CELLS[v] for v in pixels.ravel().tolist()], strict=True))
+
+
+def image_rows(images: Iterable[tuple[str, bytes]], meta: dict) -> list[dict]:
+    """Decode image files into rows of raw cells, as the image set stores them.
+
+    Args:
+        images: ``(name, bytes)`` of each PNG or JPEG file.
+        meta: The image set's ``"image"`` meta.
+
+    Returns:
+        One dict per image: pixel column name -> cell text.
+
+    Raises:
+        ValueError: An image cannot be decoded; the message names the file.
+    """
+    rows = []
+    for name, data in images:
+        try:
+            pixels = decode_image(data, meta)
+        except ValueError as exc:
+            raise ValueError(f"'{name}' cannot be used: {exc}.") from None
+        rows.append(pixel_row(pixels, meta))
+    return rows
+
+
+def is_image_input(path) -> bool:
+    """Return True when ``path`` is an image file, a folder or an .npz (not a CSV)."""
+    path = Path(path)
+    return path.is_dir() or path.suffix.lower() in (*IMAGE_SUFFIXES, ".npz")
+
+
+def _hidden(parts: Iterable[str]) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
+def _input_images(path: Path, meta: dict) -> tuple[list[str], list[dict]]:
+    """Names and rows of the images at ``path``: an image file, a folder of them or an .npz."""
+    if path.suffix.lower() == ".npz":
+        x, _ = load_npz_images(path)
+        return [str(i) for i in range(len(x))], [pixel_row(array_pixels(image, meta), meta) for image in x]
+    if path.is_dir():
+        found = sorted(
+            (file.relative_to(path).as_posix(), file)
+            for file in path.rglob("*")
+            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file() and not _hidden(file.relative_to(path).parts)
+        )
+        if not found:
+            raise ValueError(f"The folder '{path}' holds no PNG or JPEG images.")
+        return [name for name, _ in found], image_rows(((name, file.read_bytes()) for name, file in found), meta)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"'{path.name}' is not a PNG or JPEG image, a folder of images or an .npz file.")
+    return [path.name], image_rows([(path.name, path.read_bytes())], meta)
+
+
+def _read_preprocessing(bundle_dir: Path) -> dict:
+    return json.loads((bundle_dir / "preprocessing.json").read_text(encoding="utf-8"))
+
+
+def predict_images(paths, *, bundle_dir, model_path=None) -> list[tuple[str, str, float | None]]:
+    """Predict images with a bundle trained on an image set.
+
+    Args:
+        paths: Image files, folders (searched recursively, sorted by relative path) or .npz files
+            with ``x``; a single path is accepted too.
+        bundle_dir: The unzipped bundle.
+        model_path: Model file (default: the bundle's model.onnx).
+
+    Returns:
+        ``(file, prediction, probability)`` per image: the file's name (its path inside a folder,
+        its row index in an .npz), the predicted label, and its softmax probability (None for
+        regression, where the prediction is a number).
+
+    Raises:
+        ValueError: The bundle was not trained on images, or an input cannot be read as images.
+        OSError: A file cannot be read.
+    """
+    bundle_dir = Path(bundle_dir)
+    prep = _read_preprocessing(bundle_dir)
+    meta = prep.get("image")
+    if meta is None:
+        raise ValueError("This model was trained on a table, not on images: give it a CSV file.")
+    names: list[str] = []
+    rows: list[dict] = []
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        more_names, more_rows = _input_images(Path(path), meta)
+        names += more_names
+        rows += more_rows
+    if not rows:
+        return []
+    outputs = _run_model(encode_rows(rows, prep), bundle_dir, model_path and Path(model_path))
+    predictions = decode_outputs(outputs, prep)
+    if prep["task"] != "classification":
+        return [(name, format_prediction(p), None) for name, p in zip(names, predictions, strict=True)]
+    logits = np.asarray(outputs, dtype=np.float64)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    best = (exp.max(axis=1) / exp.sum(axis=1)).tolist()
+    return [(name, str(p), float(b)) for name, p, b in zip(names, predictions, best, strict=True)]
+
+
+def write_image_predictions(results: list[tuple[str, str, float | None]], handle) -> None:
+    """Write image predictions as a CSV with ``file``, ``prediction`` and ``probability`` columns."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(["file", "prediction", "probability"])
+    writer.writerows([name, p, "" if b is None else format_prediction(b)] for name, p, b in results)
+
+
 def _run_model(matrix: np.ndarray, bundle_dir: Path, model_path: Path | None) -> np.ndarray:
     try:
         import onnxruntime
@@ -150,7 +456,7 @@ def predict_file(input_path, *, bundle_dir, model_path=None) -> list:
         OSError: A file cannot be read.
     """
     bundle_dir = Path(bundle_dir)
-    prep = json.loads((bundle_dir / "preprocessing.json").read_text(encoding="utf-8"))
+    prep = _read_preprocessing(bundle_dir)
     with open(input_path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         absent = missing_columns(reader.fieldnames, prep)
@@ -171,30 +477,45 @@ def write_predictions(predictions: list, handle) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: predict a CSV file with the model stored next to this script.
+    """Command line: predict a CSV file (or images) with the model stored next to this script.
 
     Returns:
         The exit code: 0 on success, 2 on bad input (one line on stderr, no output file).
     """
-    parser = argparse.ArgumentParser(description="Predict a CSV file with this model bundle.")
-    parser.add_argument("input", help="CSV file with the same feature columns as the training data")
+    parser = argparse.ArgumentParser(description="Predict a CSV file or images with this model bundle.")
+    parser.add_argument(
+        "input",
+        help="CSV file with the same feature columns as the training data; for a model trained on images, "
+        "a PNG/JPEG file, a folder of them or an .npz with x",
+    )
     parser.add_argument("-o", "--output", help="where to write predictions (default: stdout)")
     parser.add_argument("--model", help="model file (default: model.onnx next to this script)")
     parser.add_argument("--bundle-dir", default=str(Path(__file__).resolve().parent), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    images = is_image_input(args.input)
     try:
-        predictions = predict_file(args.input, bundle_dir=args.bundle_dir, model_path=args.model)
+        if images:
+            results = predict_images([args.input], bundle_dir=args.bundle_dir, model_path=args.model)
+        else:
+            predictions = predict_file(args.input, bundle_dir=args.bundle_dir, model_path=args.model)
     except FileNotFoundError as exc:
         sys.stderr.write(f"error: The file '{exc.filename}' was not found.\n")
         return 2
     except (OSError, ValueError, UnicodeDecodeError, csv.Error) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+
+    def write(handle) -> None:
+        if images:
+            write_image_predictions(results, handle)
+        else:
+            write_predictions(predictions, handle)
+
     if args.output:
         with open(args.output, "w", newline="", encoding="utf-8") as handle:
-            write_predictions(predictions, handle)
+            write(handle)
     else:
-        write_predictions(predictions, sys.stdout)
+        write(sys.stdout)
     return 0
 
 
