@@ -15,6 +15,8 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
+from tests.data_files import write_digit_pngs, zip_folder
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a-long-test-password-42"
 
@@ -75,6 +77,17 @@ def diabetes_csv(tmp_path_factory) -> Path:
     from sklearn.datasets import load_diabetes
 
     return write_sklearn_csv(load_diabetes, tmp_path_factory.mktemp("data") / "diabetes.csv", "progression")
+
+
+@pytest.fixture(scope="session")
+def digit_pngs(tmp_path_factory) -> Path:
+    """A folder of 40 digit PNGs per class (400 in all): enough to learn from, quick to search."""
+    return write_digit_pngs(tmp_path_factory.mktemp("digits") / "pngs", per_class=40)
+
+
+@pytest.fixture(scope="session")
+def digits_zip(tmp_path_factory, digit_pngs) -> Path:
+    return zip_folder(digit_pngs, tmp_path_factory.mktemp("digits_zip") / "digits.zip")
 
 
 # --- real processes on the test database -------------------------------------------------------

@@ -131,7 +131,9 @@ def test_the_page_script_gets_json_errors_by_field(alice_client, tmp_path):
 def test_the_upload_page_has_a_labelled_picker_a_drop_zone_and_a_progress_bar(alice_client):
     page = alice_client.get(reverse("dataset_upload")).content.decode()
     assert (
-        '<label for="id_file">CSV file</label>' in page and 'id="id_file"' in page and 'accept=".csv,text/csv"' in page
+        '<label for="id_file">CSV file or image archive</label>' in page
+        and 'id="id_file"' in page
+        and 'accept=".csv,text/csv,.zip,.tar.gz,.tgz,.npz"' in page
     )
     assert 'id="dropzone"' in page and '<progress id="upload-progress" max="100" value="0"' in page
     assert f'data-max-bytes="{settings.MAX_UPLOAD_BYTES}"' in page and "js/upload.js" in page

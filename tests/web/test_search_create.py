@@ -62,6 +62,20 @@ def test_it_creates_a_queued_job_with_the_detected_task(alice_client, alice, dat
     assert job.status == SearchJob.Status.QUEUED
 
 
+def test_a_new_search_never_sees_files_left_under_its_id(alice_client, dataset):
+    from pathlib import Path
+
+    from django.conf import settings
+
+    next_id = (SearchJob.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
+    stale = Path(settings.MEDIA_ROOT) / "jobs" / str(next_id) / "bundles" / "trial_0.zip"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"a bundle of a deleted search with the same id")
+    assert start(alice_client, dataset).status_code == 302
+    job = SearchJob.objects.get()
+    assert job.pk == next_id and not Path(job.artifacts_dir).exists()
+
+
 def test_empty_limits_mean_no_limit(alice_client, dataset):
     response = start(alice_client, dataset, max_params="", max_flops="", max_latency_ms="", max_size_kb="")
     assert response.status_code == 302

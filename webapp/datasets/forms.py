@@ -1,4 +1,4 @@
-"""The upload form: a CSV file and an optional display name."""
+"""The upload form: a CSV file or an image archive, and an optional display name."""
 
 from django import forms
 from django.conf import settings
@@ -6,9 +6,12 @@ from django.conf import settings
 
 class DatasetUploadForm(forms.Form):
     file = forms.FileField(
-        label="CSV file",
-        help_text="A CSV with a header row; one column is the target.",
-        widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
+        label="CSV file or image archive",
+        help_text=(
+            "A CSV with a header row (one column is the target), or images: a .zip or .tar.gz whose "
+            "top-level folders are the class names, holding PNG or JPEG files (or an .npz with x and y)."
+        ),
+        widget=forms.FileInput(attrs={"accept": ".csv,text/csv,.zip,.tar.gz,.tgz,.npz"}),
     )
     name = forms.CharField(max_length=200, required=False, help_text="Optional; the file name by default.")
 

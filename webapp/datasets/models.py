@@ -25,6 +25,11 @@ class Dataset(models.Model):
     def column_names(self) -> list[str]:
         return [column["name"] for column in self.profile["columns"]]
 
+    @property
+    def image(self) -> dict | None:
+        """The image profile (classes, sizes, sample thumbnails) of an image dataset; None for a CSV."""
+        return self.profile.get("image")
+
     def column(self, name: str) -> dict | None:
         return next((column for column in self.profile["columns"] if column["name"] == name), None)
 

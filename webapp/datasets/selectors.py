@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+import nas_engine
 from webapp.datasets.models import Dataset
 from webapp.searches.selectors import search_summaries
 
@@ -50,9 +51,12 @@ def dataset_profile(*, dataset: Dataset, target: str = "") -> dict:
     ``complete = False``, so their page still renders and says what is missing.
     """
     stored = dataset.profile
+    image = stored.get("image")
     columns = [
         {**column, "distribution": column.get("distribution"), "mean": column.get("mean")}
         for column in stored["columns"]
+        # An image set's other columns are its pixels: the page shows the images instead.
+        if not image or column["name"] == nas_engine.images.TARGET
     ]
     rows = stored.get("rows", dataset.rows) or 0
     for column in columns:
@@ -68,6 +72,7 @@ def dataset_profile(*, dataset: Dataset, target: str = "") -> dict:
         "leakage_checked": stored.get("leakage_checked"),  # None: profiled before leaks were checked
         "preview": stored.get("preview", []),
         "complete": "preview" in stored,
+        "image": image and _image_summary(image),
         # What the target chart needs, by column name (the page's script reads it as JSON).
         "chart": {
             column["name"]: {
@@ -81,3 +86,16 @@ def dataset_profile(*, dataset: Dataset, target: str = "") -> dict:
             for column in columns
         },
     }
+
+
+def _image_summary(image: dict) -> dict:
+    """The image profile with what its page section shows: classes with their share and samples."""
+    total = sum(count for _, count in image["classes"]) or 1
+    most = max((count for _, count in image["classes"]), default=1) or 1
+    classes = [
+        {"name": name, "count": count, "percent": round(100 * count / total), "bar": round(100 * count / most)}
+        for name, count in image["classes"]
+    ]
+    for row in classes:
+        row["samples"] = image["samples"].get(row["name"], [])
+    return {**image, "class_rows": classes, "grey": image["channels"] == 1}

@@ -15,7 +15,11 @@ logger = logging.getLogger(__name__)
 
 
 def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
-    """Profile an uploaded CSV and keep it, or raise DatasetError and keep nothing.
+    """Profile an uploaded CSV (or convert an image archive) and keep it, or raise DatasetError and
+    keep nothing.
+
+    An image upload (.zip / .tar.gz of class folders, or .npz) is decoded once into the engine's
+    image set (pixel columns + ``label``), which every later step reads like a table.
 
     Args:
         owner: the user who uploads.
@@ -23,15 +27,25 @@ def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
         name: a display name; the file name when empty.
 
     Raises:
-        nas_engine.DatasetError: the file is not a CSV the engine can use; the message says why.
+        nas_engine.DatasetError: the file is not data the engine can use; the message says why.
     """
     source = Path(uploaded_file.temporary_file_path())
-    profile = nas_engine.profile_csv(source, limits=csv_limits())
-    relative = Path("datasets") / str(owner.pk) / f"{uuid.uuid4().hex}.csv"
+    images = nas_engine.is_image_upload(uploaded_file.name)
+    relative = Path("datasets") / str(owner.pk) / f"{uuid.uuid4().hex}{'.npz' if images else '.csv'}"
     destination = Path(settings.MEDIA_ROOT) / relative
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
-        shutil.copyfile(source, destination)  # inside the try: a full disk must not leave half a file
+        if images:
+            image_profile = nas_engine.convert_image_upload(
+                source, destination, filename=uploaded_file.name, limits=archive_limits()
+            )
+            # The image set's columns are pixels the engine wrote itself, bounded by its own size cap.
+            profile = nas_engine.profile_csv(destination, limits=nas_engine.CsvLimits(max_columns=None))
+            stored = profile.to_dict() | {"image": image_profile.to_dict()}
+        else:
+            profile = nas_engine.profile_csv(source, limits=csv_limits())
+            stored = profile.to_dict()
+            shutil.copyfile(source, destination)  # inside the try: a full disk must not leave half a file
         with transaction.atomic():
             return Dataset.objects.create(
                 owner=owner,
@@ -41,11 +55,20 @@ def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
                 size_bytes=destination.stat().st_size,
                 rows=profile.rows,
                 column_count=len(profile.columns),
-                profile=profile.to_dict(),
+                profile=stored,
             )
     except BaseException:
         destination.unlink(missing_ok=True)
         raise
+
+
+def archive_limits() -> nas_engine.ArchiveLimits:
+    """The limits an uploaded image archive must respect, from settings (IMAGE_MAX_*)."""
+    return nas_engine.ArchiveLimits(
+        max_files=settings.IMAGE_MAX_FILES,
+        max_total_bytes=settings.IMAGE_MAX_TOTAL_MB * 1024 * 1024,
+        max_file_bytes=settings.IMAGE_MAX_FILE_MB * 1024 * 1024,
+    )
 
 
 def csv_limits() -> nas_engine.CsvLimits:

@@ -61,11 +61,17 @@ def dataset_upload(request):
     except (nas_engine.DatasetError, quotas.QuotaExceeded) as exc:
         form.add_error("file", str(exc))
         return _upload_failed(request, form)
-    messages.success(request, f"Uploaded {dataset.name}: {dataset.rows} rows, {dataset.column_count} columns.")
+    messages.success(request, f"Uploaded {dataset.name}: {_contents(dataset)}.")
     url = reverse("dataset_detail", args=[dataset.pk])
     if _wants_json(request):
         return JsonResponse({"redirect": url}, status=201)
     return redirect(url)
+
+
+def _contents(dataset) -> str:
+    if dataset.image:
+        return f"{dataset.rows} images in {len(dataset.image['classes'])} classes"
+    return f"{dataset.rows} rows, {dataset.column_count} columns"
 
 
 def _wants_json(request) -> bool:

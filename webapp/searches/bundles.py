@@ -99,7 +99,7 @@ def trial_bundle(*, trial: Trial) -> Path:
         "refit_on_train_and_validation": bool(trial.final_weights_path),
         "train_seconds": trial.train_seconds,
     }
-    check_rows = runtime.read_csv_rows(job.dataset.file.path)[:CHECK_ROWS]
+    check_rows = dataset_rows(job.dataset, max_rows=CHECK_ROWS)
     with _storage_errors():
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_free_space(path.parent, Path(tempfile.gettempdir()))
@@ -124,9 +124,29 @@ def trial_bundle(*, trial: Trial) -> Path:
     return path
 
 
+def dataset_rows(dataset, *, max_rows: int | None = None) -> list[dict]:
+    """The dataset's first ``max_rows`` rows (all when None) as raw cells, one dict per row; an image
+    set reads as its pixel columns and ``label``."""
+    path = dataset.file.path
+    if dataset.image:
+        return nas_engine.dataset.read_table(path, max_rows=max_rows).to_dict("records")
+    rows = runtime.read_csv_rows(path)
+    return rows if max_rows is None else rows[:max_rows]
+
+
 def trial_predictions(*, trial: Trial, csv_path: str) -> list:
     """The trial's predictions for every row of a CSV, computed in-process with torch."""
     return nas_engine.predict_csv(_load_trial_model(trial), trial.job.preprocessing, csv_path)
+
+
+def trial_dataset_predictions(*, trial: Trial) -> list:
+    """The trial's predictions for every row of its job's dataset (a CSV or an image set)."""
+    dataset = trial.job.dataset
+    if not dataset.image:
+        return trial_predictions(trial=trial, csv_path=dataset.file.path)
+    preprocessing = trial.job.preprocessing
+    matrix = runtime.encode_rows(dataset_rows(dataset), preprocessing)
+    return runtime.decode_outputs(predict_raw(_load_trial_model(trial), matrix), preprocessing)
 
 
 # --- the model page: its card, its layer diagram, and "try it" predictions ---------------------
@@ -241,4 +261,26 @@ def trial_try_predictions(*, trial: Trial, csv_path: str, max_rows: int = TRY_MA
     logits = predict_raw(model, runtime.encode_rows(runtime.read_csv_rows(csv_path), preprocessing))
     return TriedRows(
         predictions=predictions, labels=list(preprocessing["target"]["labels"]), probabilities=_softmax(logits)
+    )
+
+
+def trial_try_images(*, trial: Trial, images: list[tuple[str, bytes]]) -> TriedRows:
+    """Predict uploaded images with the trial's model: each is decoded and resized by the code the
+    upload and the bundle's predict.py use (``runtime.image_rows``), so all three see the same pixels.
+
+    Raises:
+        DatasetError: An image cannot be decoded (the message names it).
+        NasError: The trial has no usable model.
+    """
+    preprocessing = trial.job.preprocessing
+    try:
+        rows = runtime.image_rows(images, preprocessing["image"])
+    except ValueError as exc:
+        raise nas_engine.DatasetError(str(exc)) from None
+    model = _load_trial_model(trial)
+    logits = predict_raw(model, runtime.encode_rows(rows, preprocessing))
+    return TriedRows(
+        predictions=runtime.decode_outputs(logits, preprocessing),
+        labels=list(preprocessing["target"]["labels"]),
+        probabilities=_softmax(logits),
     )

@@ -95,6 +95,11 @@ class SearchJobForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.dataset = dataset
         columns = dataset.column_names
+        if dataset.image:
+            # An image set has one target, its class folders; the other columns are its pixels.
+            columns = [nas_engine.images.TARGET]
+            self.fields["task"].choices = [(SearchJob.Task.CLASSIFICATION, "Classification (which class)")]
+            self.fields["task"].initial = SearchJob.Task.CLASSIFICATION
         self.fields["target"].choices = [(name, name) for name in columns]
         self.fields["target"].initial = columns[-1]
         self.fields["strategy"].choices = _strategy_choices()
@@ -125,6 +130,13 @@ class SearchJobForm(forms.Form):
     def advanced_has_errors(self) -> bool:
         """Whether the "Advanced options" section must open to show an error."""
         return any(name in self.errors for name in GROUPS["advanced"])
+
+    @property
+    def target_profiles(self) -> dict:
+        """What the page's script needs to describe a target: the profiles of the columns it may choose
+        (not an image set's pixels)."""
+        choosable = {name for name, _ in self.fields["target"].choices}
+        return {"columns": [c for c in self.dataset.profile["columns"] if c["name"] in choosable]}
 
     @property
     def strategy_descriptions(self) -> dict[str, str]:

@@ -21,6 +21,7 @@ from webapp.searches.views import spreadsheet_safe
 TEMPLATE = "searches/trial.html"
 PAGE_ROWS = 100  # predictions shown in the page; the CSV download has all of them
 CLASS_COLUMNS = 6  # up to this many classes, each gets its own probability column
+TOP_CLASSES = 3  # with more classes, the most likely few are listed
 
 
 class TryItForm(forms.Form):
@@ -32,9 +33,17 @@ class TryItForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, too_large: bool = False, **kwargs):
+    def __init__(self, *args, images: bool = False, too_large: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.too_large = too_large
+        self.images = images
+        self.accept = ".png,.jpg,.jpeg,image/png,image/jpeg" if images else ".csv,text/csv"
+        if images:
+            self.fields["file"].label = "Image file (PNG or JPEG)"
+            self.fields["file"].help_text = (
+                f"One image, of any size: it is resized as the training images were. At most "
+                f"{settings.MAX_UPLOAD_MB} MB. Nothing is kept."
+            )
 
     def clean(self):
         if self.too_large:
@@ -65,9 +74,10 @@ def trial_detail(request, pk: int, number: int):
     if trial.status not in Trial.WITH_MODEL or trial.job.preprocessing is None:
         return _page(request, trial, status=409, no_model=_no_model_reason(trial))
     card = bundles.trial_model_card(trial=trial)
+    images = "image" in trial.job.preprocessing
     if request.method == "GET":
-        return _page(request, trial, card=card, form=TryItForm())
-    form = TryItForm(request.POST, request.FILES, too_large=getattr(request, "upload_too_large", False))
+        return _page(request, trial, card=card, form=TryItForm(images=images))
+    form = TryItForm(request.POST, request.FILES, images=images, too_large=getattr(request, "upload_too_large", False))
     try:
         tried, status = _predict_upload(trial, form)
     finally:
@@ -86,7 +96,10 @@ def _predict_upload(trial: Trial, form: TryItForm) -> tuple[bundles.TriedRows | 
     if not form.is_valid():
         return None, 400
     try:
-        path = form.cleaned_data["file"].temporary_file_path()  # settings stream every upload to disk
+        upload = form.cleaned_data["file"]
+        if form.images:
+            return bundles.trial_try_images(trial=trial, images=[(upload.name, upload.read())]), 200
+        path = upload.temporary_file_path()  # settings stream every upload to disk
         return bundles.trial_try_predictions(trial=trial, csv_path=path), 200
     except nas_engine.DatasetError as exc:
         form.add_error("file", str(exc))
@@ -106,9 +119,18 @@ def _shown(tried: bundles.TriedRows) -> dict:
             percents = [100 * float(p) for p in tried.probabilities[i]]
             row["probability"] = percents[tried.labels.index(prediction)]
             row["per_class"] = percents if len(tried.labels) <= CLASS_COLUMNS else []
+            if not row["per_class"]:  # too many classes for a column each: the most likely few instead
+                best = sorted(range(len(percents)), key=lambda k: -percents[k])[:TOP_CLASSES]
+                row["top"] = [(tried.labels[k], percents[k]) for k in best]
         rows.append(row)
     per_class = tried.probabilities is not None and len(tried.labels) <= CLASS_COLUMNS
-    return {"rows": rows, "labels": tried.labels if per_class else [], "classification": bool(tried.labels)}
+    top = tried.probabilities is not None and not per_class
+    return {
+        "rows": rows,
+        "labels": tried.labels if per_class else [],
+        "classification": bool(tried.labels),
+        "top": top,
+    }
 
 
 def _prediction_text(value) -> str:

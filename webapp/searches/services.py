@@ -70,9 +70,17 @@ def search_create(
             max_size_bytes=max_size_bytes,
             message="Waiting for a worker",
         )
-        search_log_add(job_id=job.pk, status=job.status, message=job.message)
-        transaction.on_commit(lambda: search_dispatch(job_id=job.pk))
+        _queue_new(job, log_message=job.message)
     return job
+
+
+def _queue_new(job: SearchJob, *, log_message: str) -> None:
+    """Log a just-created job and send it to a worker once committed. Files left under its id by a
+    deleted job (a database whose ids started again) are removed first: a new search never sees an
+    earlier one's weights or bundles."""
+    shutil.rmtree(job.artifacts_dir, ignore_errors=True)
+    search_log_add(job_id=job.pk, status=job.status, message=log_message)
+    transaction.on_commit(lambda: search_dispatch(job_id=job.pk))
 
 
 def search_log_add(*, job_id: int, status: str, message: str, error: str = "") -> SearchLogEntry | None:
@@ -147,8 +155,7 @@ def search_rerun(*, job: SearchJob) -> SearchJob:
         rerun = SearchJob.objects.create(
             **{name: getattr(job, name) for name in RERUN_FIELDS}, rerun_of=job, message="Waiting for a worker"
         )
-        search_log_add(job_id=rerun.pk, status=rerun.status, message=f"Re-run of search #{job.pk}; {rerun.message}")
-        transaction.on_commit(lambda: search_dispatch(job_id=rerun.pk))
+        _queue_new(rerun, log_message=f"Re-run of search #{job.pk}; {rerun.message}")
     return rerun
 
 

@@ -111,7 +111,7 @@ def trial_predictions(request, pk: int, number: int):
     if error:
         return error
     try:
-        predictions = bundles.trial_predictions(trial=trial, csv_path=trial.job.dataset.file.path)
+        predictions = bundles.trial_dataset_predictions(trial=trial)
     except nas_engine.NasError as exc:
         return HttpResponse(str(exc), status=409)
     response = HttpResponse(content_type="text/csv")

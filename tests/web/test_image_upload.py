@@ -1,0 +1,112 @@
+"""Uploading images: a zip (or .tar.gz) of class folders becomes an image dataset whose page shows
+class counts, sizes, thumbnails and the files it skipped; a bad archive gets a clear message next
+to the file field and leaves no row and no file behind; the search form offers only what fits."""
+
+import io
+import tarfile
+import zipfile
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from tests.web.helpers import stored_dataset_files, upload, upload_dataset
+from webapp.datasets.models import Dataset
+
+pytestmark = pytest.mark.django_db
+
+
+def png_bytes(folder, label: str) -> bytes:
+    return sorted((folder / label).glob("*.png"))[0].read_bytes()
+
+
+def write_zip(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_of_class_folders_becomes_an_image_dataset(alice_client, alice, digits_zip):
+    dataset = upload_dataset(alice_client, digits_zip)
+    assert dataset.owner == alice and dataset.rows == 400 and dataset.file.name.endswith(".npz")
+    image = dataset.image
+    assert image["classes"] == [[str(k), 40] for k in range(10)]  # (class, images), as JSON keeps it
+    assert (image["height"], image["width"], image["channels"]) == (8, 8, 1)
+    page = alice_client.get(reverse("dataset_detail", args=[dataset.pk])).content.decode()
+    assert "400</strong> images in <strong>10</strong> classes" in page
+    assert page.count('class="thumb"') == 60 and page.count("data:image/png;base64,") >= 60
+    assert 'id="preview"' not in page and ">p0<" not in page  # pixels are not listed as columns
+    assert '<option value="label" selected>label</option>' in page
+    assert '<option value="regression"' not in page
+
+
+def test_a_tar_gz_works_too(alice_client, digit_pngs, tmp_path):
+    path = tmp_path / "digits.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for label in ("1", "2"):
+            for png in sorted((digit_pngs / label).glob("*.png"))[:10]:
+                archive.add(png, arcname=f"{label}/{png.name}")
+    dataset = upload_dataset(alice_client, path)
+    assert dataset.rows == 20 and len(dataset.image["classes"]) == 2
+
+
+def test_a_corrupt_image_is_skipped_and_listed_on_the_page(alice_client, digit_pngs, tmp_path):
+    members = {f"{label}/{n}.png": png_bytes(digit_pngs, label) for label in ("1", "2") for n in range(6)}
+    members["2/broken.png"] = b"\x89PNG\r\n\x1a\n" + b"not really a png"
+    dataset = upload_dataset(alice_client, write_zip(tmp_path / "some_broken.zip", members))
+    assert dataset.rows == 12 and dataset.image["skipped_count"] == 1
+    page = alice_client.get(reverse("dataset_detail", args=[dataset.pk])).content.decode()
+    assert 'id="skipped-images"' in page and "2/broken.png" in page
+
+
+def bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("1/a.png", b"\0" * (40 * 2**20))  # 40 MB of zeros stored in ~40 KB
+        archive.writestr("2/b.png", b"\0" * 100)
+    return buffer.getvalue()
+
+
+def symlink_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("1/a.png", b"x")
+        link = zipfile.ZipInfo("2/b.png")
+        link.external_attr = 0o120777 << 16  # a symbolic link
+        archive.writestr(link, "/etc/passwd")
+    return buffer.getvalue()
+
+
+BAD_ARCHIVES = [
+    # (id, members or raw bytes, words the message by the file field holds)
+    ("one-class", {"1/a.png": "PNG", "1/b.png": "PNG"}, "class"),
+    ("empty-class-folder", {"1/a.png": "PNG", "2/b.png": "PNG", "3/": b""}, "'3'"),
+    ("path-traversal", {"1/a.png": "PNG", "../2/evil.png": "PNG"}, ".."),
+    ("absolute-path", {"1/a.png": "PNG", "/2/evil.png": "PNG"}, "/2/evil.png"),
+    ("no-images", {"1/notes.txt": b"hello", "2/more.txt": b"hi"}, "image"),
+    ("zip-bomb", bomb, "expand"),
+    ("symlink", symlink_zip, "link"),
+    ("not-a-zip", b"PK\x03\x04 this is not really a zip", "zip"),
+]
+
+
+@pytest.mark.parametrize(
+    ("members", "words"), [case[1:] for case in BAD_ARCHIVES], ids=[case[0] for case in BAD_ARCHIVES]
+)
+def test_a_bad_archive_is_refused_by_the_field_and_leaves_nothing(alice_client, digit_pngs, tmp_path, members, words):
+    before = stored_dataset_files(settings.MEDIA_ROOT)
+    path = tmp_path / "bad.zip"
+    if callable(members):
+        path.write_bytes(members())
+    elif isinstance(members, bytes):
+        path.write_bytes(members)
+    else:
+        png = png_bytes(digit_pngs, "1")
+        write_zip(path, {name: png if data == "PNG" else data for name, data in members.items()})
+    response = upload(alice_client, path)
+    assert response.status_code == 400
+    errors = " ".join(response.context["form"].errors["file"])
+    assert words.lower() in errors.lower(), errors
+    assert "Traceback" not in response.content.decode()
+    assert not Dataset.objects.exists() and stored_dataset_files(settings.MEDIA_ROOT) == before
