@@ -12,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from nas_engine import runtime
+from nas_engine.augment import AUGMENTATIONS
 from nas_engine.config import SearchConfig
 from nas_engine.errors import NasError
 from nas_engine.export import export_bundle
@@ -58,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--eta", type=int, default=3, help="multi-fidelity: keep 1/eta at each rung")
     search.add_argument("--min-epochs", type=int, default=3, help="multi-fidelity: epochs of the lowest rung")
     search.add_argument("--cv-folds", type=int, help="k-fold scoring (default: 5 on small data, else off)")
+    search.add_argument(
+        "--augment", choices=tuple(AUGMENTATIONS), default="none",
+        help="change training images at random: shift (digits, letters) or shift_flip (photos); images only",
+    )  # fmt: skip
     search.add_argument("--seed", type=int, default=0)
     search.add_argument(
         "--export", choices=("recommended", "best", "ensemble"), default="recommended",
@@ -112,6 +117,7 @@ def _search(args: argparse.Namespace) -> int:
         eta=args.eta,
         min_epochs=args.min_epochs,
         cv_folds=args.cv_folds,
+        augment=args.augment,
         seed=args.seed,
     )
     with tempfile.TemporaryDirectory() as artifacts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from nas_engine.augment import AUGMENTATIONS
 from nas_engine.errors import ConstraintError
 from nas_engine.fidelity import Fidelity
 from nas_engine.results import OBJECTIVES
@@ -40,6 +41,8 @@ class SearchConfig:
         min_epochs: Epochs of the lowest rung.
         cv_folds: Score each trial by k-fold cross-validation over train+validation; None picks
             it from the data size (see ``evaluator.auto_cv_folds``), 1 turns it off.
+        augment: Change training images at random: ``"none"``, ``"shift"`` or ``"shift_flip"``
+            (``augment.AUGMENTATIONS``); only for data whose columns form an image.
 
     Raises:
         ConstraintError: A budget or limit is not a positive number.
@@ -64,6 +67,7 @@ class SearchConfig:
     eta: int = 3
     min_epochs: int = 3
     cv_folds: int | None = None
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
@@ -74,6 +78,8 @@ class SearchConfig:
             raise ValueError(f"Unknown strategy '{self.strategy}'; known strategies: {', '.join(STRATEGIES)}.")
         if self.space != "auto" and self.space not in SPACES:
             raise ValueError(f"Unknown search space '{self.space}'; use auto or one of: {', '.join(SPACES)}.")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"Unknown augmentation '{self.augment}'; use one of: {', '.join(AUGMENTATIONS)}.")
         if self.fidelity not in set(Fidelity):
             raise ValueError(f"Unknown fidelity '{self.fidelity}'; use one of: {', '.join(Fidelity)}.")
         object.__setattr__(self, "objectives", tuple(self.objectives))  # a list from JSON or a form

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas_engine.augment import Augmentation
+
 EVAL_CHUNK = 4096
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SMALL_TRAIN_ROWS = 300  # below this a validation split has < 100 rows: too noisy to choose among many models
@@ -140,6 +142,8 @@ class Trainer:
         validation: ``(X_val, y_val)`` for early stopping and metrics, or None.
         patience: Epochs without improvement of the validation loss before stopping.
         target_std: Standard deviation of the original target (regression RMSE units).
+        augmentation: Changes each training batch at random (drawn from the trainer's own
+            generator, so a seed still gives the same model); None trains on the rows as they are.
     """
 
     def __init__(
@@ -154,8 +158,10 @@ class Trainer:
         validation: tuple[np.ndarray, np.ndarray] | None = None,
         patience: int | None = None,
         target_std: float = 1.0,
+        augmentation: Augmentation | None = None,
     ) -> None:
         self.model, self.task, self.settings = model, task, settings
+        self.augmentation = augmentation
         self.X, self.y = torch.from_numpy(X_train), torch.from_numpy(y_train)
         self.validation, self.patience, self.target_std = validation, patience, target_std
         self.generator = torch.Generator().manual_seed(seed)
@@ -223,7 +229,10 @@ class Trainer:
             if len(idx) < 2 < len(order):
                 continue  # batch-norm cannot train on a lone row; it is seen again next epoch
             self.optimizer.zero_grad()
-            loss = _loss(self.model(self.X[idx]), self.y[idx], self.task)
+            inputs = self.X[idx]
+            if self.augmentation is not None:
+                inputs = self.augmentation.apply(inputs, self.generator)
+            loss = _loss(self.model(inputs), self.y[idx], self.task)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     "Training diverged (the loss became NaN or infinite); a lower learning rate may help."
@@ -291,9 +300,12 @@ class CrossValidatedTrainer:
         seed: Seed of the fold split and of each fold's trainer.
         patience: Early-stopping patience of each fold.
         target_std: Standard deviation of the original target.
+        augmentation: Passed to each fold's trainer.
     """
 
-    def __init__(self, build, *, X, y, folds, task, settings, seed, patience=None, target_std=1.0) -> None:
+    def __init__(
+        self, build, *, X, y, folds, task, settings, seed, patience=None, target_std=1.0, augmentation=None
+    ) -> None:
         parts = fold_indices(y, folds=folds, seed=seed, stratify=task == "classification")
         self.trainers = []
         for i, held_out in enumerate(parts):
@@ -309,6 +321,7 @@ class CrossValidatedTrainer:
                     validation=(X[held_out], y[held_out]),
                     patience=patience,
                     target_std=target_std,
+                    augmentation=augmentation,
                 )
             )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas_engine.augment import augmentation_for
 from nas_engine.evaluator import Trainer, TrainSettings, evaluate_model, measure_latency_ms, one_thread
 from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, require_score
@@ -112,7 +113,9 @@ def _test_metrics(model: torch.nn.Module, data: PreparedData) -> dict:
     return evaluate_model(model, data.X_test, data.y_test, task=data.task, target_std=std)
 
 
-def refit(arch: dict, data: PreparedData, *, epochs: int, seed: int) -> tuple[torch.nn.Module, dict]:
+def refit(
+    arch: dict, data: PreparedData, *, epochs: int, seed: int, augment: str = "none"
+) -> tuple[torch.nn.Module, dict]:
     """Train ``arch`` from scratch on train+validation for ``epochs``, then score it on the test split.
 
     The search chose the architecture and its epoch count on the validation split; training on
@@ -124,6 +127,7 @@ def refit(arch: dict, data: PreparedData, *, epochs: int, seed: int) -> tuple[to
         data: The prepared splits the search used.
         epochs: Epochs to train (the trial's ``metrics["best_epoch"]``).
         seed: Seed of the weights, batch order and dropout.
+        augment: The search's augmentation of training images (``SearchConfig.augment``).
 
     Returns:
         The trained model (eval mode) and its test metrics.
@@ -137,6 +141,7 @@ def refit(arch: dict, data: PreparedData, *, epochs: int, seed: int) -> tuple[to
         task=data.task,
         settings=TrainSettings.from_architecture(arch),
         seed=seed,
+        augmentation=augmentation_for(augment, data.image_shape),
     )
     with one_thread():
         trainer.train(until_epoch=max(1, int(epochs)))
@@ -258,7 +263,9 @@ def finalize_front(
             on_status(StatusEvent(status="finalizing", progress=i / len(chosen), message=message))
         start = time.monotonic()
         epochs = trial.metrics.get("best_epoch", trial.metrics.get("epochs", 1))
-        model, test_metrics = refit(trial.architecture, data, epochs=epochs, seed=seed + trial.number)
+        model, test_metrics = refit(
+            trial.architecture, data, epochs=epochs, seed=seed + trial.number, augment=result.augment
+        )
         path = artifacts_dir / f"trial_{trial.number}_final.pt"
         torch.save(model.state_dict(), path)
         finals[trial.number] = FinalModel(

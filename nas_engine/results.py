@@ -162,6 +162,7 @@ class SearchResult:
     test_metrics: dict = field(default_factory=dict)
     objectives: tuple[str, ...] = ("score", "params")
     recommended: TrialResult | None = None
+    augment: str = "none"  # how training images were augmented (the refit trains the same way)
 
     def to_dict(self) -> dict:
         return {
@@ -174,4 +175,5 @@ class SearchResult:
             "test_metrics": dict(self.test_metrics),
             "objectives": list(self.objectives),
             "recommended": self.recommended.number if self.recommended else None,
+            "augment": self.augment,
         }

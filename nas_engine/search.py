@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nas_engine.augment import augmentation_for
 from nas_engine.config import SearchConfig
 from nas_engine.errors import ConstraintError, NasError
 from nas_engine.evaluator import (
@@ -129,6 +130,7 @@ class _Loop:
         self.trial_seconds = float(trial_seconds)
         self.on_trial, self.on_status, self.should_cancel = on_trial, on_status, should_cancel
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
+        self.augmentation = augmentation_for(config.augment, data.image_shape)
         self.strategy = STRATEGIES[config.strategy](space=space, seed=config.seed, objectives=config.objectives)
         min_epochs = min(config.min_epochs, config.max_epochs)  # only checked when fidelity is on
         self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=config.max_epochs, eta=config.eta)
@@ -335,6 +337,7 @@ class _Loop:
             "seed": seed,
             "patience": self.config.patience,
             "target_std": data.preprocessing["target"].get("std", 1.0),
+            "augmentation": self.augmentation,
         }
         if self.cv_folds > 1:
             X, y = np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val])
@@ -444,6 +447,7 @@ class _Loop:
             task=self.data.task,
             test_metrics=self.test_metrics(best),
             objectives=self.config.objectives,
+            augment=self.config.augment,
             recommended=recommend(
                 front, task=self.data.task, n_validation=self.validation_rows(), cost=self.config.objectives[1]
             ),

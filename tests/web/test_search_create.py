@@ -115,6 +115,8 @@ def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset,
         ({"max_trials": 0}, "max_trials", "greater than"),
         ({"seed": -1}, "seed", "greater than"),
         ({"seed": 2**40}, "seed", "less than"),
+        ({"augment": "shift"}, "augment", "do not form an image"),
+        ({"augment": "blur"}, "augment", "Select a valid choice"),
     ],
     ids=[
         "unknown-target", "zero-budget", "huge-budget", "text-budget", "missing-budget", "negative-params",
@@ -122,7 +124,7 @@ def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset,
         "overflowing-params", "infinite-latency",
         "unknown-strategy", "unknown-task", "unknown-objective", "cnn-on-tabular", "unknown-fidelity",
         "same-objective-twice", "zero-latency", "text-latency", "zero-size", "zero-trials", "negative-seed",
-        "huge-seed",
+        "huge-seed", "augment-a-table", "unknown-augment",
     ],
 )  # fmt: skip
 def test_it_rejects_bad_settings_with_a_message_by_the_field(alice_client, dataset, fields, field, message):

@@ -114,7 +114,13 @@ def trial_bundle(*, trial: Trial) -> Path:
                 metrics=metrics,
                 out_path=part,
                 dataset_name=job.dataset.name,
-                extra={"seed": job.seed, "search": job.pk, "trial": trial.number, "objectives": job.objectives},
+                extra={
+                    "seed": job.seed,
+                    "search": job.pk,
+                    "trial": trial.number,
+                    "objectives": job.objectives,
+                    "augment": job.augment,
+                },
                 costs=nas_engine.Costs(**trial.to_dict()["costs"]),
                 check_rows=check_rows,
             )

@@ -26,7 +26,7 @@ GROUPS = {  # how the page arranges the fields that are not sliders
     "data": ("target", "task"),
     "objective": ("cost_objective",),
     "strategy": ("strategy",),
-    "advanced": ("third_objective", "max_size_kb", "max_trials", "space", "fidelity", "seed"),
+    "advanced": ("third_objective", "max_size_kb", "max_trials", "space", "fidelity", "augment", "seed"),
 }
 # How each slider moves: `stops` "log" is 1-2-5 steps from `low` to `high` with a last stop meaning
 # no limit; "duration" is round durations up to the site's budget cap. `unit` picks the wording
@@ -86,6 +86,12 @@ class SearchJobForm(forms.Form):
     )  # fmt: skip
     space = forms.ChoiceField(label="Kind of network", choices=SearchJob.Space.choices, initial=SearchJob.Space.AUTO)
     fidelity = forms.ChoiceField(label="Training", choices=SearchJob.Fidelity.choices, initial=SearchJob.Fidelity.NONE)
+    augment = forms.ChoiceField(
+        label="Augment training images", choices=SearchJob.Augment.choices, initial=SearchJob.Augment.NONE,
+        required=False,  # left out (an older page, a script): none
+        help_text="Random changes to each training image, so the model learns the shape rather than the pixels. "
+        "Mirroring suits photos, not digits or letters.",
+    )  # fmt: skip
     seed = forms.IntegerField(
         label="Random seed", initial=0, min_value=0, max_value=2**31 - 1,
         help_text="The same seed and settings propose the same networks again.",
@@ -100,6 +106,9 @@ class SearchJobForm(forms.Form):
             columns = [nas_engine.images.TARGET]
             self.fields["task"].choices = [(SearchJob.Task.CLASSIFICATION, "Classification (which class)")]
             self.fields["task"].initial = SearchJob.Task.CLASSIFICATION
+            # Shifts help every kind of picture; a mirrored digit or letter is another one.
+            grey = dataset.image["channels"] == 1
+            self.fields["augment"].initial = SearchJob.Augment.SHIFT if grey else SearchJob.Augment.SHIFT_FLIP
         self.fields["target"].choices = [(name, name) for name in columns]
         self.fields["target"].initial = columns[-1]
         self.fields["strategy"].choices = _strategy_choices()
@@ -174,6 +183,9 @@ class SearchJobForm(forms.Form):
         except nas_engine.TargetError as exc:
             self.add_error(exc.field, str(exc))
         cleaned["task"] = task
+        cleaned["augment"] = cleaned.get("augment") or SearchJob.Augment.NONE
+        if cleaned["augment"] != SearchJob.Augment.NONE and not self._features_form_an_image(target):
+            self.add_error("augment", "Augmentation changes images; this dataset's columns do not form an image.")
         if cleaned.get("space") == SearchJob.Space.CNN and not self._features_form_an_image(target):
             self.add_error(
                 "space",

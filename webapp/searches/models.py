@@ -28,6 +28,11 @@ class SearchJob(models.Model):
         SUCCESSIVE_HALVING = "successive_halving", "Successive halving (more candidates, fewer epochs each)"
         HYPERBAND = "hyperband", "Hyperband"
 
+    class Augment(models.TextChoices):
+        NONE = "none", "None: the images as they are"
+        SHIFT = "shift", "Shift by a few pixels (digits, letters, shapes)"
+        SHIFT_FLIP = "shift_flip", "Shift and mirror (photos)"
+
     ENDED = (Status.FINISHED, Status.FAILED, Status.CANCELLED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="search_jobs")
@@ -37,6 +42,7 @@ class SearchJob(models.Model):
     strategy = models.CharField(max_length=40, default="random")
     space = models.CharField(max_length=20, choices=Space.choices, default=Space.AUTO)
     fidelity = models.CharField(max_length=30, choices=Fidelity.choices, default=Fidelity.NONE)
+    augment = models.CharField(max_length=20, choices=Augment.choices, default=Augment.NONE)
     objectives = models.JSONField(default=list, help_text='e.g. ["score", "params"]; the score first.')
     seed = models.IntegerField(default=0)
     budget_seconds = models.PositiveIntegerField()

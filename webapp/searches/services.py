@@ -48,6 +48,7 @@ def search_create(
     max_flops: int | None = None,
     max_latency_ms: float | None = None,
     max_size_bytes: int | None = None,
+    augment: str = SearchJob.Augment.NONE,
 ) -> SearchJob:
     """Create a queued job and send it to a worker once the row is committed."""
 
@@ -68,6 +69,7 @@ def search_create(
             max_flops=max_flops,
             max_latency_ms=max_latency_ms,
             max_size_bytes=max_size_bytes,
+            augment=augment,
             message="Waiting for a worker",
         )
         _queue_new(job, log_message=job.message)
@@ -144,7 +146,7 @@ def search_cancel(*, job: SearchJob) -> bool:
 
 RERUN_FIELDS = (
     "owner", "dataset", "target", "task", "strategy", "space", "fidelity", "objectives", "seed", "budget_seconds",
-    "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes",
+    "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes", "augment",
 )  # fmt: skip
 
 
@@ -311,6 +313,7 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         fidelity=job.fidelity,
         objectives=tuple(job.objectives or ("score", "params")),
         seed=job.seed,
+        augment=job.augment,
     )
     Path(job.artifacts_dir).mkdir(parents=True, exist_ok=True)
     result = nas_engine.run_search(
