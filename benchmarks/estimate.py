@@ -25,11 +25,11 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 
 import nas_engine
+from benchmarks.report import write_table
 from nas_engine.dataset import profile_csv
 from nas_engine.estimate import THROUGHPUT, DataShape
 from nas_engine.results import TrialStatus
 
-RESULTS = Path(__file__).parent / "results"
 BUDGETS = [float(b) for b in os.environ.get("BENCH_ESTIMATE_BUDGETS", "10,30").split(",")]
 DATASETS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "diabetes": load_diabetes, "digits": load_digits}
 # (fidelity, extra settings): full training, multi-fidelity, and a parameter limit
@@ -83,29 +83,22 @@ def run(workdir: Path) -> list[dict]:
 
 
 def write(rows: list[dict]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "estimate.json").write_text(json.dumps(rows, indent=2))
     ratios = [row["ratio"] for row in rows]
     log_errors = [abs(math.log(r)) for r in ratios if r > 0]
-    columns = list(rows[0])
-    lines = [
-        "# Trial estimate vs real searches",
-        "",
-        "`estimated`: trials the form's estimate (nas_engine.estimate_search, from the stored profile) "
-        "predicted; `actual`: trials run_search trained in the same budget (analytic rejections not "
-        "counted); ratio = estimated / actual. Seed 0, default strategy and epochs, one torch thread.",
-        f"Geometric mean of the ratio: {math.exp(statistics.fmean(map(math.log, ratios))):.2f}; "
-        f"within a factor of 2: {sum(e <= math.log(2) for e in log_errors)} of {len(ratios)} runs. "
-        f"Machine: {os.cpu_count()} CPUs; `load` is the 1-minute load average after each search: other work "
-        "on the machine slows the real searches (ratio above 1), not the estimate.",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    path = RESULTS / "estimate.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_table(
+        "estimate",
+        rows,
+        title="Trial estimate vs real searches",
+        notes=[
+            "`estimated`: trials the form's estimate (nas_engine.estimate_search, from the stored profile) "
+            "predicted; `actual`: trials run_search trained in the same budget (analytic rejections not "
+            "counted); ratio = estimated / actual. Seed 0, default strategy and epochs, one torch thread.",
+            f"Geometric mean of the ratio: {math.exp(statistics.fmean(map(math.log, ratios))):.2f}; "
+            f"within a factor of 2: {sum(e <= math.log(2) for e in log_errors)} of {len(ratios)} runs. "
+            f"Machine: {os.cpu_count()} CPUs; `load` is the 1-minute load average after each search: other work "
+            "on the machine slows the real searches (ratio above 1), not the estimate.",
+        ],
+    )
 
 
 # --- calibration -----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ benchmarks/results/images.{md,json}.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ from sklearn.metrics import accuracy_score
 from sklearn.svm import SVC
 
 import nas_engine
-from benchmarks.search_quality import BUDGET_SECONDS, FIDELITY, RESULTS, STRATEGY
+from benchmarks.report import write_table
+from benchmarks.search_quality import BUDGET_SECONDS, FIDELITY, STRATEGY
 from tests.data_files import write_digit_pngs, zip_folder
 
 
@@ -84,23 +84,16 @@ def _search(data, profile, baselines: dict, augment: str, workdir: Path) -> dict
 
 
 def write(rows: list[dict]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "images.json").write_text(json.dumps(rows, indent=2))
-    columns = list(rows[0])
-    lines = [
-        f"# Images: digits as PNG files, {STRATEGY} + {FIDELITY}, {BUDGET_SECONDS:g} s of search (seed 0)",
-        "",
-        "The zip of class folders goes through nas_engine.convert_image_upload (the web upload's code);",
-        "the recommended model is refit on train+validation, exported, and scored once on the test split.",
-        "SVC and logistic regression are fit on the same train+validation pixels (standardised per pixel).",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
-    path = RESULTS / "images.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_table(
+        "images",
+        rows,
+        title=f"Images: digits as PNG files, {STRATEGY} + {FIDELITY}, {BUDGET_SECONDS:g} s of search (seed 0)",
+        notes=[
+            "The zip of class folders goes through nas_engine.convert_image_upload (the web upload's code);",
+            "the recommended model is refit on train+validation, exported, and scored once on the test split.",
+            "SVC and logistic regression are fit on the same train+validation pixels (standardised per pixel).",
+        ],
+    )
 
 
 if __name__ == "__main__":

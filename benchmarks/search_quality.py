@@ -7,7 +7,6 @@ benchmarks/results/search_quality.{md,json}.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -21,8 +20,8 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.svm import SVC, SVR
 
 import nas_engine
+from benchmarks.report import write_table
 
-RESULTS = Path(__file__).parent / "results"
 BUDGET_SECONDS = float(os.environ.get("BENCH_BUDGET_SECONDS", "60"))
 DATASETS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "digits": load_digits, "diabetes": load_diabetes}
 
@@ -93,21 +92,14 @@ def run(workdir: Path) -> list[dict]:
 
 
 def write(rows: list[dict]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "search_quality.json").write_text(json.dumps(rows, indent=2))
-    columns = list(rows[0])
-    lines = [
-        f"# Search quality: {STRATEGY} + {FIDELITY}, {BUDGET_SECONDS:g} s per dataset (test split, seed 0)",
-        "",
-        "All NAS models are refit on train+validation and scored once on the test split:",
-        "nas_recommended is what the CLI exports and the web page chooses by default (the cheapest front",
-        "model within one standard error of the best validation score); nas_best the highest validation",
-        "score; nas_ensemble the top-3 ensemble. Baselines are fit on the same train+validation rows.",
-        "",
-        "| " + " | ".join(columns) + " |",
-        "|" + "---|" * len(columns),
-    ]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
-    path = RESULTS / "search_quality.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_table(
+        "search_quality",
+        rows,
+        title=f"Search quality: {STRATEGY} + {FIDELITY}, {BUDGET_SECONDS:g} s per dataset (test split, seed 0)",
+        notes=[
+            "All NAS models are refit on train+validation and scored once on the test split:",
+            "nas_recommended is what the CLI exports and the web page chooses by default (the cheapest front",
+            "model within one standard error of the best validation score); nas_best the highest validation",
+            "score; nas_ensemble the top-3 ensemble. Baselines are fit on the same train+validation rows.",
+        ],
+    )

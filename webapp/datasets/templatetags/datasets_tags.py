@@ -2,6 +2,7 @@
 
 from django import template
 
+import nas_engine
 from webapp.datasets import selectors
 
 register = template.Library()
@@ -16,17 +17,8 @@ def dataset_profile(dataset, target="") -> dict:
 
 @register.filter
 def duration(seconds) -> str:
-    """45 -> "45 s", 600 -> "10 min", 5400 -> "1 h 30 min" (the words static/js/units.js uses)."""
-    if seconds is None:
-        return "–"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        minutes, rest = divmod(s, 60)
-        return f"{minutes} min" + (f" {rest} s" if rest else "")
-    hours, minutes = divmod(round(s / 60), 60)
-    return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    """45 -> "45 s", 600 -> "10 min", 5400 -> "1 h 30 min": the engine's words for a duration."""
+    return "–" if seconds is None else nas_engine.estimate.duration(seconds)
 
 
 @register.filter
