@@ -13,8 +13,8 @@ from nas_engine.errors import ConstraintError
 
 AUGMENTATIONS = {
     "none": "Train on the images as they are.",
-    "shift": "Shift each training image by a few pixels at random: for digits, letters and other shapes "
-    "whose mirror image means something else.",
+    "shift": "Shift each training image by a few pixels at random: for shapes whose mirror image means "
+    "something else (letters, symbols) and that are large enough for a shift to be small.",
     "shift_flip": "Shift at random and mirror half of the training images left to right: for photos, where a "
     "mirrored cat is still a cat.",
 }

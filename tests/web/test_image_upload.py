@@ -39,7 +39,7 @@ def test_a_zip_of_class_folders_becomes_an_image_dataset(alice_client, alice, di
     assert 'id="preview"' not in page and ">p0<" not in page  # pixels are not listed as columns
     assert '<option value="label" selected>label</option>' in page
     assert '<option value="regression"' not in page
-    assert '<option value="shift" selected>' in page  # grey digits: shifts, never mirrors
+    assert '<option value="none" selected>' in page  # grey digits: no augmentation unless asked for
 
 
 def test_a_tar_gz_works_too(alice_client, digit_pngs, tmp_path):

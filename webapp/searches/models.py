@@ -30,7 +30,7 @@ class SearchJob(models.Model):
 
     class Augment(models.TextChoices):
         NONE = "none", "None: the images as they are"
-        SHIFT = "shift", "Shift by a few pixels (digits, letters, shapes)"
+        SHIFT = "shift", "Shift by a few pixels (letters, shapes)"
         SHIFT_FLIP = "shift_flip", "Shift and mirror (photos)"
 
     ENDED = (Status.FINISHED, Status.FAILED, Status.CANCELLED)
