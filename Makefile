@@ -50,4 +50,4 @@ clean:
 # The README's screenshots, taken by the browser tests of the pages they show.
 screenshots: $(STAMP) chromium
 	NAS_VAR_DIR=$(TEST_VAR) DOC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m webapp.stack exec -- \
-	  $(PY) -m pytest -q tests/web/test_browser.py tests/web/test_model_page_browser.py
+	  $(PY) -m pytest -q tests/web/test_browser.py tests/web/test_model_page_browser.py tests/web/test_images_browser.py

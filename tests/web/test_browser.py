@@ -32,6 +32,7 @@ def test_a_practitioner_signs_up_searches_and_downloads_without_reloading(
     page.click("#upload-form button[type=submit]")
     page.wait_for_selector("#search-form")
     assert page.locator("#profile").inner_text().count("mean radius") == 1
+    page.wait_for_selector('#target-chart[data-kind="counts"]')  # the class balance, drawn by plotly
     doc_screenshot(page, "dataset-profile")
 
     page.select_option("select[name=target]", "diagnosis")

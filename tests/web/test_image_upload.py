@@ -35,6 +35,10 @@ def test_a_zip_of_class_folders_becomes_an_image_dataset(alice_client, alice, di
     assert (image["height"], image["width"], image["channels"]) == (8, 8, 1)
     page = alice_client.get(reverse("dataset_detail", args=[dataset.pk])).content.decode()
     assert "400</strong> images in <strong>10</strong> classes" in page
+    assert (
+        '<strong id="dataset-rows">400</strong> images' in page and '<strong id="dataset-classes">10</strong>' in page
+    )
+    assert "<h2>Warnings</h2>" not in page and "Leaks into the target" not in page  # pixels are not columns
     assert page.count('class="thumb"') == 60 and page.count("data:image/png;base64,") >= 60
     assert 'id="preview"' not in page and ">p0<" not in page  # pixels are not listed as columns
     assert '<option value="label" selected>label</option>' in page

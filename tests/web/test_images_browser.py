@@ -39,6 +39,7 @@ def test_a_practitioner_searches_images_and_the_bundle_agrees_with_the_page(
     assert page.locator("#image-classes img.thumb").count() == 60  # six samples of each class
     assert page.evaluate("document.querySelector('#image-classes img.thumb').naturalWidth") == 8
     assert page.input_value("select[name=target]") == "label"
+    page.wait_for_selector('#target-chart[data-target="label"][data-kind="counts"]')  # images per class
     doc_screenshot(page, "image-dataset")
 
     page.click("#advanced summary")
