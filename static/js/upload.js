@@ -22,9 +22,9 @@
     return bytes + " B";
   }
 
-  // Errors go in the box under their field ("file", "name"; "__all__" under the form).
+  // Errors go in the box under their field ("file", "name", "image_size"; "__all__" under the form).
   function showErrors(errors) {
-    ["file", "name", "__all__"].forEach((field) => {
+    ["file", "name", "image_size", "__all__"].forEach((field) => {
       const box = document.getElementById(field === "__all__" ? "form-errors" : field + "-errors");
       const wrapper = document.getElementById(field + "-field");
       const messages = errors[field] || [];

@@ -46,6 +46,23 @@ def test_a_zip_of_class_folders_becomes_an_image_dataset(alice_client, alice, di
     assert '<option value="none" selected>' in page  # grey digits: no augmentation unless asked for
 
 
+def test_the_uploader_may_choose_the_image_size(alice_client, digits_zip):
+    with open(digits_zip, "rb") as handle:
+        response = alice_client.post(reverse("dataset_upload"), {"file": handle, "image_size": "16"})
+    assert response.status_code == 302
+    dataset = Dataset.objects.get()
+    assert (dataset.image["height"], dataset.image["width"], dataset.column_count) == (16, 16, 16 * 16 + 1)
+
+
+@pytest.mark.parametrize("size", ["4", "65", "big"])
+def test_an_image_size_out_of_range_is_refused_by_its_field(alice_client, digits_zip, size):
+    with open(digits_zip, "rb") as handle:
+        response = alice_client.post(reverse("dataset_upload"), {"file": handle, "image_size": size})
+    assert response.status_code == 400 and response.context["form"].errors["image_size"]
+    assert 'id="image_size-errors"><p class="error"' in response.content.decode()
+    assert not Dataset.objects.exists()
+
+
 def test_a_tar_gz_works_too(alice_client, digit_pngs, tmp_path):
     path = tmp_path / "digits.tar.gz"
     with tarfile.open(path, "w:gz") as archive:

@@ -14,6 +14,11 @@ class DatasetUploadForm(forms.Form):
         widget=forms.FileInput(attrs={"accept": ".csv,text/csv,.zip,.tar.gz,.tgz,.npz"}),
     )
     name = forms.CharField(max_length=200, required=False, help_text="Optional; the file name by default.")
+    image_size = forms.IntegerField(
+        label="Image size (images only)", required=False, min_value=8, max_value=64,
+        help_text="Every image is resized to this many pixels square. Empty: the images' median size, "
+        "at most 32 (bigger images train much slower on a CPU).",
+    )  # fmt: skip
 
     def __init__(self, *args, too_large: bool = False, **kwargs):
         super().__init__(*args, **kwargs)

@@ -14,7 +14,7 @@ from webapp.datasets.models import Dataset
 logger = logging.getLogger(__name__)
 
 
-def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
+def dataset_create(*, owner, uploaded_file, name: str = "", image_size: int | None = None) -> Dataset:
     """Profile an uploaded CSV (or convert an image archive) and keep it, or raise DatasetError and
     keep nothing.
 
@@ -25,6 +25,8 @@ def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
         owner: the user who uploads.
         uploaded_file: a Django UploadedFile already streamed to a temporary file on disk.
         name: a display name; the file name when empty.
+        image_size: the square side images are resized to; None: from the images (their median side,
+            8 to 32). A CSV ignores it.
 
     Raises:
         nas_engine.DatasetError: the file is not data the engine can use; the message says why.
@@ -37,7 +39,7 @@ def dataset_create(*, owner, uploaded_file, name: str = "") -> Dataset:
     try:
         if images:
             image_profile = nas_engine.convert_image_upload(
-                source, destination, filename=uploaded_file.name, limits=archive_limits()
+                source, destination, filename=uploaded_file.name, limits=archive_limits(), size=image_size
             )
             # The image set's columns are pixels the engine wrote itself, bounded by its own size cap.
             profile = nas_engine.profile_csv(destination, limits=nas_engine.CsvLimits(max_columns=None))

@@ -56,7 +56,10 @@ def dataset_upload(request):
     try:
         quotas.check_upload(user=request.user, size_bytes=form.cleaned_data["file"].size)
         dataset = services.dataset_create(
-            owner=request.user, uploaded_file=form.cleaned_data["file"], name=form.cleaned_data["name"]
+            owner=request.user,
+            uploaded_file=form.cleaned_data["file"],
+            name=form.cleaned_data["name"],
+            image_size=form.cleaned_data["image_size"],
         )
     except (nas_engine.DatasetError, quotas.QuotaExceeded) as exc:
         form.add_error("file", str(exc))
