@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   const form = document.getElementById("try-form");
-  if (!form || !window.fetch || !window.DOMParser || !window.FormData) return;
+  if (!form || !window.fetch || !window.DOMParser || !window.FormData || !window.NasFiles) return;
   const status = document.getElementById("try-status");
   const buttons = form.querySelectorAll("button[type=submit]");
   let busy = false;
@@ -39,22 +39,6 @@
     form.querySelector("input[type=file]").removeAttribute("aria-invalid");
   }
 
-  function filenameOf(response) {
-    const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
-    return match ? match[1] : "predictions.csv";
-  }
-
-  function download(blob, filename) {
-    const url = URL.createObjectURL(blob);
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = filename;
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
-  }
-
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (busy) return;
@@ -69,7 +53,7 @@
       const type = response.headers.get("Content-Type") || "";
       if (response.ok && type.startsWith("text/csv")) {
         clearErrors();
-        download(await response.blob(), filenameOf(response));
+        window.NasFiles.save(await response.blob(), window.NasFiles.nameOf(response, "predictions.csv"));
         message = "The CSV with every prediction was downloaded.";
       } else if (type.startsWith("text/html")) {
         const doc = new DOMParser().parseFromString(await response.text(), "text/html");

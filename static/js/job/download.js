@@ -6,21 +6,7 @@
   window.NasJob = window.NasJob || {};
   const U = window.NasUnits;
 
-  function filename(response, href) {
-    const match = /filename="?([^";]+)"?/.exec(response.headers.get("Content-Disposition") || "");
-    return match ? match[1] : href.split("/").pop();
-  }
-
-  function save(blob, name) {
-    const url = URL.createObjectURL(blob);
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = name;
-    document.body.appendChild(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
-  }
+  const Files = window.NasFiles;
 
   // The server's own words for a refusal (409: no model, weights gone), never an HTML error page.
   async function failure(response) {
@@ -60,8 +46,8 @@
         }
         text.textContent = U.bytes(received) + (total ? " of " + U.bytes(total) : "");
       }
-      const name = filename(response, anchor.href);
-      save(new Blob(chunks, { type: "application/zip" }), name);
+      const name = Files.nameOf(response, anchor.href.split("/").pop());
+      Files.save(new Blob(chunks, { type: "application/zip" }), name);
       text.textContent = "Saved " + name + " (" + U.bytes(received) + ").";
     } catch (error) {
       state.classList.add("error");
