@@ -29,6 +29,7 @@ from benchmarks.report import write_table
 from nas_engine.dataset import profile_csv
 from nas_engine.estimate import THROUGHPUT, DataShape
 from nas_engine.results import TrialStatus
+from tests.data_files import write_sklearn_csv
 
 BUDGETS = [float(b) for b in os.environ.get("BENCH_ESTIMATE_BUDGETS", "10,30").split(",")]
 DATASETS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "diabetes": load_diabetes, "digits": load_digits}
@@ -44,8 +45,7 @@ def _trained(result: nas_engine.SearchResult) -> list[nas_engine.TrialResult]:
 def run(workdir: Path) -> list[dict]:
     rows = []
     for name, loader in DATASETS.items():
-        csv_path = workdir / f"{name}.csv"
-        loader(as_frame=True).frame.to_csv(csv_path, index=False)
+        csv_path = write_sklearn_csv(loader, workdir / f"{name}.csv")
         data = nas_engine.prepare_data(csv_path, target="target", seed=0)
         shape = DataShape.from_profile(profile_csv(csv_path).to_dict(), target="target", task=data.task)
         for budget in BUDGETS:

@@ -21,6 +21,7 @@ from sklearn.svm import SVC, SVR
 
 import nas_engine
 from benchmarks.report import write_table
+from tests.data_files import write_sklearn_csv
 
 BUDGET_SECONDS = float(os.environ.get("BENCH_BUDGET_SECONDS", "60"))
 DATASETS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "digits": load_digits, "diabetes": load_diabetes}
@@ -58,8 +59,7 @@ FIDELITY = os.environ.get("BENCH_FIDELITY", "hyperband")
 def run(workdir: Path) -> list[dict]:
     rows = []
     for name, loader in DATASETS.items():
-        csv_path = workdir / f"{name}.csv"
-        loader(as_frame=True).frame.to_csv(csv_path, index=False)
+        csv_path = write_sklearn_csv(loader, workdir / f"{name}.csv")
         data = nas_engine.prepare_data(csv_path, target="target", seed=0)
         config = nas_engine.SearchConfig(
             target="target", budget_seconds=BUDGET_SECONDS, seed=0, strategy=STRATEGY, fidelity=FIDELITY

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
-from tests.data_files import write_digit_pngs, zip_folder
+from tests.data_files import write_digit_pngs, write_sklearn_csv, zip_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "a-long-test-password-42"
@@ -57,12 +57,6 @@ def queued_job(alice, alice_client, breast_cancer_csv, django_capture_on_commit_
         return services.search_create(
             user=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30
         )
-
-
-def write_sklearn_csv(loader, path: Path, target: str = "target") -> Path:
-    frame = loader(as_frame=True).frame.rename(columns={"target": target})
-    frame.to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture(scope="session")

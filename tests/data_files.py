@@ -5,6 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def write_sklearn_csv(loader, path: Path, target: str = "target") -> Path:
+    """One of sklearn's bundled datasets (``load_iris``...) as a CSV, its target column named ``target``."""
+    frame = loader(as_frame=True).frame.rename(columns={"target": target})
+    frame.to_csv(path, index=False)
+    return path
+
+
 def write_digit_pngs(folder: Path, *, per_class: int | None = None) -> Path:
     """sklearn's 8×8 digits as grey PNG files in one folder per class (``folder/7/0042.png``); the
     first ``per_class`` images of each class, or all 1,797."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nas_engine import prepare_data
-from tests.conftest import write_sklearn_csv
+from tests.data_files import write_sklearn_csv
 
 # breast_cancer_csv and diabetes_csv come from tests/conftest.py.
 
