@@ -23,7 +23,7 @@ from nas_engine.model_card import ModelCard, build_model_card
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, check_target, prepare_data
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
-from nas_engine.search import run_search
+from nas_engine.search import SUPERNET_FILE, run_search
 from nas_engine.selection import knee_point
 from nas_engine.spaces import SPACES, detect_image_shape
 from nas_engine.strategies import STRATEGIES
@@ -35,6 +35,7 @@ load_model = load_final_model  # one loader for single networks and ensembles
 __all__ = [
     "SPACES",
     "STRATEGIES",
+    "SUPERNET_FILE",
     "ArchiveLimits",
     "ColumnProfile",
     "ConstraintError",

@@ -4,6 +4,8 @@ images with a bundle."""
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import sys
 import tempfile
 import zipfile
@@ -22,10 +24,11 @@ from nas_engine.images import convert_image_upload, is_image_upload, read_image_
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
 from nas_engine.results import TrialResult, TrialStatus, objective_vector
-from nas_engine.search import run_search
+from nas_engine.search import SUPERNET_FILE, run_search
 from nas_engine.spaces import SPACES
 from nas_engine.strategies import STRATEGIES
 
+TRIALS_FILE = "trials.json"  # what --keep writes and --warm-start reads
 BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} left{postfix}"
 
 
@@ -70,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
         "highest validation score; ensemble: the best distinct models averaged (all refit on train+validation)",
     )  # fmt: skip
     search.add_argument("--out", required=True, help="bundle zip to write")
+    search.add_argument(
+        "--keep", metavar="DIR",
+        help="also keep the search in DIR (trials.json, and supernet.pt for spos/darts) for a later --warm-start",
+    )  # fmt: skip
+    search.add_argument(
+        "--warm-start", metavar="DIR",
+        help="start from a search kept with --keep on data with the same columns: the strategy learns from its "
+        "trials first, and spos/darts start from its supernet",
+    )  # fmt: skip
     predict = commands.add_parser("predict", help="predict a CSV with an exported bundle")
     predict.add_argument("bundle", help="bundle zip written by 'search'")
     predict.add_argument("input", help="CSV to predict; for a model trained on images, an image, a folder or an .npz")
@@ -130,12 +142,49 @@ def _search(args: argparse.Namespace) -> int:
         return _search_prepared(args, config, data, artifacts)
 
 
+def _read_kept(folder: str | None) -> tuple[list[TrialResult], Path | None]:
+    """The trials and supernet file a ``--keep`` folder holds (none without a folder).
+
+    Raises:
+        NasError: The folder holds no readable trials.json.
+    """
+    if folder is None:
+        return [], None
+    path = Path(folder) / TRIALS_FILE
+    try:
+        trials = [TrialResult.from_dict(item) for item in json.loads(path.read_text(encoding="utf-8"))]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise NasError(f"'{folder}' is not a search kept with --keep (cannot read {TRIALS_FILE}: {exc}).") from None
+    supernet = Path(folder) / SUPERNET_FILE
+    return [t for t in trials if t.architecture.get("space") != "ensemble"], supernet if supernet.exists() else None
+
+
+def _keep(folder: str, result, artifacts: str) -> None:
+    """Write the trials (and the supernet, if one was trained) where ``--keep`` asked."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    trials = [dict(t.to_dict(), weights_path=None) for t in result.trials]  # weights stay in a temporary folder
+    (out / TRIALS_FILE).write_text(json.dumps(trials), encoding="utf-8")
+    supernet = Path(artifacts) / SUPERNET_FILE
+    if supernet.exists():
+        shutil.copyfile(supernet, out / SUPERNET_FILE)
+
+
 def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: PreparedData, artifacts: str) -> int:
     progress = _Progress(config.objectives)
+    warm_trials, warm_supernet = _read_kept(args.warm_start)
     with progress.bar:
         result = run_search(
-            config, data, on_trial=progress.on_trial, on_status=progress.on_status, artifacts_dir=artifacts
+            config,
+            data,
+            on_trial=progress.on_trial,
+            on_status=progress.on_status,
+            artifacts_dir=artifacts,
+            warm_start=warm_trials,
+            warm_supernet=warm_supernet,
         )
+        if args.keep:
+            _keep(args.keep, result, artifacts)
         if result.best is None:
             raise NasError("No trial completed within the budget and limits; raise the budget or loosen the limits.")
         finals = finalize_front(result, data, artifacts_dir=artifacts, seed=config.seed, on_status=progress.on_status)

@@ -163,6 +163,7 @@ class SearchResult:
     objectives: tuple[str, ...] = ("score", "params")
     recommended: TrialResult | None = None
     augment: str = "none"  # how training images were augmented (the refit trains the same way)
+    one_shot: dict = field(default_factory=dict)  # a one-shot strategy's figures (supernet seconds, ...)
 
     def to_dict(self) -> dict:
         return {
@@ -176,4 +177,5 @@ class SearchResult:
             "objectives": list(self.objectives),
             "recommended": self.recommended.number if self.recommended else None,
             "augment": self.augment,
+            "one_shot": dict(self.one_shot),
         }

@@ -32,7 +32,7 @@ from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, objective_vector
 from nas_engine.selection import recommend
 from nas_engine.spaces import SearchSpace, make_space
-from nas_engine.strategies import STRATEGIES
+from nas_engine.strategies import STRATEGIES, OneShotStrategy
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,12 @@ MAX_BRACKET_SIZE = 81  # eta**rungs explodes with many rungs (max_epochs 10,000)
 TRIAL_BUDGET_SHARE = 0.25
 MIN_TRIAL_SECONDS = 30.0
 TIMED_OUT_PREFIX = "stopped after"
+# A one-shot strategy (SPOS, DARTS) may spend this share of the budget on its supernet before the
+# first trial; the rest retrains its shortlist (and searches around it) as ordinary trials.
+ONE_SHOT_SHARE = 0.3
+SUPERNET_EPOCHS_PER_TRIAL_EPOCH = 4  # the supernet trains for this many times a trial's max_epochs
+SUPERNET_FILE = "supernet.pt"
+ONE_SHOT_REPORT_SECONDS = 2.0  # a supernet reports progress every epoch; status events go out at most this often
 TIMED_OUT = TIMED_OUT_PREFIX + " {seconds:g} s: longer than this search allows per model"
 
 
@@ -124,7 +130,18 @@ class _Loop:
     """State of one running search; exists so run_search reads as the steps it takes."""
 
     def __init__(
-        self, config, data, space, on_trial, on_status, should_cancel, artifacts_dir, *, elapsed_before, trial_seconds
+        self,
+        config,
+        data,
+        space,
+        on_trial,
+        on_status,
+        should_cancel,
+        artifacts_dir,
+        *,
+        elapsed_before,
+        trial_seconds,
+        warm_state=None,
     ):
         self.config, self.data, self.space = config, data, space
         self.trial_seconds = float(trial_seconds)
@@ -145,6 +162,16 @@ class _Loop:
         self.failures = self.rejections = 0  # in a row
         self.exhausted = self.cancelled = False
         self.best: dict[TrialStatus, tuple[TrialResult, dict]] = {}  # per status: best trial and its weights
+        self.warm_state = warm_state  # a supernet from an earlier search, for one-shot strategies
+        self.one_shot_scores: dict[str, float] = {}  # arch hash -> score with the supernet's weights
+        self.one_shot_notes: dict = {}
+
+    def warm_start(self, trials: Sequence[TrialResult]) -> None:
+        """Tell the strategy what an earlier search on data of the same schema found, before it
+        proposes: prior knowledge only (those trials are not results of this search, do not count
+        toward ``max_trials`` and their architectures may be tried again on this data)."""
+        if trials:
+            self.strategy.tell(sorted(trials, key=lambda trial: trial.number))
 
     def resume(self, kept: Sequence[TrialResult]) -> None:
         """Take over the trials an earlier run of this search reported: they stay in the results (in
@@ -250,7 +277,7 @@ class _Loop:
             "number": candidate.number,
             "architecture": candidate.arch,
             "arch_hash": self.space.arch_hash(candidate.arch),
-            "metrics": {**outcome.metrics, "epochs_budget": candidate.epochs_budget},
+            "metrics": {**outcome.metrics, "epochs_budget": candidate.epochs_budget} | self.one_shot_metrics(candidate),
             "costs": dataclasses.replace(candidate.costs, latency_ms=latency),
             "train_seconds": outcome.seconds,
         }
@@ -269,6 +296,64 @@ class _Loop:
                 self.best[status] = (result, {k: v.clone() for k, v in outcome.model.state_dict().items()})
         self.record(result)
         self.status("running", f"Trial {candidate.number} {result.status.value}.")
+
+    def one_shot_metrics(self, candidate: _Candidate) -> dict:
+        """``one_shot_score``: the shortlisted architecture's score with the supernet's weights."""
+        score = self.one_shot_scores.get(self.space.arch_hash(candidate.arch))
+        return {} if score is None else {"one_shot_score": score}
+
+    # --- one-shot ----------------------------------------------------------------------------
+
+    def throttled_status(self, *, seconds: float) -> Callable[[float, str], None]:
+        """A progress callback that passes a running status on at most every ``seconds``."""
+        sent = [-math.inf]
+
+        def report(fraction: float, message: str) -> None:
+            if time.monotonic() - sent[0] >= seconds:
+                sent[0] = time.monotonic()
+                self.status("running", message)
+
+        return report
+
+    def run_one_shot(self) -> None:
+        """Let a one-shot strategy's method train its supernet (in ``ONE_SHOT_SHARE`` of the budget
+        left) and hand the strategy its shortlist; the supernet is saved as ``supernet.pt`` in the
+        artifacts folder for a later warm start."""
+        from nas_engine.oneshot import OneShotContext
+        from nas_engine.oneshot.methods import METHODS
+
+        strategy, config = self.strategy, self.config
+        if not isinstance(strategy, OneShotStrategy) or strategy.received_shortlist:
+            return
+        now = time.monotonic()
+        context = OneShotContext(
+            space=self.space,
+            data=self.data,
+            objectives=config.objectives,
+            limits={name: getattr(config, name) for name in ("max_params", "max_flops", "max_size_bytes")},
+            deadline=now + ONE_SHOT_SHARE * max(0.0, self.deadline - now),
+            seed=config.seed,
+            augmentation=self.augmentation,
+            on_progress=self.throttled_status(seconds=ONE_SHOT_REPORT_SECONDS),
+            should_cancel=self.should_cancel,
+            warm_state=self.warm_state,
+            epochs=SUPERNET_EPOCHS_PER_TRIAL_EPOCH * config.max_epochs,
+        )
+        shortlist = METHODS[strategy.one_shot_method](context)
+        if shortlist.cancelled:
+            self.cancelled = True
+            return
+        if self.artifacts_dir is not None and shortlist.state is not None:
+            self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(shortlist.state, self.artifacts_dir / SUPERNET_FILE)
+        self.one_shot_scores = {
+            self.space.arch_hash(arch): float(score)
+            for arch, score in zip(shortlist.archs, shortlist.predicted, strict=True)
+        }
+        self.one_shot_notes = dict(shortlist.notes)
+        strategy.receive_shortlist(shortlist.archs)
+        warm = " (warm-started from an earlier search's supernet)" if shortlist.notes.get("warm_started") else ""
+        self.status("running", f"Supernet done{warm}: {len(shortlist.archs)} architectures to train from scratch.")
 
     # --- proposing ---------------------------------------------------------------------------
 
@@ -416,8 +501,9 @@ class _Loop:
         config = self.config
         message = f"Search resumed with {len(self.trials)} earlier trials." if self.trials else "Search started."
         self.status("running", message, progress=0.0 if not self.trials else None)
+        self.run_one_shot()
         for bracket in brackets(config.fidelity, n_rungs=len(self.rungs), eta=config.eta):
-            if self.out_of_budget() or self.exhausted:
+            if self.out_of_budget() or self.exhausted or self.cancelled:
                 break
             if self.should_cancel is not None and self.should_cancel():
                 self.cancelled = True
@@ -448,6 +534,7 @@ class _Loop:
             test_metrics=self.test_metrics(best),
             objectives=self.config.objectives,
             augment=self.config.augment,
+            one_shot=self.one_shot_notes,
             recommended=recommend(
                 front, task=self.data.task, n_validation=self.validation_rows(), cost=self.config.objectives[1]
             ),
@@ -506,6 +593,8 @@ def run_search(
     resume_from: Sequence[TrialResult] = (),
     elapsed_before: float = 0.0,
     trial_seconds: float | None = None,
+    warm_start: Sequence[TrialResult] = (),
+    warm_supernet: str | Path | None = None,
 ) -> SearchResult:
     """Search architectures until the budget, the trial limit or a cancel request stops it.
 
@@ -529,6 +618,13 @@ def run_search(
         trial_seconds: Most seconds of training one model may take (over all its rungs); a model
             still training then is stopped and reported as failed, and the search goes on. None:
             ``trial_time_limit(config.budget_seconds)``; ``math.inf``: no limit but the budget.
+        warm_start: Trials of an earlier search on data of the same schema (same columns): the
+            strategy learns from them before it proposes (see ``_Loop.warm_start``); they are not
+            part of this search's results.
+        warm_supernet: The ``supernet.pt`` an earlier one-shot search of the same method left in
+            its artifacts folder: the supernet starts from it (and trains for fewer steps). A
+            file that is missing, unreadable or of another method or data shape is ignored (with
+            a warning): the supernet then trains from scratch.
 
     Resuming:
         The kept trials come first in ``SearchResult.trials``, unchanged, and take part in the
@@ -575,11 +671,26 @@ def run_search(
                 artifacts_dir,
                 elapsed_before=elapsed_before,
                 trial_seconds=trial_seconds,
+                warm_state=load_supernet(warm_supernet),
             )
+            loop.warm_start(list(warm_start))
             loop.resume(list(resume_from))
             return loop.run()
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+
+
+def load_supernet(path: str | Path | None) -> dict | None:
+    """The supernet state saved by a one-shot search (``SUPERNET_FILE``), or None when there is none
+    or it cannot be read (logged: a warm start is an optimisation, never a reason to fail)."""
+    if path is None:
+        return None
+    try:
+        state = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, EOFError) as exc:
+        logger.warning("Cannot read the supernet %s for a warm start (%s); training one from scratch.", path, exc)
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def no_model_reason(trials: Sequence[TrialResult], *, max_latency_ms: float | None = None) -> str:

@@ -219,7 +219,7 @@ class CNNSpace(SearchSpace):
 
     # --- the network ----------------------------------------------------------------------------
 
-    def _plan(self, arch: dict) -> Iterator[tuple[int, dict, _Block]]:
+    def plan(self, arch: dict) -> Iterator[tuple[int, dict, _Block]]:
         """Yield (stride, stage, block) for every block after the stem, in order."""
         _, height, width = arch["input_shape"]
         cin = arch["stem"]["channels"]
@@ -262,7 +262,7 @@ class CNNSpace(SearchSpace):
             nn.Unflatten(1, tuple(arch["input_shape"])),
             convs((_Conv(arch["input_shape"][0], stem, 3),)),
         ]
-        for _, _, block in self._plan(arch):
+        for _, _, block in self.plan(arch):
             if block.shortcut is None:
                 modules.append(convs(block.body))
                 continue
@@ -281,7 +281,7 @@ class CNNSpace(SearchSpace):
         channels, height, width = arch["input_shape"]
         stem = _Conv(channels, arch["stem"]["channels"], 3)
         params, flops = _conv_costs((stem,), height, width)
-        for stride, _, block in self._plan(arch):
+        for stride, _, block in self.plan(arch):
             for specs in (block.body, block.shortcut or ()):
                 p, f = _conv_costs(specs, height, width)
                 params, flops = params + p, flops + f
@@ -317,7 +317,7 @@ class CNNSpace(SearchSpace):
             "Input image " + "×".join(map(str, arch["input_shape"])),
             f"Stem: conv 3×3, {arch['stem']['channels']} channels · BN · {arch['activation']}",
         ]
-        strides = [stride for stride, stage, _ in self._plan(arch)]
+        strides = [stride for stride, stage, _ in self.plan(arch)]
         first = 0
         for number, stage in enumerate(arch["stages"], start=1):
             kind = _BLOCK_LABELS[stage["block"]]

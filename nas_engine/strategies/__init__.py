@@ -3,21 +3,37 @@
 from nas_engine.strategies.aging_evolution import AgingEvolutionStrategy
 from nas_engine.strategies.base import Strategy
 from nas_engine.strategies.nsga2 import NSGA2Strategy
+from nas_engine.strategies.one_shot import DARTSStrategy, OneShotStrategy, SPOSStrategy
+from nas_engine.strategies.predictor_evolution import PredictorEvolutionStrategy
 from nas_engine.strategies.random import RandomStrategy
 from nas_engine.strategies.reinforce import ReinforceStrategy
 from nas_engine.strategies.tpe import TPEStrategy
 
 # "random" first: it is the default, and error messages list the keys in this order.
 STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (RandomStrategy, AgingEvolutionStrategy, TPEStrategy, NSGA2Strategy, ReinforceStrategy)
+    cls.name: cls
+    for cls in (
+        RandomStrategy,
+        AgingEvolutionStrategy,
+        TPEStrategy,
+        NSGA2Strategy,
+        ReinforceStrategy,
+        PredictorEvolutionStrategy,
+        SPOSStrategy,
+        DARTSStrategy,
+    )
 }
 
 __all__ = [
     "STRATEGIES",
     "AgingEvolutionStrategy",
+    "DARTSStrategy",
     "NSGA2Strategy",
+    "OneShotStrategy",
+    "PredictorEvolutionStrategy",
     "RandomStrategy",
     "ReinforceStrategy",
+    "SPOSStrategy",
     "Strategy",
     "TPEStrategy",
 ]

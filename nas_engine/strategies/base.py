@@ -118,8 +118,18 @@ class Strategy(ABC):
         for event in state["log"]:
             if "ask" in event:
                 self.ask(event["ask"])
-            else:
+            elif "tell" in event:
                 self.tell([TrialResult.from_dict(data) for data in event["tell"]])
+            else:
+                self.replay(event)
+
+    def replay(self, event: dict) -> None:
+        """Replay a logged event other than an ask or a tell (subclasses that log their own).
+
+        Raises:
+            ValueError: This strategy does not know the event.
+        """
+        raise ValueError(f"Strategy '{self.name}' cannot replay the logged event {sorted(event)}.")
 
     @classmethod
     def from_state_dict(cls, state: dict, *, space: SearchSpace) -> Strategy:

@@ -117,3 +117,24 @@ def test_predict_with_a_bad_bundle_or_missing_column_exits_2(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "gone.zip"), str(not_a_zip)]) == 2
     assert "was not found" in _one_error_line(capsys)
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.slow
+def test_keep_then_warm_start_a_weight_sharing_search(breast_cancer_csv, tmp_path, capsys):
+    import json
+
+    kept = tmp_path / "kept"
+    common = [str(breast_cancer_csv), "--target", "diagnosis", "--strategy", "spos", "--budget-seconds", "15"]
+    common += ["--max-trials", "2", "--seed", "0"]
+    assert main(["search", *common, "--out", str(tmp_path / "a.zip"), "--keep", str(kept)]) == 0
+    trials = json.loads((kept / "trials.json").read_text())
+    assert len(trials) >= 2 and all(t["weights_path"] is None for t in trials)
+    assert (kept / "supernet.pt").exists()
+    assert main(["search", *common, "--out", str(tmp_path / "b.zip"), "--warm-start", str(kept)]) == 0
+    assert zipfile.ZipFile(tmp_path / "b.zip").testzip() is None
+
+    capsys.readouterr()
+    assert main(["search", *common, "--out", str(tmp_path / "c.zip"), "--warm-start", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is not a search kept with --keep" in err and err.count("\n") == 1
+    assert not (tmp_path / "c.zip").exists()
