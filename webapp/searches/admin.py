@@ -39,7 +39,8 @@ class SearchJobAdmin(admin.ModelAdmin):
     list_select_related = ["owner", "dataset"]
     readonly_fields = [
         "owner", "dataset", "status", "progress", "message", "error", "worker_host", "heartbeat_at", "rerun_of",
-        "recommended_number", "preprocessing", "n_inputs", "n_outputs", "created_at", "started_at", "finished_at",
+        "warm_start_from", "recommended_number", "preprocessing", "n_inputs", "n_outputs", "created_at", "started_at",
+        "finished_at",
     ]  # fmt: skip
     inlines = [TrialInline]
     action_form = JobActionForm

@@ -26,7 +26,16 @@ GROUPS = {  # how the page arranges the fields that are not sliders
     "data": ("target", "task"),
     "objective": ("cost_objective",),
     "strategy": ("strategy",),
-    "advanced": ("third_objective", "max_size_kb", "max_trials", "space", "fidelity", "augment", "seed"),
+    "advanced": (
+        "third_objective",
+        "max_size_kb",
+        "max_trials",
+        "space",
+        "fidelity",
+        "augment",
+        "warm_start_from",
+        "seed",
+    ),
 }
 # How each slider moves: `stops` "log" is 1-2-5 steps from `low` to `high` with a last stop meaning
 # no limit; "duration" is round durations up to the site's budget cap. `unit` picks the wording
@@ -92,6 +101,11 @@ class SearchJobForm(forms.Form):
         help_text="Random changes to each training image, so the model learns the shape rather than the pixels. "
         "Mirroring suits photos, not digits or letters.",
     )  # fmt: skip
+    warm_start_from = forms.ChoiceField(
+        label="Start from an earlier search", required=False,
+        help_text="The strategy learns from that search's models first (and weight sharing reuses its supernet). "
+        "Only your finished searches of datasets with the same columns are listed.",
+    )  # fmt: skip
     seed = forms.IntegerField(
         label="Random seed", initial=0, min_value=0, max_value=2**31 - 1,
         help_text="The same seed and settings propose the same networks again.",
@@ -111,6 +125,11 @@ class SearchJobForm(forms.Form):
             # one-pixel shifts cost accuracy (benchmarks/results/images.md): off unless asked for.
             grey = dataset.image["channels"] == 1
             self.fields["augment"].initial = SearchJob.Augment.NONE if grey else SearchJob.Augment.SHIFT_FLIP
+        self.warm_jobs = self._warm_start_jobs()
+        self.fields["warm_start_from"].choices = [("", "No: start fresh")] + [
+            (str(job.pk), f"Search #{job.pk}: {job.dataset.name} → {job.target} ({job.strategy})")
+            for job in self.warm_jobs.values()
+        ]
         self.fields["target"].choices = [(name, name) for name in columns]
         self.fields["target"].initial = columns[-1]
         self.fields["strategy"].choices = _strategy_choices()
@@ -122,6 +141,15 @@ class SearchJobForm(forms.Form):
         budget = self.fields["budget_seconds"]
         budget.widget.attrs.update(min=5, max=settings.MAX_BUDGET_SECONDS, step=1)
         budget.validators.append(MaxValueValidator(settings.MAX_BUDGET_SECONDS))
+
+    def _warm_start_jobs(self) -> dict[str, SearchJob]:
+        """The owner's finished searches of datasets with this dataset's columns, newest first."""
+        jobs = (
+            SearchJob.objects.filter(owner=self.dataset.owner, status=SearchJob.Status.FINISHED)
+            .select_related("dataset")
+            .order_by("-pk")[:200]
+        )
+        return {str(job.pk): job for job in jobs if job.dataset.column_names == self.dataset.column_names}
 
     # --- what the template shows ---------------------------------------------------------------
 
@@ -185,6 +213,7 @@ class SearchJobForm(forms.Form):
         except nas_engine.TargetError as exc:
             self.add_error(exc.field, str(exc))
         cleaned["task"] = task
+        self._clean_warm_start(cleaned, target)
         cleaned["augment"] = cleaned.get("augment") or SearchJob.Augment.NONE
         if cleaned["augment"] != SearchJob.Augment.NONE and not self._features_form_an_image(target):
             self.add_error("augment", "Augmentation changes images; this dataset's columns do not form an image.")
@@ -196,6 +225,16 @@ class SearchJobForm(forms.Form):
         elif "space" in cleaned and not self.has_error("target") and not self.has_error("task"):
             self._clean_limits(cleaned)
         return cleaned
+
+    def _clean_warm_start(self, cleaned: dict, target: str) -> None:
+        """The chosen earlier job (or None); it must have predicted the same column as this one."""
+        earlier = self.warm_jobs.get(cleaned.get("warm_start_from") or "")
+        cleaned["warm_start_from"] = earlier
+        if earlier is not None and earlier.target != target:
+            self.add_error(
+                "warm_start_from",
+                f"Search #{earlier.pk} predicted '{earlier.target}'; choose that column, or start fresh.",
+            )
 
     def _clean_objectives(self, cleaned: dict) -> None:
         cost, third = cleaned.pop("cost_objective", None), cleaned.pop("third_objective", "")
@@ -230,9 +269,13 @@ class SearchJobForm(forms.Form):
 
     def estimate(self) -> nas_engine.Estimate:
         """About how many trials the valid settings buy (call after ``is_valid()``)."""
-        config = nas_engine.SearchConfig(**self.cleaned_data)
+        config = nas_engine.SearchConfig(**self.engine_settings())
         shape = self.data_shape(target=config.target, task=self.cleaned_data["task"])
         return nas_engine.estimate_search(config, shape)
+
+    def engine_settings(self) -> dict:
+        """The cleaned values that are ``SearchConfig`` settings (the warm-start job is not one)."""
+        return {name: value for name, value in self.cleaned_data.items() if name != "warm_start_from"}
 
     def errors_by_field(self) -> dict[str, list[str]]:
         """Error messages keyed by field name ("__all__" for the form's own), for JSON."""

@@ -72,6 +72,10 @@ class SearchJob(models.Model):
     dispatched = models.BooleanField(default=False, help_text="Its run_search message reached the broker.")
     seconds_used = models.FloatField(default=0.0, help_text="Search time spent by earlier, interrupted attempts.")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    # An earlier job on data of the same columns whose trials (and supernet) this one starts from.
+    warm_start_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="warm_started"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -49,6 +49,7 @@ def search_create(
     max_latency_ms: float | None = None,
     max_size_bytes: int | None = None,
     augment: str = SearchJob.Augment.NONE,
+    warm_start_from: SearchJob | None = None,
 ) -> SearchJob:
     """Create a queued job and send it to a worker once the row is committed."""
 
@@ -70,6 +71,7 @@ def search_create(
             max_latency_ms=max_latency_ms,
             max_size_bytes=max_size_bytes,
             augment=augment,
+            warm_start_from=warm_start_from,
             message="Waiting for a worker",
         )
         _queue_new(job, log_message=job.message)
@@ -146,7 +148,7 @@ def search_cancel(*, job: SearchJob) -> bool:
 
 RERUN_FIELDS = (
     "owner", "dataset", "target", "task", "strategy", "space", "fidelity", "objectives", "seed", "budget_seconds",
-    "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes", "augment",
+    "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes", "augment", "warm_start_from",
 )  # fmt: skip
 
 
@@ -316,6 +318,7 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         augment=job.augment,
     )
     Path(job.artifacts_dir).mkdir(parents=True, exist_ok=True)
+    warm_trials, warm_supernet = _warm_start(job)
     result = nas_engine.run_search(
         config,
         data,
@@ -326,6 +329,8 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         resume_from=_kept_trials(job),
         elapsed_before=job.seconds_used,
         trial_seconds=trial_seconds_limit(budget_seconds=job.budget_seconds),
+        warm_start=warm_trials,
+        warm_supernet=warm_supernet,
     )
     if result.recommended is not None:
         SearchJob.objects.filter(pk=job.pk).update(recommended_number=result.recommended.number)
@@ -352,6 +357,21 @@ def _kept_trials(job: SearchJob) -> list[nas_engine.TrialResult]:
     An ensemble row comes from the final step, which runs again at the end, so it is dropped.
     """
     job.trials.filter(architecture__space="ensemble").delete()
+    return _job_trials(job)
+
+
+def _warm_start(job: SearchJob) -> tuple[list[nas_engine.TrialResult], Path | None]:
+    """The trials of the job this one warm-starts from (its ensemble row aside: not an architecture of
+    the space) and its supernet file, when it left one."""
+    earlier = job.warm_start_from
+    if earlier is None:
+        return [], None
+    supernet = Path(earlier.artifacts_dir) / nas_engine.SUPERNET_FILE
+    trials = [t for t in _job_trials(earlier) if t.architecture.get("space") != "ensemble"]
+    return trials, supernet if supernet.exists() else None
+
+
+def _job_trials(job: SearchJob) -> list[nas_engine.TrialResult]:
     return [
         nas_engine.TrialResult.from_dict(
             {
