@@ -102,8 +102,7 @@ def spearman(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -
     """
     from scipy.stats import spearmanr
 
-    x, y = _paired(a, b)
-    return _defined(spearmanr(x, y).statistic) if _rankable(x, y) else 0.0
+    return _rank_correlation(spearmanr, a, b)
 
 
 def kendall_tau(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
@@ -118,8 +117,12 @@ def kendall_tau(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
     """
     from scipy.stats import kendalltau
 
+    return _rank_correlation(kendalltau, a, b)
+
+
+def _rank_correlation(statistic, a, b) -> float:
     x, y = _paired(a, b)
-    return _defined(kendalltau(x, y).statistic) if _rankable(x, y) else 0.0
+    return _defined(statistic(x, y).statistic) if _rankable(x, y) else 0.0
 
 
 def _paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

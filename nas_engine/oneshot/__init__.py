@@ -11,12 +11,20 @@ export are the same as for black-box strategies.
 
 from __future__ import annotations
 
+import logging
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from nas_engine.augment import Augmentation
 from nas_engine.prepare import PreparedData
 from nas_engine.spaces.base import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+CANCEL_POLL_SECONDS = 1.0  # should_cancel may query a database: poll it at most this often
 
 
 @dataclass
@@ -77,3 +85,37 @@ class Shortlist:
     state: dict | None = None
     notes: dict = field(default_factory=dict)
     cancelled: bool = False
+
+
+@dataclass
+class Clock:
+    """A phase's deadline and the cancel request (polled at most every ``CANCEL_POLL_SECONDS``).
+
+    Args:
+        context: Whose ``should_cancel`` to poll.
+        until: ``time.monotonic()`` value at which the phase ends.
+    """
+
+    context: OneShotContext
+    until: float
+    cancelled: bool = False
+    _polled: float = -math.inf
+
+    def stop(self) -> bool:
+        """Whether the phase must stop now: past ``until``, or cancelled (which sticks)."""
+        now = time.monotonic()
+        if self.context.should_cancel is not None and now - self._polled >= CANCEL_POLL_SECONDS:
+            self._polled = now
+            self.cancelled = self.cancelled or bool(self.context.should_cancel())
+        return self.cancelled or now >= self.until
+
+
+def state_fits(state: dict | None, identity: dict) -> TypeGuard[dict]:
+    """Whether a warm-start state was saved by the same method for the same space and data shape
+    (every entry of ``identity`` equal); a mismatch is logged, since the supernet then trains anew."""
+    if not state:
+        return False
+    differs = {key: state.get(key) for key, value in identity.items() if state.get(key) != value}
+    if differs:
+        logger.warning("The warm-start supernet does not fit this search (%s); training from scratch.", differs)
+    return not differs

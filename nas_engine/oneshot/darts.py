@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_engine.evaluator import _loss, evaluate_model
-from nas_engine.oneshot import OneShotContext, Shortlist
+from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
 from nas_engine.oneshot.darts_supernets import MixedNet, build_mixed_net
 from nas_engine.pareto import pareto_front
 from nas_engine.results import Costs
@@ -52,25 +52,7 @@ WARMUP_SHARE = 0.2
 DISCRETISE_SHARE, MAX_DISCRETISE_SECONDS = 0.1, 15.0  # time kept back from training to score
 RECALIBRATION_ROWS = 512  # training rows whose statistics replace batch-norm's before scoring
 MAX_REPAIR_STEPS = 20
-CANCEL_POLL_SECONDS = 1.0
 _COST_OF_OBJECTIVE = {"params": "params", "size_bytes": "params", "flops": "flops", "latency_ms": "flops"}
-
-
-@dataclass
-class _Clock:
-    """The training deadline and the cancel request, polled at most once a second."""
-
-    context: OneShotContext
-    train_until: float
-    cancelled: bool = False
-    _polled: float = -math.inf
-
-    def stop(self) -> bool:
-        now = time.monotonic()
-        if self.context.should_cancel is not None and now - self._polled >= CANCEL_POLL_SECONDS:
-            self._polled = now
-            self.cancelled = self.cancelled or bool(self.context.should_cancel())
-        return self.cancelled or now >= self.train_until
 
 
 @dataclass(frozen=True)
@@ -167,7 +149,7 @@ def train_mixed_net(
     net: MixedNet,
     context: OneShotContext,
     penalty: CostPenalty,
-    clock: _Clock,
+    clock: Clock,
     *,
     epochs: int | None,
     warmup_epochs: int,
@@ -197,7 +179,7 @@ def train_mixed_net(
     weight_optimizer = torch.optim.Adam(weights, lr=WEIGHT_LR)
     alpha_optimizer = torch.optim.Adam(alphas, lr=ALPHA_LR, betas=ALPHA_BETAS, weight_decay=ALPHA_WEIGHT_DECAY)
     start = time.monotonic()
-    seconds = max(1e-9, clock.train_until - start)
+    seconds = max(1e-9, clock.until - start)
     done = 0
     net.train()
     while (epochs is None or done < epochs) and not clock.stop():
@@ -373,11 +355,7 @@ def _identity(context: OneShotContext) -> dict:
 
 def _warm_start(net: MixedNet, state: dict | None, identity: dict) -> bool:
     """Load an earlier DARTS supernet (weights and α) built for the same space and data shape."""
-    if not state:
-        return False
-    differs = {key: state.get(key) for key, value in identity.items() if state.get(key) != value}
-    if differs:
-        logger.warning("The warm-start supernet does not fit this search (%s); training from scratch.", differs)
+    if not state_fits(state, identity):
         return False
     alphas = state.get("alphas") or {}
     try:
@@ -421,7 +399,7 @@ def darts_shortlist(context: OneShotContext, *, size: int = 6, cost_weight: floa
     objective = cost_objective(context.objectives)
     penalty = CostPenalty(objective, cost_weight, net.largest_cost(objective), cost_limits(context.limits))
     reserve = min(MAX_DISCRETISE_SECONDS, DISCRETISE_SHARE * max(0.0, context.deadline - start))
-    clock = _Clock(context, context.deadline - reserve)
+    clock = Clock(context, context.deadline - reserve)
     epochs = context.epochs if context.epochs is None or not warm else max(1, context.epochs // 4)
     warmup = 0 if warm else round(WARMUP_SHARE * (epochs or 0))
     done = train_mixed_net(net, context, penalty, clock, epochs=epochs, warmup_epochs=warmup)

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas_engine.evaluator import evaluate_model
-from nas_engine.oneshot import OneShotContext, Shortlist
+from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.cnn import (
@@ -55,7 +55,6 @@ POPULATION = 50
 PARENTS = 10
 MAX_CANDIDATES = 500
 MAX_SAMPLE_DRAWS = 50  # draws to find an architecture within the limits before giving up on them
-CANCEL_POLL_SECONDS = 1.0
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
@@ -264,26 +263,8 @@ class _Sampler:
         return arch  # the limits may be tight: train this path anyway, the search rejects it later
 
 
-class _Clock:
-    """The deadline and the cancel request, polled at most once a second."""
-
-    def __init__(self, context: OneShotContext, deadline: float) -> None:
-        self.context, self.deadline = context, deadline
-        self.cancelled = False
-        self._polled = 0.0
-
-    def stop(self) -> bool:
-        now = time.monotonic()
-        if now >= self.deadline:
-            return True
-        if self.context.should_cancel is not None and now - self._polled >= CANCEL_POLL_SECONDS:
-            self._polled = now
-            self.cancelled = self.context.should_cancel()
-        return self.cancelled
-
-
 def train_supernet(
-    supernet: nn.Module, context: OneShotContext, sampler: _Sampler, clock: _Clock, *, max_steps: int = MAX_STEPS
+    supernet: nn.Module, context: OneShotContext, sampler: _Sampler, clock: Clock, *, max_steps: int = MAX_STEPS
 ) -> dict:
     """Train ``supernet`` one uniformly sampled path per batch until the clock or ``max_steps``."""
     data = context.data
@@ -309,7 +290,7 @@ def train_supernet(
             optimizer.step()
             steps += 1
         epochs += 1
-        share = max(steps / max_steps, (time.monotonic() - start) / max(1e-9, clock.deadline - start))
+        share = max(steps / max_steps, (time.monotonic() - start) / max(1e-9, clock.until - start))
         context.progress(TRAIN_SHARE * share, f"Training the supernet: epoch {epochs}, {steps} paths.")
     return {"supernet_seconds": round(time.monotonic() - start, 3), "supernet_steps": steps, "supernet_epochs": epochs}
 
@@ -341,7 +322,7 @@ def evolve(
     supernet: Supernet,
     context: OneShotContext,
     sampler: _Sampler,
-    clock: _Clock,
+    clock: Clock,
     *,
     max_candidates: int = MAX_CANDIDATES,
 ) -> dict[str, tuple]:
@@ -374,7 +355,7 @@ def evolve(
         else:
             child = space.crossover(first, parents[int(rng.integers(len(parents)))][0], rng)
         score(sampler.fix(child))
-        share = (time.monotonic() - start) / max(1e-9, clock.deadline - start)
+        share = (time.monotonic() - start) / max(1e-9, clock.until - start)
         if len(scored) % 25 == 0:
             context.progress(TRAIN_SHARE + (1 - TRAIN_SHARE) * share, f"Scored {len(scored)} candidates.")
     return scored
@@ -405,11 +386,7 @@ def pick_shortlist(scored: list[tuple[dict, float, float]], size: int) -> list[t
 
 def _warm(supernet: nn.Module, state: dict | None, identity: dict) -> bool:
     """Load an earlier search's supernet when it was built for the same method, space and data shape."""
-    if not state:
-        return False
-    differs = {key: state.get(key) for key, value in identity.items() if state.get(key) != value}
-    if differs:
-        logger.warning("The warm-start supernet does not fit this search (%s); training from scratch.", differs)
+    if not state_fits(state, identity):
         return False
     own, weights = supernet.state_dict(), state.get("weights")
     if (
@@ -451,9 +428,9 @@ def spos_shortlist(
     sampler = _Sampler(context, np.random.default_rng(context.seed))
     start = time.monotonic()
     train_until = start + TRAIN_SHARE * max(0.0, context.deadline - start)
-    train_clock = _Clock(context, train_until)
+    train_clock = Clock(context, train_until)
     notes = train_supernet(supernet, context, sampler, train_clock, max_steps=max_steps // 4 if warm else max_steps)
-    clock = _Clock(context, context.deadline)
+    clock = Clock(context, context.deadline)
     clock.cancelled = train_clock.cancelled
     scored = {} if clock.cancelled else evolve(supernet, context, sampler, clock, max_candidates=max_candidates)
     cost_name = context.objectives[1] if len(context.objectives) > 1 else "params"
