@@ -10,6 +10,7 @@ on small data) until the budget is spent.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from nas_engine.prepare import MAX_CATEGORIES
 from nas_engine.search import MAX_BRACKET_SIZE
 from nas_engine.spaces import SearchSpace, detect_image_shape, make_space
 from nas_engine.spaces.training import DEFAULT_TRAIN
+from nas_engine.strategies import STRATEGIES, OneShotStrategy
 
 TRAIN_SHARE, VALIDATION_SHARE = 0.6, 0.2  # prepare_data's default split (the rest is the test split)
 SAMPLES = 30
@@ -227,13 +229,16 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
     throughput = THROUGHPUT.get(space.name, THROUGHPUT["mlp"])
     folds = config.cv_folds or auto_cv_folds(round(shape.rows * TRAIN_SHARE))
     training = _training_cost(throughput, fitting, shape, folds, config)
+    budget, strategy = config.budget_seconds, STRATEGIES[config.strategy]
+    if issubclass(strategy, OneShotStrategy):  # the supernet takes its share before the first trial
+        config = dataclasses.replace(config, budget_seconds=config.budget_seconds * (1 - strategy.budget_share))
     trials, seconds_per_trial, capped = _replay(config, training, throughput.trial * folds, shape)
     return Estimate(
         trials=trials,
         seconds_per_trial=round(seconds_per_trial, 3),
         capped=capped,
         fitting_share=round(share, 4),
-        text=_text(trials, seconds_per_trial, capped, config.budget_seconds),
+        text=_text(trials, seconds_per_trial, capped, budget),
         warning=_warning(share, draws),
     )
 

@@ -45,9 +45,6 @@ MAX_BRACKET_SIZE = 81  # eta**rungs explodes with many rungs (max_epochs 10,000)
 TRIAL_BUDGET_SHARE = 0.25
 MIN_TRIAL_SECONDS = 30.0
 TIMED_OUT_PREFIX = "stopped after"
-# A one-shot strategy (SPOS, DARTS) may spend this share of the budget on its supernet before the
-# first trial; the rest retrains its shortlist (and searches around it) as ordinary trials.
-ONE_SHOT_SHARE = 0.3
 SUPERNET_EPOCHS_PER_TRIAL_EPOCH = 4  # the supernet trains for this many times a trial's max_epochs
 SUPERNET_FILE = "supernet.pt"
 ONE_SHOT_REPORT_SECONDS = 2.0  # a supernet reports progress every epoch; status events go out at most this often
@@ -316,7 +313,7 @@ class _Loop:
         return report
 
     def run_one_shot(self) -> None:
-        """Let a one-shot strategy's method train its supernet (in ``ONE_SHOT_SHARE`` of the budget
+        """Let a one-shot strategy's method train its supernet (in ``budget_share`` of the budget
         left) and hand the strategy its shortlist; the supernet is saved as ``supernet.pt`` in the
         artifacts folder for a later warm start."""
         from nas_engine.oneshot import OneShotContext
@@ -331,7 +328,7 @@ class _Loop:
             data=self.data,
             objectives=config.objectives,
             limits={name: getattr(config, name) for name in ("max_params", "max_flops", "max_size_bytes")},
-            deadline=now + ONE_SHOT_SHARE * max(0.0, self.deadline - now),
+            deadline=now + strategy.budget_share * max(0.0, self.deadline - now),
             seed=config.seed,
             augmentation=self.augmentation,
             on_progress=self.throttled_status(seconds=ONE_SHOT_REPORT_SECONDS),

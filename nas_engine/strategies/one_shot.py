@@ -27,6 +27,9 @@ class OneShotStrategy(Strategy):
     """
 
     one_shot_method: str = ""  # key of nas_engine.oneshot.methods.METHODS
+    # The share of the budget left that the supernet may take before the first trial; the rest
+    # retrains the shortlist (and searches around it) as ordinary trials.
+    budget_share: float = 0.3
 
     def __init__(
         self,

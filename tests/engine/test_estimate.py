@@ -151,3 +151,14 @@ def test_limits_that_few_random_networks_meet_come_with_a_warning():
     assert tight.fitting_share < 0.01
     assert "Loosen the limits" in tight.warning and tight.trials >= 1
     assert estimate_search(config(), wide).warning == ""
+
+
+@pytest.mark.parametrize("strategy", ["spos", "darts"])
+def test_one_shot_strategies_leave_the_supernet_its_share_of_the_budget(strategy):
+    from nas_engine.strategies import STRATEGIES
+
+    black_box = estimate_search(config(budget_seconds=600), CANCER)
+    one_shot = estimate_search(config(budget_seconds=600, strategy=strategy), CANCER)
+    share = 1 - STRATEGIES[strategy].budget_share
+    assert 0.9 * share <= one_shot.trials / black_box.trials <= 1.1 * share
+    assert "10 min" in one_shot.text  # the budget the user chose, not what is left for trials
