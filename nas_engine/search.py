@@ -336,7 +336,13 @@ class _Loop:
             warm_state=self.warm_state,
             epochs=SUPERNET_EPOCHS_PER_TRIAL_EPOCH * config.max_epochs,
         )
-        shortlist = METHODS[strategy.one_shot_method](context)
+        try:
+            shortlist = METHODS[strategy.one_shot_method](context)
+        except Exception as exc:  # like a broken trial, a broken supernet must not end the search
+            logger.error("The %s supernet failed", strategy.one_shot_method, exc_info=exc)
+            strategy.receive_shortlist([])
+            self.status("running", f"The supernet failed ({type(exc).__name__}: {exc}); searching without it.")
+            return
         if shortlist.cancelled:
             self.cancelled = True
             return

@@ -67,6 +67,9 @@ def test_a_warm_started_search_reuses_the_earlier_supernet(celery_worker_process
     log = list(second.log_entries.values_list("message", flat=True))
     assert any("warm-started from an earlier search's supernet" in line for line in log), log
     assert not any("warm-started" in line for line in first.log_entries.values_list("message", flat=True))
-    assert second.trials.filter(metrics__has_key="one_shot_score").exists()
+    shortlisted = second.trials.filter(metrics__has_key="one_shot_score").first()
+    assert shortlisted is not None
+    trial_page = alice_client.get(reverse("trial_detail", args=[second.pk, shortlisted.number])).content.decode()
+    assert f"predicted by the supernet {shortlisted.metrics['one_shot_score']:.4f}" in trial_page
     page = alice_client.get(reverse("search_detail", args=[second.pk])).content.decode()
     assert f'warm-started from <a href="{reverse("search_detail", args=[first.pk])}">search #{first.pk}</a>' in page
