@@ -13,7 +13,15 @@ from nas_engine.dataset import (
     profile_csv,
 )
 from nas_engine.errors import ConstraintError, DatasetError, NasError, SearchCancelled, TargetError
-from nas_engine.estimate import DataShape, Estimate, NoNetworkFits, check_limits, estimate_search
+from nas_engine.estimate import (
+    DataShape,
+    Estimate,
+    GridTooLarge,
+    NoNetworkFits,
+    check_grid,
+    check_limits,
+    estimate_search,
+)
 from nas_engine.evaluation import evaluate_test_split
 from nas_engine.export import LayerBox, describe_architecture, export_bundle, layer_diagram, predict_csv
 from nas_engine.fidelity import Fidelity
@@ -46,6 +54,7 @@ __all__ = [
     "DatasetProfile",
     "Distribution",
     "Estimate",
+    "GridTooLarge",
     "FinalModel",
     "ImageSetProfile",
     "FinalModels",
@@ -65,6 +74,7 @@ __all__ = [
     "TrialResult",
     "TrialStatus",
     "build_model_card",
+    "check_grid",
     "check_limits",
     "check_target",
     "convert_image_upload",

@@ -26,7 +26,7 @@ from nas_engine.prepare import MAX_CATEGORIES
 from nas_engine.search import MAX_BRACKET_SIZE
 from nas_engine.spaces import SearchSpace, detect_image_shape, make_space
 from nas_engine.spaces.training import DEFAULT_TRAIN
-from nas_engine.strategies import STRATEGIES, OneShotStrategy
+from nas_engine.strategies import STRATEGIES, GridStrategy, OneShotStrategy
 
 TRAIN_SHARE, VALIDATION_SHARE = 0.6, 0.2  # prepare_data's default split (the rest is the test split)
 SAMPLES = 30
@@ -92,6 +92,14 @@ class NoNetworkFits(ConstraintError):
         super().__init__(message)
         self.field = field
         self.smallest = smallest
+
+
+class GridTooLarge(ConstraintError):
+    """A grid search the budget or the trial limit cannot cover; ``field`` is the setting to change."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -418,3 +426,32 @@ def _size(n: int) -> str:
     if n >= 1024:
         return f"{n / 1024:.3g} KB"
     return f"{n} bytes"
+
+
+def check_grid(config: SearchConfig, shape: DataShape) -> None:
+    """Refuse a grid search that cannot try its whole grid: more networks than ``max_trials``, or
+    than the budget buys by the estimate (priced on random networks of the space, which are larger
+    on average than the grid's: the refusal errs on the side of letting a search run).
+
+    Raises:
+        GridTooLarge: The grid does not fit; the message says what would make it fit.
+    """
+    if config.strategy != GridStrategy.name:
+        return
+    space = make_space(config.space, n_inputs=shape.n_inputs, image_shape=shape.image_shape)
+    size = GridStrategy(space=space).size
+    if config.max_trials is not None and config.max_trials < size:
+        raise GridTooLarge(
+            f"The grid has {size} networks but at most {config.max_trials} may be trained; allow {size} models "
+            "(or leave the limit empty), or choose another strategy.",
+            field="max_trials",
+        )
+    estimate = estimate_search(config, shape)
+    if estimate.trials < size and not estimate.capped:
+        needed = math.ceil(size * estimate.seconds_per_trial * 1.2)
+        raise GridTooLarge(
+            f"The grid has {size} networks, but this budget trains about {estimate.trials} of them "
+            f"(about {estimate.seconds_per_trial:.2g} s each); give the search at least {needed} seconds, "
+            "or choose another strategy.",
+            field="budget_seconds",
+        )

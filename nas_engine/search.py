@@ -646,7 +646,8 @@ def run_search(
         All trials, the Pareto front over ``config.objectives`` and the best trial.
 
     Raises:
-        ConstraintError: No architecture in the space can meet the limits.
+        ConstraintError: No architecture in the space can meet the limits, or a grid search cannot
+            try its whole grid within the budget or ``max_trials`` (``estimate.GridTooLarge``).
         NasError: Too many trials failed in a row.
         ValueError: ``resume_from`` repeats a trial number, ``elapsed_before`` is negative, or
             ``trial_seconds`` is not above 0.
@@ -658,6 +659,13 @@ def run_search(
         raise ValueError(f"trial_seconds must be a number of seconds above 0; got {trial_seconds!r}.")
     space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape)
     _check_feasible(space, config, data)
+    if not resume_from:  # a resumed grid already passed, with the budget it then had
+        from nas_engine.estimate import DataShape, check_grid  # the estimate reads this module's constants
+
+        shape = DataShape(
+            rows=data.source_rows, n_inputs=data.n_features, n_outputs=data.n_outputs, image_shape=data.image_shape
+        )
+        check_grid(config, shape)
     # The first Adam pulls in torch._dynamo (~1 s); do it now so trial 0's time is not inflated.
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()

@@ -2,6 +2,7 @@
 
 from nas_engine.strategies.aging_evolution import AgingEvolutionStrategy
 from nas_engine.strategies.base import Strategy
+from nas_engine.strategies.grid import GridStrategy
 from nas_engine.strategies.nsga2 import NSGA2Strategy
 from nas_engine.strategies.one_shot import DARTSStrategy, OneShotStrategy, SPOSStrategy
 from nas_engine.strategies.predictor_evolution import PredictorEvolutionStrategy
@@ -21,6 +22,7 @@ STRATEGIES: dict[str, type[Strategy]] = {
         PredictorEvolutionStrategy,
         SPOSStrategy,
         DARTSStrategy,
+        GridStrategy,
     )
 }
 
@@ -28,6 +30,7 @@ __all__ = [
     "STRATEGIES",
     "AgingEvolutionStrategy",
     "DARTSStrategy",
+    "GridStrategy",
     "NSGA2Strategy",
     "OneShotStrategy",
     "PredictorEvolutionStrategy",

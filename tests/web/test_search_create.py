@@ -125,6 +125,8 @@ def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset,
         ({"seed": 2**40}, "seed", "less than"),
         ({"augment": "shift"}, "augment", "do not form an image"),
         ({"augment": "blur"}, "augment", "Select a valid choice"),
+        ({"strategy": "grid", "max_trials": 5}, "max_trials", "The grid has 40 networks but at most 5"),
+        ({"strategy": "grid", "budget_seconds": 5}, "budget_seconds", "give the search at least"),
     ],
     ids=[
         "unknown-target", "zero-budget", "huge-budget", "text-budget", "missing-budget", "negative-params",
@@ -132,7 +134,7 @@ def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset,
         "overflowing-params", "infinite-latency",
         "unknown-strategy", "unknown-task", "unknown-objective", "cnn-on-tabular", "unknown-fidelity",
         "same-objective-twice", "zero-latency", "text-latency", "zero-size", "zero-trials", "negative-seed",
-        "huge-seed", "augment-a-table", "unknown-augment",
+        "huge-seed", "augment-a-table", "unknown-augment", "grid-above-the-trial-limit", "grid-above-the-budget",
     ],
 )  # fmt: skip
 def test_it_rejects_bad_settings_with_a_message_by_the_field(alice_client, dataset, fields, field, message):

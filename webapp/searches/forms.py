@@ -256,6 +256,13 @@ class SearchJobForm(forms.Form):
             )
         except nas_engine.NoNetworkFits as exc:
             self.add_error(LIMIT_FIELDS[exc.field], str(exc))
+            return
+        if self.errors:
+            return  # the grid check builds a SearchConfig, which needs every value valid
+        try:
+            nas_engine.check_grid(nas_engine.SearchConfig(**self.engine_settings(cleaned)), shape)
+        except nas_engine.GridTooLarge as exc:
+            self.add_error(exc.field, str(exc))
 
     def _features_form_an_image(self, target: str) -> bool:
         kinds = [column["kind"] for column in self.dataset.profile["columns"] if column["name"] != target]
@@ -273,9 +280,10 @@ class SearchJobForm(forms.Form):
         shape = self.data_shape(target=config.target, task=self.cleaned_data["task"])
         return nas_engine.estimate_search(config, shape)
 
-    def engine_settings(self) -> dict:
+    def engine_settings(self, cleaned: dict | None = None) -> dict:
         """The cleaned values that are ``SearchConfig`` settings (the warm-start job is not one)."""
-        return {name: value for name, value in self.cleaned_data.items() if name != "warm_start_from"}
+        cleaned = self.cleaned_data if cleaned is None else cleaned
+        return {name: value for name, value in cleaned.items() if name != "warm_start_from"}
 
     def errors_by_field(self) -> dict[str, list[str]]:
         """Error messages keyed by field name ("__all__" for the form's own), for JSON."""
