@@ -75,10 +75,10 @@ class GridStrategy(Strategy):
     ) -> None:
         super().__init__(space=space, seed=seed, objectives=objectives)
         decisions = space.decisions()
-        if grid is None:
-            default = DEFAULT_GRIDS.get(space.name)
-            grid = default if default is not None else {name: list(options) for name, options in decisions.items()}
-        self.grid = {name: list(options) for name, options in grid.items()}
+        chosen: dict[str, Sequence] = (
+            grid if grid is not None else DEFAULT_GRIDS.get(space.name, dict(decisions))  # a space without one: all
+        )
+        self.grid = {name: list(options) for name, options in chosen.items()}
         grid_archs = _enumerate(space, self.grid)
         self.architectures = [grid_archs[int(i)] for i in self.rng.permutation(len(grid_archs))]
         self._next = 0
