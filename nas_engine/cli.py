@@ -23,7 +23,7 @@ from nas_engine.finalize import finalize_front, load_final_model
 from nas_engine.images import convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
-from nas_engine.results import TrialResult, TrialStatus, objective_vector
+from nas_engine.results import OBJECTIVES, TrialResult, TrialStatus, objective_vector
 from nas_engine.search import SUPERNET_FILE, run_search
 from nas_engine.spaces import SPACES
 from nas_engine.strategies import STRATEGIES
@@ -52,11 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--max-flops", type=int)
     search.add_argument("--max-latency-ms", type=float)
     search.add_argument("--max-size-bytes", type=int)
+    search.add_argument(
+        "--max-memory-bytes", type=int, help="peak memory of predicting one row: weights plus activations"
+    )
     search.add_argument("--strategy", choices=list(STRATEGIES), default="random")
     search.add_argument("--space", choices=("auto", *SPACES), default="auto")
     search.add_argument(
         "--objectives", type=_objectives, default=("score", "params"),
-        help="costs to trade the score against, comma-separated: params, flops, latency_ms, size_bytes",
+        help="costs to trade the score against, comma-separated: " + ", ".join(sorted(set(OBJECTIVES) - {"score"})),
     )  # fmt: skip
     search.add_argument("--fidelity", choices=[f.value for f in Fidelity], default="none")
     search.add_argument("--eta", type=int, default=3, help="multi-fidelity: keep 1/eta at each rung")
@@ -122,6 +125,7 @@ def _search(args: argparse.Namespace) -> int:
         max_flops=args.max_flops,
         max_latency_ms=args.max_latency_ms,
         max_size_bytes=args.max_size_bytes,
+        max_memory_bytes=args.max_memory_bytes,
         strategy=args.strategy,
         space=args.space,
         objectives=args.objectives,

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nas_engine.augment import AUGMENTATIONS
 from nas_engine.errors import ConstraintError
 from nas_engine.fidelity import Fidelity
-from nas_engine.results import OBJECTIVES
+from nas_engine.results import OBJECTIVES, Costs
 from nas_engine.spaces import SPACES
 from nas_engine.strategies import STRATEGIES
 
 TASKS = ("classification", "regression")
+# Limits checked on a genome's analytic costs, before it trains: the setting and the cost it bounds.
+ANALYTIC_LIMITS: dict[str, str] = {
+    "max_params": "params",
+    "max_flops": "flops",
+    "max_size_bytes": "size_bytes",
+    "max_memory_bytes": "memory_bytes",
+}
+
+
+def broken_limits(costs: Costs, limits: Mapping[str, float | None]) -> list[str]:
+    """The settings of ``ANALYTIC_LIMITS`` that ``costs`` are above (a limit that is None or missing
+    from ``limits`` is not set; a cost that is None, not computed, breaks no limit)."""
+    broken = []
+    for name, cost in ANALYTIC_LIMITS.items():
+        limit, value = limits.get(name), getattr(costs, cost)
+        if limit is not None and value is not None and value > limit:
+            broken.append(name)
+    return broken
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,11 +46,14 @@ class SearchConfig:
         max_params: Reject architectures with more parameters.
         max_flops: Reject architectures with more multiply-adds per row.
         max_size_bytes: Reject architectures whose float32 weights take more bytes.
+        max_memory_bytes: Reject architectures whose peak inference memory for one row (weights
+            plus the activations alive at once, ``Costs.memory_bytes``) is above this.
         max_latency_ms: Reject trained models slower than this per row (batch 1, one thread).
         strategy: Key of ``STRATEGIES``.
         space: ``"auto"`` (CNN when the columns form an image, else MLP) or a key of ``SPACES``.
         objectives: What the Pareto front trades off: ``"score"`` then one or two costs of
-            ``results.OBJECTIVES`` (``params``, ``flops``, ``latency_ms``, ``size_bytes``).
+            ``results.OBJECTIVES`` (``params``, ``flops``, ``latency_ms``, ``size_bytes``,
+            ``memory_bytes``).
         seed: Seed of the strategy and of each trial's weights.
         max_epochs: Upper bound of training epochs per trial (the top rung of multi-fidelity).
         patience: Epochs without validation improvement before stopping a trial.
@@ -56,6 +78,7 @@ class SearchConfig:
     max_params: int | None = None
     max_flops: int | None = None
     max_size_bytes: int | None = None
+    max_memory_bytes: int | None = None
     max_latency_ms: float | None = None
     strategy: str = "random"
     space: str = "auto"
@@ -86,7 +109,15 @@ class SearchConfig:
         self._check_objectives()
         if not self.budget_seconds > 0:
             raise ConstraintError(f"The time budget must be above 0 seconds; got {self.budget_seconds}.")
-        limits = ("max_trials", "max_params", "max_flops", "max_size_bytes", "max_latency_ms", "max_epochs")
+        limits = (
+            "max_trials",
+            "max_params",
+            "max_flops",
+            "max_size_bytes",
+            "max_memory_bytes",
+            "max_latency_ms",
+            "max_epochs",
+        )
         for name in (*limits, "patience", "min_epochs", "cv_folds"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -109,6 +140,10 @@ class SearchConfig:
                 "Objectives must be 'score' followed by one or two different costs "
                 f"(e.g. score, params); got: {', '.join(names) or 'none'}."
             )
+
+    def analytic_limits(self) -> dict[str, int | None]:
+        """The ``ANALYTIC_LIMITS`` settings by name (None where unset), as ``broken_limits`` takes them."""
+        return {name: getattr(self, name) for name in ANALYTIC_LIMITS}
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from nas_engine.config import SearchConfig
+from nas_engine.config import SearchConfig, broken_limits
 from nas_engine.errors import ConstraintError
 from nas_engine.evaluator import auto_cv_folds
 from nas_engine.fidelity import Fidelity, brackets, rung_epochs, survivors, training_rows
@@ -84,7 +84,8 @@ class NoNetworkFits(ConstraintError):
     """Even the smallest network of the search space breaks a limit.
 
     Attributes:
-        field: The setting to loosen: ``max_params``, ``max_flops`` or ``max_size_bytes``.
+        field: The setting to loosen: ``max_params``, ``max_flops``, ``max_size_bytes`` or
+            ``max_memory_bytes``.
         smallest: What the smallest network needs, in that setting's unit.
     """
 
@@ -169,6 +170,7 @@ def check_limits(
     max_params: int | None = None,
     max_flops: int | None = None,
     max_size_bytes: int | None = None,
+    max_memory_bytes: int | None = None,
 ) -> None:
     """Refuse limits that not even the smallest network of ``space`` meets (None: no limit).
 
@@ -199,6 +201,15 @@ def check_limits(
             field="max_size_bytes",
             smallest=smallest_bytes,
         )
+    if max_memory_bytes is not None:
+        leanest = space.smallest_memory(shape.n_inputs, shape.n_outputs)
+        if max_memory_bytes < leanest:
+            raise NoNetworkFits(
+                f"No network runs in {_size(max_memory_bytes)} of memory: the leanest one for this data needs "
+                f"{_size(leanest)} at its peak (weights and activations). Raise the limit, or leave it empty.",
+                field="max_memory_bytes",
+                smallest=leanest,
+            )
 
 
 @dataclass(frozen=True)
@@ -226,9 +237,7 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
         ConstraintError: The space does not suit the data (a CNN without pixel columns).
     """
     space = make_space(config.space, n_inputs=shape.n_inputs, image_shape=shape.image_shape)
-    check_limits(
-        space, shape, max_params=config.max_params, max_flops=config.max_flops, max_size_bytes=config.max_size_bytes
-    )
+    check_limits(space, shape, **config.analytic_limits())
     fitting, draws = _sample_fitting(space, shape, config, samples)
     share = len(fitting) / draws if draws else 0.0
     if not fitting:  # none drawn fits, yet the smallest does: price the smallest
@@ -262,11 +271,7 @@ def _sample_fitting(
         draws += 1
         arch = space.sample(rng)
         costs = space.costs(arch, shape.n_inputs, shape.n_outputs)
-        if (
-            (config.max_params is not None and costs.params > config.max_params)
-            or (config.max_flops is not None and costs.flops > config.max_flops)
-            or (config.max_size_bytes is not None and costs.size_bytes > config.max_size_bytes)
-        ):
+        if broken_limits(costs, config.analytic_limits()):
             continue
         depth = len(arch.get("layers", ())) + sum(stage.get("blocks", 1) for stage in arch.get("stages", ()))
         batch_size = int(arch.get("train", DEFAULT_TRAIN)["batch_size"])

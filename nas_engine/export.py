@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas_engine import runtime
+from nas_engine import compress, runtime
 from nas_engine.errors import DatasetError, NasError
 from nas_engine.evaluator import predict_raw
 from nas_engine.images import png_bytes
 from nas_engine.model_card import model_card
-from nas_engine.results import Costs
+from nas_engine.results import Costs, ensemble_costs
 from nas_engine.spaces import space_for_architecture
 
 BUNDLE_FILES = (
@@ -173,13 +173,43 @@ def onnx_max_abs_diff(model: torch.nn.Module, onnx_path: Path, inputs: np.ndarra
     return float(np.max(np.abs(onnx_out - predict_raw(model, inputs))))
 
 
+def _quantize_for_bundle(
+    model: torch.nn.Module, onnx_path: Path, encoded: np.ndarray, task: str
+) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
+    """Replace the float ONNX file by its int8 graph and check that graph against its torch twin.
+
+    Returns:
+        The twin (what model.pt holds), the int8 graph as a module (what predict.py must
+        reproduce) and the checks to record.
+
+    Raises:
+        NasError: The int8 graph and the twin differ by more than ``compress.INT8_TOLERANCE``.
+    """
+    float_path = onnx_path.with_name("float.onnx")
+    onnx_path.replace(float_path)
+    compress.quantize_onnx(float_path, onnx_path)
+    float_path.unlink()
+    twin = compress.int8_twin(model)
+    parity = compress.int8_parity(twin, onnx_path, encoded, task=task)
+    if not parity["passed"]:
+        raise NasError(
+            f"The int8 ONNX model differs from its torch counterpart by {parity['max_abs_diff']:.2e} "
+            f"(limit {parity['tolerance']:g}); the bundle was not written."
+        )
+    checks = {
+        "int8_max_abs_diff": parity["max_abs_diff"],
+        "int8_agreement": parity["agreement"],
+        "int8_tolerance": parity["tolerance"],
+    }
+    return twin, compress.OnnxModel(onnx_path), checks
+
+
 def analytic_costs(architecture: dict, n_inputs: int, n_outputs: int) -> Costs:
     """Parameters, FLOPs and size from the genome (an ensemble costs the sum of its members)."""
     if architecture.get("space") != "ensemble":
         return space_for_architecture(architecture).costs(architecture, n_inputs, n_outputs)
-    members = [analytic_costs(member, n_inputs, n_outputs) for member in architecture["member_architectures"]]
-    params = sum(c.params for c in members)
-    return Costs(params=params, flops=sum(c.flops for c in members), latency_ms=None, size_bytes=params * 4)
+    members = architecture["member_architectures"]
+    return ensemble_costs([analytic_costs(member, n_inputs, n_outputs) for member in members])
 
 
 def describe_architecture(architecture: dict) -> list[str]:
@@ -189,7 +219,9 @@ def describe_architecture(architecture: dict) -> list[str]:
         for number, member in zip(architecture["members"], architecture["member_architectures"], strict=True):
             lines += [f"Member: trial {number}"] + [f"  {line}" for line in describe_architecture(member)]
         return lines
-    return space_for_architecture(architecture).describe(architecture)
+    lines = space_for_architecture(architecture).describe(architecture)
+    compression = compress.compression_of(architecture)
+    return [*lines, compress.describe_compression(compression)] if compression else lines
 
 
 @dataclass(frozen=True)
@@ -453,6 +485,12 @@ def export_bundle(
     run in a subprocess on those rows as raw CSV, against the torch model's predictions. A model
     trained on images is also checked on a few of those rows written back as PNG files.
 
+    For an int8 variant (``compress.is_int8(architecture)``; ``model`` is its float network) the
+    bundle's model.onnx is the int8 graph and model.pt its torch twin (``compress.int8_twin``); the
+    float export is checked as above, then the int8 graph against the twin within
+    ``compress.INT8_TOLERANCE`` (recorded as ``int8_*`` checks), and predict.py against the int8
+    graph run in-process.
+
     Raises:
         NasError: A check failed; nothing is written.
     """
@@ -474,13 +512,20 @@ def export_bundle(
                     f"The ONNX export differs from the trained model by {diff:.2e} "
                     f"(limit {ONNX_TOLERANCE:g}); the bundle was not written."
                 )
+            int8_checks: dict = {}
+            reference = model  # reference: what predict.py must reproduce
+            if compress.is_int8(architecture):
+                model, reference, int8_checks = _quantize_for_bundle(model, onnx_path, encoded, preprocessing["task"])
             _export_torchscript(model, n_in, script_path)
             predict_source = Path(runtime.__file__).read_text(encoding="utf-8")
             (Path(tmp) / "predict.py").write_text(predict_source, encoding="utf-8")
             (Path(tmp) / "preprocessing.json").write_text(json.dumps(preprocessing), encoding="utf-8")
-            _check_predict_py(Path(tmp), rows, runtime.decode_outputs(predict_raw(model, encoded), preprocessing))
+            expected = runtime.decode_outputs(predict_raw(reference, encoded), preprocessing)
+            _check_predict_py(Path(tmp), rows, expected)
             images = (
-                _check_predict_py_on_images(Path(tmp), model, rows, preprocessing) if "image" in preprocessing else 0
+                _check_predict_py_on_images(Path(tmp), reference, rows, preprocessing)
+                if "image" in preprocessing
+                else 0
             )
             record = {
                 **(extra or {}),
@@ -492,6 +537,7 @@ def export_bundle(
                     "rows_source": "given" if check_rows else "synthetic",
                     "onnx_max_abs_diff": diff,
                     "onnx_tolerance": ONNX_TOLERANCE,
+                    **int8_checks,
                     "predict_py_reproduces_predictions": True,
                     **({"predict_py_images": images} if images else {}),
                 },

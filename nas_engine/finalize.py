@@ -15,7 +15,7 @@ import torch
 from nas_engine.augment import augmentation_for
 from nas_engine.evaluator import Trainer, TrainSettings, evaluate_model, measure_latency_ms, one_thread
 from nas_engine.prepare import PreparedData
-from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, require_score
+from nas_engine.results import SearchResult, StatusEvent, TrialResult, TrialStatus, ensemble_costs, require_score
 from nas_engine.spaces import space_for_architecture
 
 ENSEMBLE_SPACE = "ensemble"
@@ -196,12 +196,7 @@ def _ensemble_record(
             member.load_state_dict(torch.load(trial_weights, weights_only=True))
         std = data.preprocessing["target"].get("std", 1.0)
         metrics = evaluate_model(searched, data.X_val, data.y_val, task=data.task, target_std=std)
-    costs = Costs(
-        params=sum(m.costs.params for m in members),
-        flops=sum(m.costs.flops for m in members),
-        latency_ms=measure_latency_ms(refitted, n_in),
-        size_bytes=sum(m.costs.size_bytes for m in members),
-    )
+    costs = ensemble_costs([m.costs for m in members], latency_ms=measure_latency_ms(refitted, n_in))
     seconds = sum(f.train_seconds for f in finals)
     record = TrialResult(
         number=number,

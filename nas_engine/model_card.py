@@ -138,6 +138,7 @@ def build_model_card(
     if task == "classification":
         intro.append(Paragraph((Span(f"Classes: {', '.join(preprocessing['target']['labels'])}."),)))
     latency = "not measured" if costs.latency_ms is None else f"{costs.latency_ms:.3f} ms"
+    memory = "not computed" if costs.memory_bytes is None else f"{costs.memory_bytes:,} bytes"
     sections = (
         Section("Architecture", (Bullets(tuple(layers)),)),
         Section(
@@ -157,6 +158,7 @@ def build_model_card(
                         f"Parameters: {costs.params:,}",
                         f"FLOPs (multiply-adds per row): {costs.flops:,}",
                         f"Size (float32 weights): {costs.size_bytes:,} bytes",
+                        f"Peak memory (1 row: weights and activations): {memory}",
                         f"Latency (1 row, 1 CPU thread): {latency}",
                     )
                 ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import StrEnum
 
@@ -11,13 +12,18 @@ class Costs:
     """What a network costs to run.
 
     ``flops`` counts the multiply-adds of the Linear layers (in * out each), the usual
-    convention for MLPs; ``size_bytes`` is the float32 weight size.
+    convention for MLPs; ``size_bytes`` is the float32 weight size. ``memory_bytes`` is the peak
+    memory of predicting one row (batch 1, float32): every weight and buffer of the network
+    (batch-norm running statistics included: inference reads them) plus the most activations
+    alive at once in the forward pass, the network input included (``spaces.memory``). None in
+    records written before it existed.
     """
 
     params: int
     flops: int
     latency_ms: float | None
     size_bytes: int
+    memory_bytes: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -30,6 +36,24 @@ class Costs:
             ValueError: A cost is missing.
         """
         return cls(**_known_fields(cls, data))
+
+
+def ensemble_costs(members: Sequence[Costs], *, latency_ms: float | None = None) -> Costs:
+    """The costs of an ensemble averaging ``members``: the sum of theirs.
+
+    For memory the sum is an upper bound, safe to hold against a limit: members run one after
+    another, so the exact peak is every member's weights plus the largest member's activations,
+    but ``Costs`` does not keep weights and activations apart. None when a member's memory is
+    unknown (a record from before ``memory_bytes``).
+    """
+    memory = [c.memory_bytes for c in members]
+    return Costs(
+        params=sum(c.params for c in members),
+        flops=sum(c.flops for c in members),
+        latency_ms=latency_ms,
+        size_bytes=sum(c.size_bytes for c in members),
+        memory_bytes=None if None in memory else sum(m for m in memory if m is not None),
+    )
 
 
 class TrialStatus(StrEnum):
@@ -48,6 +72,7 @@ OBJECTIVES: dict[str, str] = {
     "flops": "minimize",
     "latency_ms": "minimize",
     "size_bytes": "minimize",
+    "memory_bytes": "minimize",
 }
 
 

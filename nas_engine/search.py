@@ -63,6 +63,9 @@ def _analytic_violation(costs: Costs, config: SearchConfig) -> str:
         return f"{costs.flops:,} FLOPs is above the limit of {config.max_flops:,}."
     if config.max_size_bytes is not None and costs.size_bytes > config.max_size_bytes:
         return f"{costs.size_bytes:,} bytes of weights is above the limit of {config.max_size_bytes:,}."
+    limit = config.max_memory_bytes
+    if limit is not None and costs.memory_bytes is not None and costs.memory_bytes > limit:
+        return f"{costs.memory_bytes:,} bytes of peak inference memory is above the limit of {limit:,}."
     return ""
 
 
@@ -101,6 +104,13 @@ def _check_feasible(space: SearchSpace, config: SearchConfig, data: PreparedData
             f"No architecture in the search space fits max_flops={config.max_flops:,}; "
             f"the cheapest possible needs {cheapest:,} FLOPs."
         )
+    if config.max_memory_bytes is not None:
+        leanest = space.smallest_memory(n_in, n_out)
+        if config.max_memory_bytes < leanest:
+            raise ConstraintError(
+                f"No architecture in the search space fits max_memory_bytes={config.max_memory_bytes:,}; "
+                f"the leanest possible needs {leanest:,} bytes of peak inference memory."
+            )
 
 
 @dataclasses.dataclass
@@ -327,7 +337,7 @@ class _Loop:
             space=self.space,
             data=self.data,
             objectives=config.objectives,
-            limits={name: getattr(config, name) for name in ("max_params", "max_flops", "max_size_bytes")},
+            limits=config.analytic_limits(),
             deadline=now + strategy.budget_share * max(0.0, self.deadline - now),
             seed=config.seed,
             augmentation=self.augmentation,
@@ -400,7 +410,7 @@ class _Loop:
             if self.rejections >= MAX_CONSECUTIVE_REJECTIONS:
                 raise ConstraintError(
                     f"{self.rejections} architectures in a row broke the limits (last: {violation}) "
-                    "Loosen max_params, max_flops or max_size_bytes."
+                    "Loosen max_params, max_flops, max_size_bytes or max_memory_bytes."
                 )
             self.record(self.untrained(TrialStatus.REJECTED, arch, number, costs, violation))
             return None
@@ -601,7 +611,7 @@ def run_search(
 ) -> SearchResult:
     """Search architectures until the budget, the trial limit or a cancel request stops it.
 
-    Architectures breaking ``max_params``/``max_flops``/``max_size_bytes`` are rejected before
+    Architectures breaking ``max_params``/``max_flops``/``max_size_bytes``/``max_memory_bytes`` are rejected before
     training; ``max_latency_ms`` is checked after training. With ``config.fidelity`` set, many
     architectures train for a few epochs and only the best continue (see ``fidelity``); each is
     reported once, completed or pruned. Each trial seeds torch with ``config.seed + number``.

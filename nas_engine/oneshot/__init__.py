@@ -36,7 +36,7 @@ class OneShotContext:
             in it (``space.costs`` and ``space.build_model`` accept them).
         data: The prepared splits; methods train on ``X_train`` and score on ``X_val``.
         objectives: The search's objectives, ``"score"`` first, then one or two costs.
-        limits: ``{"max_params", "max_flops", "max_size_bytes"}`` (None where unset): shortlisted
+        limits: The ``config.ANALYTIC_LIMITS`` settings (None where unset): shortlisted
             architectures should respect them (the loop rejects those that do not).
         deadline: ``time.monotonic()`` value by which ``shortlist`` must return.
         seed: Seed of every random choice the method makes.

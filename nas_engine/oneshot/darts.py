@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas_engine.config import ANALYTIC_LIMITS, broken_limits
 from nas_engine.evaluator import _loss, evaluate_model
 from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
 from nas_engine.oneshot.darts_supernets import MixedNet, build_mixed_net
@@ -52,7 +53,15 @@ WARMUP_SHARE = 0.2
 DISCRETISE_SHARE, MAX_DISCRETISE_SECONDS = 0.1, 15.0  # time kept back from training to score
 RECALIBRATION_ROWS = 512  # training rows whose statistics replace batch-norm's before scoring
 MAX_REPAIR_STEPS = 20
-_COST_OF_OBJECTIVE = {"params": "params", "size_bytes": "params", "flops": "flops", "latency_ms": "flops"}
+# The supernet prices params and FLOPs only; memory (weights plus activations) follows params best
+# in these small networks, and ``repair`` keeps shortlisted genomes within a memory limit.
+_COST_OF_OBJECTIVE = {
+    "params": "params",
+    "size_bytes": "params",
+    "memory_bytes": "params",
+    "flops": "flops",
+    "latency_ms": "flops",
+}
 
 
 @dataclass(frozen=True)
@@ -96,19 +105,10 @@ def _params_of_size(size_bytes) -> int | None:
     return None if size_bytes is None else int(size_bytes) // 4
 
 
-def _within(costs: Costs, limits: dict) -> bool:
-    return all(
-        limits.get(f"max_{name}") is None or getattr(costs, name) <= limits[f"max_{name}"]
-        for name in ("params", "flops", "size_bytes")
-    )
-
-
 def _excess(costs: Costs, limits: dict) -> float:
     """How far ``costs`` break the limits: the sum of relative excesses (0 when within)."""
     return sum(
-        max(0.0, getattr(costs, name) / limits[f"max_{name}"] - 1.0)
-        for name in ("params", "flops", "size_bytes")
-        if limits.get(f"max_{name}") is not None
+        max(0.0, getattr(costs, ANALYTIC_LIMITS[name]) / limits[name] - 1.0) for name in broken_limits(costs, limits)
     )
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nas_engine.config import broken_limits
 from nas_engine.evaluator import evaluate_model
 from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
 from nas_engine.pareto import pareto_front_nd
@@ -245,11 +246,7 @@ class _Sampler:
     def fits(self, arch: dict) -> bool:
         """Whether ``arch`` keeps every analytic limit of the search."""
         costs = self.context.space.costs(arch, self.n_inputs, self.n_outputs)
-        limits = self.context.limits
-        return all(
-            limits.get(f"max_{name}") is None or getattr(costs, name) <= limits[f"max_{name}"]
-            for name in ("params", "flops", "size_bytes")
-        )
+        return not broken_limits(costs, self.context.limits)
 
     def fix(self, arch: dict) -> dict:
         return {**arch, "train": dict(DEFAULT_TRAIN)}

@@ -49,7 +49,7 @@ class SearchSpace(ABC):
 
     @abstractmethod
     def costs(self, arch: dict, n_inputs: int, n_outputs: int) -> Costs:
-        """Compute parameters, FLOPs and size without building the network."""
+        """Compute parameters, FLOPs, size and peak inference memory without building the network."""
 
     @abstractmethod
     def smallest_params(self, n_inputs: int, n_outputs: int) -> int:
@@ -58,6 +58,15 @@ class SearchSpace(ABC):
     @abstractmethod
     def smallest_flops(self, n_inputs: int, n_outputs: int) -> int:
         """Return the FLOPs of the cheapest architecture in the space."""
+
+    def smallest_memory(self, n_inputs: int, n_outputs: int) -> int:
+        """Return the peak inference memory (``Costs.memory_bytes``) of the leanest architecture.
+
+        This default is a lower bound, the float32 weights of the smallest network alone, so a
+        limit below it is impossible; spaces that cost activations override it with the exact
+        figure.
+        """
+        return 4 * self.smallest_params(n_inputs, n_outputs)
 
     @abstractmethod
     def describe(self, arch: dict) -> list[str]:

@@ -3,7 +3,9 @@
 Costs are analytic: ``params`` is the exact parameter count of the built module (batch-norm
 scale and shift included) and ``flops`` counts multiply-accumulates (MACs) of the convolutions
 and the output Linear layer at batch 1; batch-norm, activations, pooling and residual additions
-are not counted.
+are not counted. ``memory_bytes`` is the float32 weights and batch-norm buffers plus the peak of
+feature maps alive in a batch-1 forward pass (``memory.ActivationPeak``): an inverted bottleneck's
+expanded map, a residual block's input held while its body runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from nas_engine.errors import ConstraintError
 from nas_engine.results import Costs
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.blocks import activation, residual_class
+from nas_engine.spaces.memory import BATCH_NORM_COUNTER_BYTES, FLOAT32_BYTES, ActivationPeak, memory_of
 from nas_engine.spaces.training import TRAIN_DECISIONS, describe_train, mutate_train, pick, sample_train
 
 ACTIVATIONS = ("relu", "silu", "gelu")
@@ -279,17 +282,33 @@ class CNNSpace(SearchSpace):
     def costs(self, arch: dict, n_inputs: int, n_outputs: int) -> Costs:
         self._check_inputs(arch, n_inputs)
         channels, height, width = arch["input_shape"]
-        stem = _Conv(channels, arch["stem"]["channels"], 3)
-        params, flops = _conv_costs((stem,), height, width)
+        stem = (_Conv(channels, arch["stem"]["channels"], 3),)
+        params, flops = _conv_costs(stem, height, width)
+        buffer_bytes = _buffer_bytes(stem)
+        activations = ActivationPeak(n_inputs)  # Unflatten is a view of the input
+        activations.nested(_conv_outputs(stem, height, width))
         for stride, _, block in self.plan(arch):
             for specs in (block.body, block.shortcut or ()):
                 p, f = _conv_costs(specs, height, width)
-                params, flops = params + p, flops + f
+                params, flops, buffer_bytes = params + p, flops + f, buffer_bytes + _buffer_bytes(specs)
+            body = _conv_outputs(block.body, height, width)
+            if block.shortcut is None:
+                activations.nested(body)
+            else:
+                shortcut = _conv_outputs(block.shortcut, height, width)
+                activations.residual(body, shortcut, after=body[-1:] if block.act_after else ())
             height, width = _side_after(height, stride), _side_after(width, stride)
         last = self._out_channels(arch)
         params += last * n_outputs + n_outputs
         flops += last * n_outputs
-        return Costs(params=params, flops=flops, latency_ms=None, size_bytes=params * 4)
+        activations.chain((last, n_outputs))  # pooling (Flatten is a view, dropout a no-op) and the head
+        return Costs(
+            params=params,
+            flops=flops,
+            latency_ms=None,
+            size_bytes=params * FLOAT32_BYTES,
+            memory_bytes=params * FLOAT32_BYTES + buffer_bytes + activations.peak_bytes,
+        )
 
     def _smallest(self, n_inputs: int, n_outputs: int) -> list[Costs]:
         # Costs grow with every width, depth and kernel, so the cheapest net is one stage of one
@@ -311,6 +330,9 @@ class CNNSpace(SearchSpace):
 
     def smallest_flops(self, n_inputs: int, n_outputs: int) -> int:
         return min(c.flops for c in self._smallest(n_inputs, n_outputs))
+
+    def smallest_memory(self, n_inputs: int, n_outputs: int) -> int:
+        return min(memory_of(c) for c in self._smallest(n_inputs, n_outputs))
 
     def describe(self, arch: dict) -> list[str]:
         lines = [
@@ -346,3 +368,17 @@ def _conv_costs(specs: tuple[_Conv, ...], height: int, width: int) -> tuple[int,
         params += weights + 2 * c.cout
         macs += weights * height * width
     return params, macs
+
+
+def _conv_outputs(specs: tuple[_Conv, ...], height: int, width: int) -> list[int]:
+    """Elements each op of the convolutions writes, in order: conv, batch-norm, activation."""
+    sizes = []
+    for c in specs:
+        height, width = _side_after(height, c.stride), _side_after(width, c.stride)
+        sizes += [c.cout * height * width] * (3 if c.act else 2)
+    return sizes
+
+
+def _buffer_bytes(specs: tuple[_Conv, ...]) -> int:
+    """Bytes of the batch-norm buffers after the convolutions: running mean and variance, counter."""
+    return sum(2 * c.cout * FLOAT32_BYTES + BATCH_NORM_COUNTER_BYTES for c in specs)

@@ -2,7 +2,8 @@
 
 Costs are analytic: ``params`` is the exact parameter count of the built module and ``flops``
 counts multiply-accumulates (MACs) of the Linear layers; normalisation, activations and the
-residual additions are not counted.
+residual additions are not counted. ``memory_bytes`` is the float32 weights and batch-norm buffers
+plus the peak of activations alive in a batch-1 forward pass (``memory.ActivationPeak``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 from nas_engine.results import Costs
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.blocks import ACTIVATION_NAMES, activation, residual_class
+from nas_engine.spaces.memory import BATCH_NORM_COUNTER_BYTES, FLOAT32_BYTES, ActivationPeak, memory_of
 from nas_engine.spaces.training import (
     TRAIN_DECISIONS,
     describe_train,
@@ -138,31 +140,54 @@ class MLPSpace(SearchSpace):
 
     def costs(self, arch: dict, n_inputs: int, n_outputs: int) -> Costs:
         arch = _with_defaults(arch)
-        params = flops = 0
+        params = flops = buffer_bytes = 0
+        activations = ActivationPeak(n_inputs)
         width = n_inputs
         for layer in arch["layers"]:
             units = layer["units"]
             macs = width * units
             params += macs + units + (2 * units if arch["norm"] != "none" else 0)  # weights, biases, norm scale+shift
-            if arch["residual"] and width != units:
-                params, macs = params + width * units, macs + width * units  # the projection
+            if arch["norm"] == "batch":  # running mean and variance, and the step counter
+                buffer_bytes += 2 * units * FLOAT32_BYTES + BATCH_NORM_COUNTER_BYTES
+            body = [units] * (3 if arch["norm"] != "none" else 2)  # Linear, norm, activation (dropout is a no-op)
+            if arch["residual"]:
+                shortcut = [] if width == units else [units]
+                if shortcut:
+                    params, macs = params + width * units, macs + width * units  # the projection
+                activations.residual(body, shortcut)
+            else:
+                activations.chain(body)
             flops += macs
             width = units
         params += width * n_outputs + n_outputs
         flops += width * n_outputs
-        return Costs(params=params, flops=flops, latency_ms=None, size_bytes=params * 4)
+        activations.op(n_outputs)
+        return Costs(
+            params=params,
+            flops=flops,
+            latency_ms=None,
+            size_bytes=params * FLOAT32_BYTES,
+            memory_bytes=params * FLOAT32_BYTES + buffer_bytes + activations.peak_bytes,
+        )
 
-    def _smallest(self, n_inputs: int, n_outputs: int) -> Costs:
+    def _candidates(self, n_inputs: int, n_outputs: int) -> list[Costs]:
+        # Every cost grows with depth, width, norms and skips, so the cheapest net is the linear
+        # model or one narrowest plain hidden layer (narrower than the input or output).
         linear = {"layers": [], "norm": "none", "residual": False}
         narrow = {"layers": [{"units": min(UNITS), "activation": "relu", "dropout": 0.0}], "norm": "none"}
-        candidates = [self.costs(arch | {"residual": False}, n_inputs, n_outputs) for arch in (linear, narrow)]
-        return min(candidates, key=lambda c: (c.params, c.flops))
+        return [self.costs(arch | {"residual": False}, n_inputs, n_outputs) for arch in (linear, narrow)]
+
+    def _smallest(self, n_inputs: int, n_outputs: int) -> Costs:
+        return min(self._candidates(n_inputs, n_outputs), key=lambda c: (c.params, c.flops))
 
     def smallest_params(self, n_inputs: int, n_outputs: int) -> int:
         return self._smallest(n_inputs, n_outputs).params
 
     def smallest_flops(self, n_inputs: int, n_outputs: int) -> int:
         return self._smallest(n_inputs, n_outputs).flops
+
+    def smallest_memory(self, n_inputs: int, n_outputs: int) -> int:
+        return min(memory_of(c) for c in self._candidates(n_inputs, n_outputs))
 
     def describe(self, arch: dict) -> list[str]:
         arch = _with_defaults(arch)

@@ -101,6 +101,9 @@ def test_impossible_limit_exits_2_without_output(mixed_csv, tmp_path, capsys):
     assert main(["search", str(mixed_csv), "--target", "label", "--max-params", "10", "--out", str(out)]) == 2
     assert "the smallest possible has" in _one_error_line(capsys)
     assert not out.exists()
+    assert main(["search", str(mixed_csv), "--target", "label", "--max-memory-bytes", "10", "--out", str(out)]) == 2
+    assert "fits max_memory_bytes=10; the leanest possible needs" in _one_error_line(capsys)
+    assert not out.exists()
 
 
 def test_binary_upload_exits_2(tmp_path, capsys):

@@ -107,6 +107,7 @@ def test_it_is_deterministic_for_a_seed():
         ({"max_params": 10}, "max_params", "No network fits under 10 parameters"),
         ({"max_flops": 10}, "max_flops", "No network fits under 10 FLOPs per prediction"),
         ({"max_size_bytes": 100}, "max_size_bytes", "No network fits in 100 bytes"),
+        ({"max_memory_bytes": 300}, "max_memory_bytes", "No network runs in 300 bytes of memory"),
     ],
 )
 def test_limits_below_the_smallest_network_are_refused_with_what_it_needs(limit, field, words):
@@ -123,7 +124,13 @@ def test_limits_below_the_smallest_network_are_refused_with_what_it_needs(limit,
 def test_a_limit_exactly_at_the_smallest_network_is_accepted():
     space = MLPSpace()
     smallest, cheapest = space.smallest_params(30, 2), space.smallest_flops(30, 2)
-    check_limits(space, CANCER, max_params=smallest, max_flops=cheapest, max_size_bytes=smallest * 4)
+    leanest = space.smallest_memory(30, 2)
+    check_limits(
+        space, CANCER, max_params=smallest, max_flops=cheapest, max_size_bytes=smallest * 4, max_memory_bytes=leanest
+    )
+    with pytest.raises(NoNetworkFits) as caught:
+        check_limits(space, CANCER, max_memory_bytes=leanest - 1)
+    assert caught.value.smallest == leanest
     estimate = estimate_search(config(max_params=smallest), CANCER)
     assert estimate.trials >= 1 and 0 < estimate.fitting_share < 1
 

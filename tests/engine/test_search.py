@@ -133,6 +133,7 @@ def test_failing_trials_are_recorded_then_stop_the_search(cancer_data, monkeypat
         ("max_params", 3500, "parameters is above"),
         ("max_flops", 3000, "FLOPs is above"),
         ("max_size_bytes", 14_000, "bytes of weights is above"),
+        ("max_memory_bytes", 15_000, "bytes of peak inference memory is above"),
     ],
 )
 def test_no_trained_trial_breaks_an_analytic_limit(cancer_data, tmp_path, limit, value, message):
@@ -151,6 +152,11 @@ def test_no_trained_trial_breaks_an_analytic_limit(cancer_data, tmp_path, limit,
 def test_impossible_max_size_is_a_constraint_error(cancer_data):
     with pytest.raises(ConstraintError, match="fits max_size_bytes=200; the smallest possible takes"):
         run_search(SearchConfig(target="diagnosis", max_size_bytes=200), cancer_data)
+
+
+def test_impossible_max_memory_is_a_constraint_error(cancer_data):
+    with pytest.raises(ConstraintError, match="fits max_memory_bytes=300; the leanest possible needs"):
+        run_search(SearchConfig(target="diagnosis", max_memory_bytes=300), cancer_data)
 
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
@@ -204,6 +210,7 @@ def test_training_settings_come_from_the_genome():
         ({"space": "transformer"}, "Unknown search space 'transformer'; use auto or one of: mlp"),
         ({"eta": 1}, "eta must be at least 2"),
         ({"max_size_bytes": 0}, "max_size_bytes must be above 0"),
+        ({"max_memory_bytes": -1}, "max_memory_bytes must be above 0"),
         ({"fidelity": "hyperband", "min_epochs": 9, "max_epochs": 5}, "min_epochs \\(9\\) cannot exceed max_epochs"),
     ],
 )

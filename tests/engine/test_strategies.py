@@ -41,7 +41,8 @@ def mean_best_score(name: str) -> float:
     return float(np.mean([max(score for score, _ in search(name, seed, TRIALS)) for seed in SEEDS]))
 
 
-@pytest.mark.parametrize("name", sorted(STRATEGIES))
+# Grid search enumerates; it refuses this 65,536-network space (tests/engine/test_grid.py).
+@pytest.mark.parametrize("name", sorted(set(STRATEGIES) - {"grid"}))
 def test_every_strategy_finds_better_than_its_first_sample(name):
     scores = [score for score, _ in search(name, seed=0, trials=TRIALS)]
     assert max(scores) > scores[0]

@@ -84,7 +84,7 @@ def test_the_default_strategy_is_tpe_and_its_explanation_is_shown(alice_client, 
 def test_the_objectives_are_radio_buttons_with_params_chosen(alice_client, dataset):
     box = field_box(page(alice_client, dataset), "cost_objective")
     radios = [dict(e.attributes) for e in _elements(box) if e.name == "input"]
-    assert [r["value"] for r in radios] == ["params", "flops", "latency_ms", "size_bytes"]
+    assert [r["value"] for r in radios] == ["params", "flops", "latency_ms", "size_bytes", "memory_bytes"]
     assert all(r["type"] == "radio" and r["name"] == "cost_objective" for r in radios)
     assert [r["value"] for r in radios if "checked" in r] == ["params"]
 

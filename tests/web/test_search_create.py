@@ -89,6 +89,14 @@ def test_empty_limits_mean_no_limit(alice_client, dataset):
     assert response.status_code == 302
     job = SearchJob.objects.get()
     assert (job.max_params, job.max_flops, job.max_latency_ms, job.max_size_bytes, job.max_trials) == (None,) * 5
+    assert job.max_memory_bytes is None
+
+
+def test_the_memory_limit_is_taken_in_kb_and_reaches_the_engine(alice_client, dataset):
+    response = start(alice_client, dataset, max_memory_kb=64, cost_objective="memory_bytes")
+    assert response.status_code == 302
+    job = SearchJob.objects.get()
+    assert job.max_memory_bytes == 64 * 1024 and job.objectives == ["score", "memory_bytes"]
 
 
 def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset, django_capture_on_commit_callbacks):
@@ -120,6 +128,7 @@ def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset,
         ({"max_latency_ms": 0}, "max_latency_ms", "greater than"),
         ({"max_latency_ms": "fast"}, "max_latency_ms", "Enter a number"),
         ({"max_size_kb": 0}, "max_size_kb", "greater than"),
+        ({"max_memory_kb": 0}, "max_memory_kb", "greater than"),
         ({"max_trials": 0}, "max_trials", "greater than"),
         ({"seed": -1}, "seed", "greater than"),
         ({"seed": 2**40}, "seed", "less than"),
@@ -133,7 +142,8 @@ def test_it_queues_the_job_only_once_the_row_is_committed(alice_client, dataset,
         "params-below-the-smallest-network", "flops-below-the-cheapest-network", "overflowing-flops",
         "overflowing-params", "infinite-latency",
         "unknown-strategy", "unknown-task", "unknown-objective", "cnn-on-tabular", "unknown-fidelity",
-        "same-objective-twice", "zero-latency", "text-latency", "zero-size", "zero-trials", "negative-seed",
+        "same-objective-twice", "zero-latency", "text-latency", "zero-size", "zero-memory", "zero-trials",
+        "negative-seed",
         "huge-seed", "augment-a-table", "unknown-augment", "grid-above-the-trial-limit", "grid-above-the-budget",
     ],
 )  # fmt: skip

@@ -20,6 +20,7 @@ COSTS = [
     ("flops", "FLOPs (less computation per prediction)"),
     ("latency_ms", "Latency (faster predictions on the worker's CPU)"),
     ("size_bytes", "Model size (a smaller file)"),
+    ("memory_bytes", "Peak memory (less RAM per prediction)"),
 ]
 DEFAULT_STRATEGY = "tpe"  # what benchmarks/search_quality.py measures; random stays one click away
 GROUPS = {  # how the page arranges the fields that are not sliders
@@ -29,6 +30,7 @@ GROUPS = {  # how the page arranges the fields that are not sliders
     "advanced": (
         "third_objective",
         "max_size_kb",
+        "max_memory_kb",
         "max_trials",
         "space",
         "fidelity",
@@ -49,7 +51,10 @@ SLIDERS = {
                        "raw_id": "budget-value"},
 }  # fmt: skip
 # Form field holding each engine limit (the form takes KB where the engine counts bytes).
-LIMIT_FIELDS = {"max_params": "max_params", "max_flops": "max_flops", "max_size_bytes": "max_size_kb"}
+LIMIT_FIELDS = {
+    "max_params": "max_params", "max_flops": "max_flops", "max_size_bytes": "max_size_kb",
+    "max_memory_bytes": "max_memory_kb",
+}  # fmt: skip
 
 
 def _strategy_choices() -> list[tuple[str, str]]:
@@ -88,6 +93,13 @@ class SearchJobForm(forms.Form):
         min_value=1,
         max_value=MAX_SIZE_KB,
         help_text="Empty: no limit.",
+    )
+    max_memory_kb = forms.IntegerField(
+        label="At most this peak memory per prediction (KB)",
+        required=False,
+        min_value=1,
+        max_value=MAX_SIZE_KB,
+        help_text="Weights plus the largest activations alive at once, for one row. Empty: no limit.",
     )
     max_trials = forms.IntegerField(
         label="At most this many models", required=False, min_value=1, max_value=10_000,
@@ -194,6 +206,8 @@ class SearchJobForm(forms.Form):
         self._clean_objectives(cleaned)
         size_kb = cleaned.pop("max_size_kb", None)
         cleaned["max_size_bytes"] = size_kb * 1024 if size_kb else None
+        memory_kb = cleaned.pop("max_memory_kb", None)
+        cleaned["max_memory_bytes"] = memory_kb * 1024 if memory_kb else None
         target, task = cleaned.get("target"), cleaned.get("task")
         if not target or not task:
             return cleaned
@@ -253,6 +267,7 @@ class SearchJobForm(forms.Form):
                 max_params=cleaned.get("max_params"),
                 max_flops=cleaned.get("max_flops"),
                 max_size_bytes=cleaned.get("max_size_bytes"),
+                max_memory_bytes=cleaned.get("max_memory_bytes"),
             )
         except nas_engine.NoNetworkFits as exc:
             self.add_error(LIMIT_FIELDS[exc.field], str(exc))

@@ -51,6 +51,7 @@ class SearchJob(models.Model):
     max_flops = models.PositiveBigIntegerField(null=True, blank=True)
     max_latency_ms = models.FloatField(null=True, blank=True)
     max_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    max_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     preprocessing = models.JSONField(
         null=True, blank=True, help_text="Fitted on the training split; goes into bundles."
@@ -111,6 +112,7 @@ class SearchJob(models.Model):
             "max_flops": self.max_flops,
             "max_latency_ms": self.max_latency_ms,
             "max_size_bytes": self.max_size_bytes,
+            "max_memory_bytes": self.max_memory_bytes,
             "status": self.status,
             "progress": self.progress,
             "message": self.message,
@@ -146,6 +148,9 @@ class Trial(models.Model):
     flops = models.PositiveBigIntegerField()
     latency_ms = models.FloatField(null=True, blank=True)
     size_bytes = models.PositiveBigIntegerField()
+    memory_bytes = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Peak inference memory per prediction: weights plus live activations."
+    )
     train_seconds = models.FloatField(default=0.0)
     on_front = models.BooleanField(default=False, db_index=True)
     message = models.TextField(blank=True)
@@ -180,6 +185,7 @@ class Trial(models.Model):
                 "flops": self.flops,
                 "latency_ms": self.latency_ms,
                 "size_bytes": self.size_bytes,
+                "memory_bytes": self.memory_bytes,
             },
             "train_seconds": self.train_seconds,
             "on_front": self.on_front,

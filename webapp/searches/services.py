@@ -48,6 +48,7 @@ def search_create(
     max_flops: int | None = None,
     max_latency_ms: float | None = None,
     max_size_bytes: int | None = None,
+    max_memory_bytes: int | None = None,
     augment: str = SearchJob.Augment.NONE,
     warm_start_from: SearchJob | None = None,
 ) -> SearchJob:
@@ -70,6 +71,7 @@ def search_create(
             max_flops=max_flops,
             max_latency_ms=max_latency_ms,
             max_size_bytes=max_size_bytes,
+            max_memory_bytes=max_memory_bytes,
             augment=augment,
             warm_start_from=warm_start_from,
             message="Waiting for a worker",
@@ -148,7 +150,8 @@ def search_cancel(*, job: SearchJob) -> bool:
 
 RERUN_FIELDS = (
     "owner", "dataset", "target", "task", "strategy", "space", "fidelity", "objectives", "seed", "budget_seconds",
-    "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes", "augment", "warm_start_from",
+    "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes", "max_memory_bytes", "augment",
+    "warm_start_from",
 )  # fmt: skip
 
 
@@ -310,6 +313,7 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         max_flops=job.max_flops,
         max_latency_ms=job.max_latency_ms,
         max_size_bytes=job.max_size_bytes,
+        max_memory_bytes=job.max_memory_bytes,
         strategy=job.strategy,
         space=job.space,
         fidelity=job.fidelity,
@@ -463,6 +467,7 @@ def trial_record(*, job: SearchJob, result: nas_engine.TrialResult) -> Trial:
             flops=costs.flops,
             latency_ms=costs.latency_ms,
             size_bytes=costs.size_bytes,
+            memory_bytes=costs.memory_bytes,
             train_seconds=result.train_seconds,
             message=result.message,
             weights_path=result.weights_path or "",

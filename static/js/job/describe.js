@@ -9,6 +9,7 @@
     flops: { label: "FLOPs", human: U.flops },
     latency_ms: { label: "Latency", human: U.milliseconds },
     size_bytes: { label: "Model size", human: U.bytes },
+    memory_bytes: { label: "Peak memory", human: U.bytes },
   };
   const METRICS = {
     accuracy: "accuracy", balanced_accuracy: "balanced accuracy", f1_macro: "F1 (macro)",

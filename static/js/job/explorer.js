@@ -1,14 +1,14 @@
-// Explore the front: log-scale sliders (1-2-5 stops, top = no limit) for parameters, FLOPs and
-// latency grey out what does not fit, name the best model that does, and offer the knee point.
+// Explore the front: log-scale sliders (1-2-5 stops, top = no limit) for parameters, FLOPs,
+// latency and peak memory grey out what does not fit, name the best model that does, and offer the knee point.
 (function () {
   "use strict";
   window.NasJob = window.NasJob || {};
   const D = window.NasJob.describe;
   const U = window.NasUnits;
-  const COSTS = ["params", "flops", "latency_ms"];
+  const COSTS = ["params", "flops", "latency_ms", "memory_bytes"];
   let store = null;
   let handlers = { choose: () => {} };
-  const stops = { params: [], flops: [], latency_ms: [] };
+  const stops = { params: [], flops: [], latency_ms: [], memory_bytes: [] };
 
   function limitWords(cost, value) {
     if (cost === "latency_ms") return "under " + U.milliseconds(value);

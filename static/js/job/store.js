@@ -25,7 +25,7 @@
     job: { status: "", progress: 0, message: "", error: "", recommended: null, knee: null },
     chosenId: null,
     compared: [], // trial ids, in the order they were ticked
-    limits: { params: null, flops: null, latency_ms: null }, // null: no limit
+    limits: { params: null, flops: null, latency_ms: null, memory_bytes: null }, // null: no limit
 
     isEnded() { return ENDED.includes(store.job.status); },
 

@@ -80,6 +80,7 @@
       cell(D.cost("flops", t.costs.flops), t.costs.flops),
       cell(D.cost("latency_ms", t.costs.latency_ms), t.costs.latency_ms),
       cell(D.cost("size_bytes", t.costs.size_bytes), t.costs.size_bytes),
+      cell(D.cost("memory_bytes", t.costs.memory_bytes), t.costs.memory_bytes),
       cell(D.seconds(t.train_seconds), t.train_seconds),
       cell(D.seconds(t.elapsed_seconds), t.elapsed_seconds),
       cell(store.front.has(t.id) ? "★" : "", store.front.has(t.id) ? 1 : 0),
