@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     search.add_argument("--seed", type=int, default=0)
     search.add_argument(
+        "--compress", action="store_true",
+        help="after the search, add pruned (50%%, 75%%) and int8 variants of the best front models as trials",
+    )  # fmt: skip
+    search.add_argument(
         "--export", choices=("recommended", "best", "ensemble"), default="recommended",
         help="recommended: the cheapest front model within one standard error of the best score; best: the "
         "highest validation score; ensemble: the best distinct models averaged (all refit on train+validation)",
@@ -134,6 +138,7 @@ def _search(args: argparse.Namespace) -> int:
         min_epochs=args.min_epochs,
         cv_folds=args.cv_folds,
         augment=args.augment,
+        compress=args.compress,
         seed=args.seed,
     )
     with tempfile.TemporaryDirectory() as artifacts:

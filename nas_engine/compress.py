@@ -454,10 +454,14 @@ def compress_trial(
             _export_onnx(model, n_in, float_path)
             quantize_onnx(float_path, int8_path)
             metrics = evaluate_model(OnnxModel(int8_path), data.X_val, data.y_val, task=data.task, target_std=std)
+            dense = measured_costs(model, arch, n_in, n_out)
+            stored = onnx_weight_bytes(int8_path)
             costs = dataclasses.replace(
-                measured_costs(model, arch, n_in, n_out),
-                size_bytes=onnx_weight_bytes(int8_path),
+                dense,
+                size_bytes=stored,
                 latency_ms=measure_onnx_latency_ms(int8_path, n_in),
+                # The weights are held as the quantized graph stores them; activations stay float.
+                memory_bytes=None if dense.memory_bytes is None else dense.memory_bytes - dense.size_bytes + stored,
             )
             extra = {
                 "float_onnx_latency_ms": measure_onnx_latency_ms(float_path, n_in),

@@ -65,6 +65,8 @@ class SearchConfig:
             it from the data size (see ``evaluator.auto_cv_folds``), 1 turns it off.
         augment: Change training images at random: ``"none"``, ``"shift"`` or ``"shift_flip"``
             (``augment.AUGMENTATIONS``); only for data whose columns form an image.
+        compress: Once the budget is spent, derive compressed variants (pruned at 50 % and 75 %,
+            int8) of the best front models; each is a trial of its own, on the same front.
 
     Raises:
         ConstraintError: A budget or limit is not a positive number.
@@ -91,6 +93,7 @@ class SearchConfig:
     min_epochs: int = 3
     cv_folds: int | None = None
     augment: str = "none"
+    compress: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:

@@ -152,9 +152,12 @@ def refit(
 def _ensemble_members(result: SearchResult, size: int) -> list[TrialResult]:
     """The ``size`` best trials by validation score, one per architecture: fully trained ones first,
     then pruned ones (they are refit for their best epoch count anyway), so a short multi-fidelity
-    search with a single fully trained model still gets an ensemble."""
+    search with a single fully trained model still gets an ensemble. Compressed variants are left
+    out: a member is refit from its genome, which would undo the compression."""
+    trained = (TrialStatus.COMPLETED, TrialStatus.PRUNED)
+    scored = (t for t in result.trials if t.status in trained and t.score is not None)
     ranked = sorted(
-        (t for t in result.trials if t.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED) and t.score is not None),
+        (t for t in scored if "compression" not in t.architecture),  # members are refit: no variants
         key=lambda t: (t.status is not TrialStatus.COMPLETED, -require_score(t), t.costs.params),
     )
     members: dict[str, TrialResult] = {}
@@ -219,6 +222,19 @@ def _ensemble_record(
     return record, final
 
 
+def _compressed_final(trial: TrialResult, data: PreparedData) -> tuple[torch.nn.Module, dict]:
+    """A compressed variant is not refit (that would train its pruned weights back, or its parent
+    anew): its final model is the compressed one, scored on the test split as it ships (int8:
+    through its twin, which computes what the quantized graph does)."""
+    from nas_engine.compress import int8_twin, is_int8  # compress builds on this module
+
+    if trial.weights_path is None:
+        raise ValueError(f"Compressed trial {trial.number} has no weights.")
+    model = load_final_model(trial.architecture, trial.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs)
+    scored = int8_twin(model) if is_int8(trial.architecture) else model
+    return model, _test_metrics(scored, data)
+
+
 def finalize_front(
     result: SearchResult,
     data: PreparedData,
@@ -258,9 +274,13 @@ def finalize_front(
             on_status(StatusEvent(status="finalizing", progress=i / len(chosen), message=message))
         start = time.monotonic()
         epochs = trial.metrics.get("best_epoch", trial.metrics.get("epochs", 1))
-        model, test_metrics = refit(
-            trial.architecture, data, epochs=epochs, seed=seed + trial.number, augment=result.augment
-        )
+        if "compression" in trial.architecture:
+            model, test_metrics = _compressed_final(trial, data)
+            epochs = 0
+        else:
+            model, test_metrics = refit(
+                trial.architecture, data, epochs=epochs, seed=seed + trial.number, augment=result.augment
+            )
         path = artifacts_dir / f"trial_{trial.number}_final.pt"
         torch.save(model.state_dict(), path)
         finals[trial.number] = FinalModel(

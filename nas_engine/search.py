@@ -47,6 +47,7 @@ MIN_TRIAL_SECONDS = 30.0
 TIMED_OUT_PREFIX = "stopped after"
 SUPERNET_EPOCHS_PER_TRIAL_EPOCH = 4  # the supernet trains for this many times a trial's max_epochs
 SUPERNET_FILE = "supernet.pt"
+COMPRESSED_PARENTS = 3  # front trials, best scores first, whose compressed variants are made
 ONE_SHOT_REPORT_SECONDS = 2.0  # a supernet reports progress every epoch; status events go out at most this often
 TIMED_OUT = TIMED_OUT_PREFIX + " {seconds:g} s: longer than this search allows per model"
 
@@ -213,11 +214,14 @@ class _Loop:
             value = self.progress() if progress is None else progress
             self.on_status(StatusEvent(status=status, progress=value, message=message))
 
-    def record(self, result: TrialResult) -> None:
+    def record(self, result: TrialResult, *, tell: bool = True) -> None:
+        """Keep and report a trial; the strategy learns from it unless ``tell`` is False (compressed
+        variants: not architectures of the space it proposes from)."""
         self.trials.append(result)
         if self.on_trial is not None:
             self.on_trial(result)
-        self.strategy.tell([result])
+        if tell:
+            self.strategy.tell([result])
 
     def rank(self, trial: TrialResult) -> tuple[float, ...]:
         # Highest score, ties broken by the costs in objective order: the top trial is on the front.
@@ -273,7 +277,7 @@ class _Loop:
 
     def conclude(self, candidate: _Candidate, status: TrialStatus) -> None:
         """Report a trained candidate: completed (reached the top rung) or pruned (stopped lower)."""
-        config, data = self.config, self.data
+        data = self.data
         try:
             outcome = candidate.built_trainer.finish()
         except FloatingPointError as exc:
@@ -288,8 +292,8 @@ class _Loop:
             "costs": dataclasses.replace(candidate.costs, latency_ms=latency),
             "train_seconds": outcome.seconds,
         }
-        if config.max_latency_ms is not None and latency > config.max_latency_ms:
-            message = f"Measured latency {latency:.3f} ms is above the limit of {config.max_latency_ms:g} ms."
+        message = self.latency_violation(common["costs"])
+        if message:
             result = TrialResult(status=TrialStatus.REJECTED, message=message, **common)
         else:
             weights_path = None
@@ -510,6 +514,57 @@ class _Loop:
                 self.conclude(candidate, TrialStatus.COMPLETED if top else TrialStatus.PRUNED)
         return False
 
+    # --- compression ------------------------------------------------------------------------
+
+    def compress_front(self) -> None:
+        """Derive ``compress.VARIANTS`` of the ``COMPRESSED_PARENTS`` best-scoring front trials
+        (completed, with weights); each variant is recorded as a trial, rejected when it breaks a
+        limit. A variant that cannot be made (a network too small to prune) is skipped, one that
+        fails is recorded as failed: compression never ends the search."""
+        from nas_engine.compress import VARIANTS, compress_trial  # torch and onnxruntime, only when asked
+
+        config = self.config
+        if not config.compress or self.cancelled or self.artifacts_dir is None:
+            return
+        plain = [t for t in self.trials if t.status is TrialStatus.COMPLETED and "compression" not in t.architecture]
+        vectors = [objective_vector(t, config.objectives) for t in plain]
+        front = sorted((plain[i] for i in pareto_front_nd(vectors)), key=lambda t: -(t.score or 0.0))
+        parents = [t for t in front if t.weights_path is not None][:COMPRESSED_PARENTS]
+        made = 0
+        for parent in parents:
+            for kind, ratio in VARIANTS:
+                if self.should_cancel is not None and self.should_cancel():
+                    self.cancelled = True
+                    return
+                number, self.next_number = self.next_number, self.next_number + 1
+                self.status("running", f"Compressing trial {parent.number}: {kind} {ratio or ''}".rstrip() + ".")
+                try:
+                    variant = compress_trial(
+                        parent, self.data, kind=kind, ratio=ratio, number=number,
+                        artifacts_dir=self.artifacts_dir, seed=config.seed + number,
+                    )  # fmt: skip
+                except ConstraintError as exc:
+                    logger.info("No %s variant of trial %d: %s", kind, parent.number, exc)
+                    continue
+                except Exception as exc:  # a broken variant must not end the search; keep the reason
+                    logger.error("Compressing trial %d failed", parent.number, exc_info=exc)
+                    failed = self.untrained(TrialStatus.FAILED, parent.architecture, number, parent.costs, str(exc))
+                    self.record(failed, tell=False)
+                    continue
+                violation = _analytic_violation(variant.costs, config) or self.latency_violation(variant.costs)
+                if violation:
+                    variant = dataclasses.replace(variant, status=TrialStatus.REJECTED, message=violation)
+                self.record(variant, tell=False)
+                made += 1
+        if parents:
+            self.status("running", f"{made} compressed variants of {len(parents)} front models.")
+
+    def latency_violation(self, costs: Costs) -> str:
+        limit, latency = self.config.max_latency_ms, costs.latency_ms
+        if limit is None or latency is None or latency <= limit:
+            return ""
+        return f"Measured latency {latency:.3f} ms is above the limit of {limit:g} ms."
+
     def run(self) -> SearchResult:
         config = self.config
         message = f"Search resumed with {len(self.trials)} earlier trials." if self.trials else "Search started."
@@ -527,6 +582,7 @@ class _Loop:
             candidates = self.propose(size)
             if candidates and not self.run_bracket(candidates, bracket.first_rung):
                 break
+        self.compress_front()
         return self.finish()
 
     def finish(self) -> SearchResult:

@@ -256,3 +256,35 @@ def test_a_cnn_quantizes_to_integer_convolutions_that_match_its_twin(digits_data
 def test_kept_units_rounds_and_keeps_at_least_one():
     assert [kept_units(u, 0.75) for u in (8, 6, 1)] == [2, 2, 1]
     assert kept_units(64, 0.5) == 32
+
+
+def test_a_compressing_search_puts_variants_on_the_same_front_within_the_limits(cancer_data, tmp_path):
+    from nas_engine import SearchConfig, finalize_front, run_search
+    from nas_engine.search import COMPRESSED_PARENTS
+
+    limit = 60_000
+    config = SearchConfig(
+        target="diagnosis", strategy="random", max_trials=6, max_epochs=5, max_params=limit,
+        max_memory_bytes=400_000, compress=True, seed=3,
+    )  # fmt: skip
+    reported = []
+    result = run_search(config, cancer_data, artifacts_dir=tmp_path, on_trial=reported.append)
+    variants = [t for t in result.trials if "compression" in t.architecture]
+    assert variants and [t.number for t in reported] == [t.number for t in result.trials]
+    parents = {t.architecture["compression"]["parent"] for t in variants}
+    assert 1 <= len(parents) <= COMPRESSED_PARENTS
+    by_number = {t.number: t for t in result.trials}
+    for variant in variants:
+        parent = by_number[variant.architecture["compression"]["parent"]]
+        assert variant.number > max(t.number for t in result.trials if "compression" not in t.architecture)
+        if variant.status is TrialStatus.COMPLETED:  # no kept variant breaks a hard limit
+            assert variant.costs.params <= limit and variant.costs.memory_bytes <= 400_000
+            assert variant.costs.size_bytes < parent.costs.size_bytes
+    assert all(t.number in by_number for t in result.trials if t.number in result.front)
+    finals = finalize_front(result, cancer_data, artifacts_dir=tmp_path, seed=config.seed)
+    for number in result.front:  # a compressed front trial keeps its compressed weights: not refit
+        trial, final = by_number[number], finals.get(number)
+        if "compression" in trial.architecture:
+            assert final.epochs == 0 and final.test_metrics["score"] > 0.8
+            kept, searched = torch.load(final.weights_path), torch.load(trial.weights_path)
+            assert kept.keys() == searched.keys() and all(torch.equal(kept[k], searched[k]) for k in kept)

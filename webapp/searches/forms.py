@@ -35,6 +35,7 @@ GROUPS = {  # how the page arranges the fields that are not sliders
         "space",
         "fidelity",
         "augment",
+        "compress",
         "warm_start_from",
         "seed",
     ),
@@ -112,6 +113,11 @@ class SearchJobForm(forms.Form):
         required=False,  # left out (an older page, a script): none
         help_text="Random changes to each training image, so the model learns the shape rather than the pixels. "
         "Mirroring suits photos, not digits or letters.",
+    )  # fmt: skip
+    compress = forms.BooleanField(
+        label="Also try compressed variants of the best models", required=False,
+        help_text="After the search: pruned (50 % and 75 % of the weights) and int8-quantized copies of the best "
+        "front models, each a point of its own on the front, kept only within your limits.",
     )  # fmt: skip
     warm_start_from = forms.ChoiceField(
         label="Start from an earlier search", required=False,

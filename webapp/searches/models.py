@@ -52,6 +52,7 @@ class SearchJob(models.Model):
     max_latency_ms = models.FloatField(null=True, blank=True)
     max_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     max_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    compress = models.BooleanField(default=False, help_text="Also try pruned and int8 variants of the front.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     preprocessing = models.JSONField(
         null=True, blank=True, help_text="Fitted on the training split; goes into bundles."

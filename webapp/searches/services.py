@@ -49,6 +49,7 @@ def search_create(
     max_latency_ms: float | None = None,
     max_size_bytes: int | None = None,
     max_memory_bytes: int | None = None,
+    compress: bool = False,
     augment: str = SearchJob.Augment.NONE,
     warm_start_from: SearchJob | None = None,
 ) -> SearchJob:
@@ -72,6 +73,7 @@ def search_create(
             max_latency_ms=max_latency_ms,
             max_size_bytes=max_size_bytes,
             max_memory_bytes=max_memory_bytes,
+            compress=compress,
             augment=augment,
             warm_start_from=warm_start_from,
             message="Waiting for a worker",
@@ -151,7 +153,7 @@ def search_cancel(*, job: SearchJob) -> bool:
 RERUN_FIELDS = (
     "owner", "dataset", "target", "task", "strategy", "space", "fidelity", "objectives", "seed", "budget_seconds",
     "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes", "max_memory_bytes", "augment",
-    "warm_start_from",
+    "compress", "warm_start_from",
 )  # fmt: skip
 
 
@@ -314,6 +316,7 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         max_latency_ms=job.max_latency_ms,
         max_size_bytes=job.max_size_bytes,
         max_memory_bytes=job.max_memory_bytes,
+        compress=job.compress,
         strategy=job.strategy,
         space=job.space,
         fidelity=job.fidelity,
