@@ -20,7 +20,13 @@ from nas_engine.errors import ConstraintError
 from nas_engine.results import Costs
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.blocks import activation, residual_class
-from nas_engine.spaces.memory import BATCH_NORM_COUNTER_BYTES, FLOAT32_BYTES, ActivationPeak, memory_of
+from nas_engine.spaces.memory import (
+    BATCH_NORM_COUNTER_BYTES,
+    FLOAT32_BYTES,
+    ActivationPeak,
+    float32_costs,
+    memory_of,
+)
 from nas_engine.spaces.training import TRAIN_DECISIONS, describe_train, mutate_train, pick, sample_train
 
 ACTIVATIONS = ("relu", "silu", "gelu")
@@ -302,13 +308,7 @@ class CNNSpace(SearchSpace):
         params += last * n_outputs + n_outputs
         flops += last * n_outputs
         activations.chain((last, n_outputs))  # pooling (Flatten is a view, dropout a no-op) and the head
-        return Costs(
-            params=params,
-            flops=flops,
-            latency_ms=None,
-            size_bytes=params * FLOAT32_BYTES,
-            memory_bytes=params * FLOAT32_BYTES + buffer_bytes + activations.peak_bytes,
-        )
+        return float32_costs(params=params, flops=flops, buffer_bytes=buffer_bytes, activations=activations)
 
     def _smallest(self, n_inputs: int, n_outputs: int) -> list[Costs]:
         # Costs grow with every width, depth and kernel, so the cheapest net is one stage of one

@@ -70,6 +70,19 @@ class ActivationPeak:
         return self.peak * FLOAT32_BYTES
 
 
+def float32_costs(*, params: int, flops: int, buffer_bytes: int, activations: ActivationPeak) -> Costs:
+    """The analytic costs of a float32 network: weights at 4 bytes, memory = weights + buffers +
+    the activation peak, latency unmeasured."""
+    weights = params * FLOAT32_BYTES
+    return Costs(
+        params=params,
+        flops=flops,
+        latency_ms=None,
+        size_bytes=weights,
+        memory_bytes=weights + buffer_bytes + activations.peak_bytes,
+    )
+
+
 def memory_of(costs: Costs) -> int:
     """``costs.memory_bytes`` of costs a space computed analytically (where it is always set)."""
     if costs.memory_bytes is None:

@@ -15,7 +15,13 @@ import numpy as np
 from nas_engine.results import Costs
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.blocks import ACTIVATION_NAMES, activation, residual_class
-from nas_engine.spaces.memory import BATCH_NORM_COUNTER_BYTES, FLOAT32_BYTES, ActivationPeak, memory_of
+from nas_engine.spaces.memory import (
+    BATCH_NORM_COUNTER_BYTES,
+    FLOAT32_BYTES,
+    ActivationPeak,
+    float32_costs,
+    memory_of,
+)
 from nas_engine.spaces.training import (
     TRAIN_DECISIONS,
     describe_train,
@@ -162,13 +168,7 @@ class MLPSpace(SearchSpace):
         params += width * n_outputs + n_outputs
         flops += width * n_outputs
         activations.op(n_outputs)
-        return Costs(
-            params=params,
-            flops=flops,
-            latency_ms=None,
-            size_bytes=params * FLOAT32_BYTES,
-            memory_bytes=params * FLOAT32_BYTES + buffer_bytes + activations.peak_bytes,
-        )
+        return float32_costs(params=params, flops=flops, buffer_bytes=buffer_bytes, activations=activations)
 
     def _candidates(self, n_inputs: int, n_outputs: int) -> list[Costs]:
         # Every cost grows with depth, width, norms and skips, so the cheapest net is the linear
