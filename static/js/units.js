@@ -48,6 +48,8 @@
     return n + " B";
   }
 
+  function kilobytes(n) { return bytes(n * 1024); }
+
   // 1-2-5 stops from low to high inclusive, for sliders whose range spans decades.
   function logStops(low, high) {
     const stops = [];
@@ -60,5 +62,5 @@
     return stops;
   }
 
-  window.NasUnits = { count, params, flops, milliseconds, duration, bytes, logStops };
+  window.NasUnits = { count, params, flops, milliseconds, duration, bytes, kilobytes, logStops };
 })();

@@ -56,7 +56,7 @@ def test_a_practitioner_configures_a_search_with_sliders_and_sees_the_estimate(
 
     # Phone width: nothing sticks out sideways; the sliders replaced the number inputs.
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    for name in ("max_params", "max_flops", "max_latency_ms", "budget_seconds"):
+    for name in ("max_params", "max_flops", "max_latency_ms", "max_memory_kb", "budget_seconds"):
         assert page.is_visible(f"#id_{name}_slider") and page.is_hidden(f"input[name={name}]")
         assert page.get_attribute(f"label[for=id_{name}_slider]", "for") == f"id_{name}_slider"
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -114,6 +114,15 @@ def test_a_practitioner_configures_a_search_with_sliders_and_sees_the_estimate(
     assert page.input_value("input[name=max_latency_ms]") == "2"
 
     # The budget with the keyboard, then the mouse; the estimate follows it.
+    press(page, "#id_max_memory_kb_slider", "Home")
+    assert page.input_value("input[name=max_memory_kb]") == "1"
+    assert page.get_attribute("#id_max_memory_kb_slider", "aria-valuetext") == "1 KB"
+    press(page, "#id_max_memory_kb_slider", *["ArrowRight"] * 4)  # 2 5 10 20 KB
+    assert page.input_value("input[name=max_memory_kb]") == "20"
+    assert page.get_attribute("#id_max_memory_kb_slider", "aria-valuetext") == "20 KB"
+    press(page, "#id_max_memory_kb_slider", "End")
+    assert page.input_value("input[name=max_memory_kb]") == ""
+
     press(page, "#id_budget_seconds_slider", "Home")
     assert text(page, "#id_budget_seconds_text") == "5 s" and text(page, "#budget-value") == "5"
     wait_for_text(page, "#estimate-text", " in 5 s (about")

@@ -30,7 +30,6 @@ GROUPS = {  # how the page arranges the fields that are not sliders
     "advanced": (
         "third_objective",
         "max_size_kb",
-        "max_memory_kb",
         "max_trials",
         "space",
         "fidelity",
@@ -47,6 +46,7 @@ SLIDERS = {
     "max_params": {"stops": "log", "low": 10, "high": 10**8, "unit": "params", "suffix": "parameters"},
     "max_flops": {"stops": "log", "low": 10, "high": 10**10, "unit": "flops", "suffix": "FLOPs"},
     "max_latency_ms": {"stops": "log", "low": 0.01, "high": 1000, "unit": "milliseconds", "suffix": "ms"},
+    "max_memory_kb": {"stops": "log", "low": 1, "high": 10**7, "unit": "kilobytes", "suffix": "KB"},
     # The exact seconds stay on show beside the budget: quotas and their messages count seconds.
     "budget_seconds": {"stops": "duration", "low": 5, "high": None, "unit": "duration", "suffix": "seconds",
                        "raw_id": "budget-value"},
