@@ -33,8 +33,15 @@
     return COSTS[name] ? COSTS[name].human(value) : number(value);
   }
 
+  // "int8 of trial 3" / "pruned 50 % of trial 3", for a compressed variant.
+  function compression(c) {
+    const kind = c.kind === "int8" ? "int8" : "pruned " + Math.round(c.ratio * 100) + " %";
+    return kind + " of trial " + c.parent;
+  }
+
   function architecture(arch) {
     if (!arch) return "";
+    if (arch.compression) return compression(arch.compression) + " · " + architecture({ ...arch, compression: null });
     if (arch.space === "ensemble") return "ensemble of trials " + arch.members.join(", ");
     if (arch.layers && !arch.layers.length) return "linear model (no hidden layer)";
     if (arch.layers) return "MLP " + arch.layers.map((l) => l.units + " " + l.activation).join(" → ");
