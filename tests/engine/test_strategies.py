@@ -51,7 +51,7 @@ def test_every_strategy_finds_better_than_its_first_sample(name):
 # Mean best score over seeds 0-4 when written: random 0.625, aging_evolution 0.725, tpe 0.825,
 # reinforce 0.800 (1.0 is the hidden target). Deterministic, so no flakiness; a change of
 # strategy code that loses to random search fails here.
-@pytest.mark.parametrize("name", ["aging_evolution", "tpe", "reinforce"])
+@pytest.mark.parametrize("name", ["aging_evolution", "tpe", "reinforce", "predictor_evolution"])
 def test_learning_strategies_beat_random_search_on_average(name):
     random_best, best = mean_best_score("random"), mean_best_score(name)
     assert best > random_best, f"{name}: mean best score {best:.3f}, random search {random_best:.3f}"
