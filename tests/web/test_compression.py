@@ -2,8 +2,11 @@
 pruned and int8 trials linked to their parents, on the same front, and an int8 trial downloads as
 a bundle whose ONNX model is the quantized one."""
 
+import csv
 import io
 import json
+import subprocess
+import sys
 import zipfile
 
 import onnx
@@ -18,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_compressed_variants_become_trials_and_an_int8_one_downloads_quantized(
-    celery_worker_process, alice_client, breast_cancer_csv
+    celery_worker_process, alice_client, breast_cancer_csv, tmp_path
 ):
     dataset = upload_dataset(alice_client, breast_cancer_csv)
     form = {
@@ -41,10 +44,21 @@ def test_compressed_variants_become_trials_and_an_int8_one_downloads_quantized(
 
     response = alice_client.get(reverse("trial_bundle", args=[job.pk, int8.number]))
     assert response.status_code == 200
-    bundle = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    content = b"".join(response.streaming_content)
+    bundle = zipfile.ZipFile(io.BytesIO(content))
     graph = onnx.load_from_string(bundle.read(next(n for n in bundle.namelist() if n.endswith("model.onnx"))))
     assert {"MatMulInteger", "DynamicQuantizeLinear"} & {node.op_type for node in graph.graph.node}
     metrics = json.loads(bundle.read(next(n for n in bundle.namelist() if n.endswith("metrics.json"))))
     assert metrics["checks"]["int8_max_abs_diff"] <= metrics["checks"]["int8_tolerance"]
+    # The page's predictions are the int8 model's, as the bundle's predict.py gives them.
+    (tmp_path / "bundle.zip").write_bytes(content)
+    out = tmp_path / "predicted.csv"
+    command = [sys.executable, "-m", "nas_engine", "predict", str(tmp_path / "bundle.zip"), str(breast_cancer_csv)]
+    subprocess.run([*command, "-o", str(out)], check=True, capture_output=True)
+    bundled = [row["prediction"] for row in csv.DictReader(out.open())]
+    served = alice_client.get(reverse("trial_predictions", args=[job.pk, int8.number])).content.decode()
+    shown = [row["prediction"] for row in csv.DictReader(io.StringIO(served))]
+    assert len(shown) == len(bundled) == 569
+    assert sum(a == b for a, b in zip(shown, bundled, strict=True)) >= 0.99 * 569
     page = alice_client.get(reverse("trial_detail", args=[job.pk, int8.number])).content.decode()
     assert f"Compressed from trial {int8.architecture['compression']['parent']}" in page

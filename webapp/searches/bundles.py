@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import nas_engine
-from nas_engine import runtime
+from nas_engine import compress, runtime
 from nas_engine.evaluator import predict_raw
 from webapp.searches.models import Trial
 
@@ -26,15 +26,21 @@ logger = logging.getLogger(__name__)
 CHECK_ROWS = 200  # raw dataset rows each bundle is verified on before it is offered
 
 
-def _load_trial_model(trial: Trial):
-    """The trial's model: refit on train+validation when the worker did that, else as searched."""
+def _load_trial_model(trial: Trial, *, as_served: bool = True):
+    """The trial's model: refit on train+validation when the worker did that, else as searched.
+
+    An int8 trial's predictions come from its int8 twin (what its bundle's quantized graph
+    computes) unless ``as_served`` is False: the export quantizes the float network itself."""
     job = trial.job
     weights = trial.final_weights_path or trial.weights_path
     if trial.status not in Trial.WITH_MODEL or not weights or job.preprocessing is None:
         raise nas_engine.NasError("This trial has no trained model to export.")
     if not Path(weights).exists():
         raise nas_engine.NasError("This trial's trained weights are missing on the server.")
-    return nas_engine.load_model(trial.architecture, weights, n_inputs=job.n_inputs, n_outputs=job.n_outputs)
+    model = nas_engine.load_model(trial.architecture, weights, n_inputs=job.n_inputs, n_outputs=job.n_outputs)
+    if as_served and compress.is_int8(trial.architecture):
+        return compress.int8_twin(model)
+    return model
 
 
 # TorchScript's writer aborts the whole process when a write fails (measured under torch 2.13:
@@ -91,7 +97,7 @@ def trial_bundle(*, trial: Trial) -> Path:
     path = Path(trial.job.artifacts_dir) / "bundles" / f"trial_{trial.number}.zip"
     if path.exists():
         return path
-    model = _load_trial_model(trial)
+    model = _load_trial_model(trial, as_served=False)  # the export quantizes the float network itself
     job = trial.job
     metrics = {
         "validation": trial.metrics,
