@@ -97,7 +97,8 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
     assert sorted(seen) == sorted(t.pk for t in trials)
     for trial in trials:
         assert seen[trial.pk]["costs"]["params"] == trial.params
-        assert set(seen[trial.pk]["costs"]) == {"params", "flops", "latency_ms", "size_bytes"}
+        assert set(seen[trial.pk]["costs"]) == {"params", "flops", "latency_ms", "size_bytes", "memory_bytes"}
+        assert seen[trial.pk]["costs"]["memory_bytes"] == trial.memory_bytes
         assert seen[trial.pk]["test_metrics"] == trial.test_metrics  # pushed again after the refit
     # Every front trial was refit on train+validation and scored once on the test split.
     for trial in (t for t in trials if t.on_front):
