@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from nas_engine.augment import augmentation_for
-from nas_engine.config import SearchConfig
+from nas_engine.config import ANALYTIC_LIMITS, SearchConfig, broken_limits
 from nas_engine.errors import ConstraintError, NasError
 from nas_engine.evaluator import (
     CrossValidatedTrainer,
@@ -57,16 +57,20 @@ def trial_time_limit(budget_seconds: float) -> float:
     return max(MIN_TRIAL_SECONDS, budget_seconds * TRIAL_BUDGET_SHARE)
 
 
+# How a rejection names each analytic limit's cost (config.ANALYTIC_LIMITS, in its order).
+_LIMIT_WORDS = {
+    "max_params": "parameters",
+    "max_flops": "FLOPs",
+    "max_size_bytes": "bytes of weights",
+    "max_memory_bytes": "bytes of peak inference memory",
+}
+
+
 def _analytic_violation(costs: Costs, config: SearchConfig) -> str:
-    if config.max_params is not None and costs.params > config.max_params:
-        return f"{costs.params:,} parameters is above the limit of {config.max_params:,}."
-    if config.max_flops is not None and costs.flops > config.max_flops:
-        return f"{costs.flops:,} FLOPs is above the limit of {config.max_flops:,}."
-    if config.max_size_bytes is not None and costs.size_bytes > config.max_size_bytes:
-        return f"{costs.size_bytes:,} bytes of weights is above the limit of {config.max_size_bytes:,}."
-    limit = config.max_memory_bytes
-    if limit is not None and costs.memory_bytes is not None and costs.memory_bytes > limit:
-        return f"{costs.memory_bytes:,} bytes of peak inference memory is above the limit of {limit:,}."
+    """Why ``costs`` break an analytic limit (the first in ``ANALYTIC_LIMITS`` order), or ""."""
+    for name in broken_limits(costs, config.analytic_limits()):
+        cost = getattr(costs, ANALYTIC_LIMITS[name])
+        return f"{cost:,} {_LIMIT_WORDS[name]} is above the limit of {getattr(config, name):,}."
     return ""
 
 
