@@ -4,11 +4,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import compression, efficiency, estimate, images, load, nasbench, search_quality
+from benchmarks import compression, efficiency, estimate, images, load, nasbench, scaling, search_quality
 
 
 def main() -> int:
-    for benchmark in (search_quality, efficiency, compression, images, estimate, load, nasbench):
+    for benchmark in (search_quality, efficiency, compression, images, estimate, load, scaling, nasbench):
         with tempfile.TemporaryDirectory() as workdir:
             path = benchmark.write(benchmark.run(Path(workdir)))
         sys.stdout.write(path.read_text())

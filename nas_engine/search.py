@@ -3,12 +3,13 @@ rung by rung (one full rung when multi-fidelity is off), report each once its fa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -191,11 +192,20 @@ class _Loop:
         ``max_trials``, numbering continues after the highest, and the strategy learns from them
         (in number order) before it proposes. They are not reported to ``on_trial`` again."""
         self.trials.extend(kept)
-        self.seen.update(trial.arch_hash for trial in kept)
-        self.next_number = max((trial.number + 1 for trial in kept), default=0)
-        self.trained = sum(_was_trained(trial) for trial in kept)
+        self.adopt(kept)
         if kept:
             self.strategy.tell(sorted(kept, key=lambda trial: trial.number))
+
+    def adopt(self, trials: Sequence[TrialResult], in_flight: Sequence[tuple[int, dict]] = ()) -> None:
+        """Count ``trials`` (reported) and ``in_flight`` (number, architecture: being trained
+        elsewhere) as tried: their architectures are not proposed again, numbering continues after
+        the highest, and the trained ones and those in flight count toward ``max_trials``. The
+        strategy is not told anything."""
+        self.seen.update(trial.arch_hash for trial in trials)
+        self.seen.update(self.space.arch_hash(arch) for _, arch in in_flight)
+        numbers = [trial.number for trial in trials] + [number for number, _ in in_flight]
+        self.next_number = max(self.next_number, max(numbers, default=-1) + 1)
+        self.trained = sum(_was_trained(trial) for trial in trials) + len(in_flight)
 
     # --- reporting ---------------------------------------------------------------------------
 
@@ -727,36 +737,54 @@ def run_search(
         trial_seconds = trial_time_limit(config.budget_seconds)
     if isinstance(trial_seconds, bool) or not isinstance(trial_seconds, int | float) or not trial_seconds > 0:
         raise ValueError(f"trial_seconds must be a number of seconds above 0; got {trial_seconds!r}.")
+    space = check_search(config, data, resumed=bool(resume_from))
+    with training_mode():
+        loop = _Loop(
+            config,
+            data,
+            space,
+            on_trial,
+            on_status,
+            should_cancel,
+            artifacts_dir,
+            elapsed_before=elapsed_before,
+            trial_seconds=trial_seconds,
+            warm_state=load_supernet(warm_supernet),
+        )
+        loop.warm_start(list(warm_start))
+        loop.resume(list(resume_from))
+        return loop.run()
+
+
+def check_search(config: SearchConfig, data: PreparedData, *, resumed: bool = False) -> SearchSpace:
+    """The search space of ``config`` on ``data``, once the limits are known to be reachable.
+
+    Raises:
+        ConstraintError: No architecture can meet the limits, or a grid search cannot try its whole
+            grid within the budget (not checked when ``resumed``: it passed with the budget it then had).
+    """
     space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape)
     _check_feasible(space, config, data)
-    if not resume_from:  # a resumed grid already passed, with the budget it then had
+    if not resumed:
         from nas_engine.estimate import DataShape, check_grid  # the estimate reads this module's constants
 
         shape = DataShape(
             rows=data.source_rows, n_inputs=data.n_features, n_outputs=data.n_outputs, image_shape=data.image_shape
         )
         check_grid(config, shape)
-    # The first Adam pulls in torch._dynamo (~1 s); do it now so trial 0's time is not inflated.
+    return space
+
+
+@contextlib.contextmanager
+def training_mode() -> Iterator[None]:
+    """Train on one torch thread with deterministic algorithms, both restored afterwards."""
+    # The first Adam pulls in torch._dynamo (~1 s); do it now so the first trial's time is not inflated.
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         with one_thread():
-            loop = _Loop(
-                config,
-                data,
-                space,
-                on_trial,
-                on_status,
-                should_cancel,
-                artifacts_dir,
-                elapsed_before=elapsed_before,
-                trial_seconds=trial_seconds,
-                warm_state=load_supernet(warm_supernet),
-            )
-            loop.warm_start(list(warm_start))
-            loop.resume(list(resume_from))
-            return loop.run()
+            yield
     finally:
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 

@@ -145,8 +145,8 @@ class ChildProcess:
 def start_celery_worker(name: str, log_dir: Path) -> ChildProcess:
     """A real Celery worker (solo pool, like `make run`) on the test database and broker, ready.
 
-    It takes the environment as it is now: set CELERY_QUEUE (or other settings) first to give it
-    a queue of its own."""
+    It takes the environment as it is now: set CELERY_QUEUE_PREFIX (or other settings) first to give it
+    queues of its own."""
     worker = ChildProcess(
         name,
         [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1",

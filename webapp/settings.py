@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("NAS_VAR_DIR", BASE_DIR / "var"))
@@ -190,7 +191,23 @@ CELERY_TASK_IGNORE_RESULT = True  # the database holds every result
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # searches are long; never hoard them on one worker
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "nas")
+# Queues (docs: README "Scaling out"): web tasks on `default`, search drivers on `search`, trials
+# on `trials`; a worker started without -Q takes these three. `trials-gpu` is taken only by
+# workers started with `-Q trials-gpu` (a machine with a GPU); image searches go there while one
+# is online. CELERY_QUEUE_PREFIX namespaces all four (the tests give their own workers one).
+CELERY_QUEUE_PREFIX = env_str("CELERY_QUEUE_PREFIX", "")
+NAS_QUEUES = {role: CELERY_QUEUE_PREFIX + role for role in ("default", "search", "trials", "trials-gpu")}
+CELERY_TASK_DEFAULT_QUEUE = NAS_QUEUES["default"]
+# Each its own routing key: a Queue without one is bound under the default key, so a message for
+# one queue would reach all three.
+CELERY_TASK_QUEUES = tuple(
+    Queue(NAS_QUEUES[role], routing_key=NAS_QUEUES[role]) for role in ("default", "search", "trials")
+)
+CELERY_TASK_ROUTES = {
+    "searches.run_search": {"queue": NAS_QUEUES["search"]},
+    "searches.advance_search": {"queue": NAS_QUEUES["search"]},
+    "searches.evaluate_trial": {"queue": NAS_QUEUES["trials"]},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # --- auth ---

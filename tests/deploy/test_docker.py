@@ -46,3 +46,36 @@ def test_the_dockerfile_copies_what_exists_and_pins_the_cpu_torch():
     for source in re.findall(r"^COPY (\S+)", DOCKERFILE, flags=re.M):
         assert (ROOT / source).exists(), source
     assert "torch==2.13.0" in DOCKERFILE
+
+
+def test_workers_scale_and_take_the_queues_of_a_spread_out_search():
+    from django.conf import settings
+
+    worker = COMPOSE["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker  # `up --scale worker=4` needs neither
+    queues = worker["command"][worker["command"].index("-Q") + 1].split(",")
+    assert queues == [settings.NAS_QUEUES[role] for role in ("default", "search", "trials")]
+    gpu = COMPOSE["services"]["gpu-worker"]
+    assert gpu["profiles"] == ["gpu"] and gpu["command"][gpu["command"].index("-Q") + 1] == "trials-gpu,trials"
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert COMPOSE["services"]["flower"]["profiles"] == ["flower"]
+
+
+def test_every_long_running_service_has_a_healthcheck_that_fits_it():
+    services = COMPOSE["services"]
+    for name in ["postgres", "redis", "worker", "gpu-worker"]:
+        assert services[name]["healthcheck"]["test"], name
+    assert "inspect ping" in services["worker"]["healthcheck"]["test"][1]  # not the image's web check
+    for name in ["beat", "migrate"]:
+        assert services[name]["healthcheck"] == {"disable": True}  # the image's check asks the web server
+    assert "HEALTHCHECK" in DOCKERFILE and "/healthz" in DOCKERFILE  # the web server's own
+
+
+def test_the_env_example_sets_every_variable_the_compose_file_requires():
+    required = set(re.findall(r"\$\{(\w+):\?", (ROOT / "docker" / "docker-compose.yml").read_text()))
+    example = dict(
+        line.split("=", 1) for line in (ROOT / "docker" / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )  # fmt: skip
+    assert required == {"SECRET_KEY", "ADMIN_PASSWORD"} and required <= set(example)
+    assert "docker/.env" in (ROOT / ".gitignore").read_text().splitlines()  # secrets are never committed

@@ -52,8 +52,8 @@ def test_the_log_gets_a_line_per_new_message_not_per_progress_tick(queued_job):
     SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.RUNNING)
     job.refresh_from_db()
     for progress in (0.1, 0.2, 0.3):  # three ticks of one message, then a new one
-        services._search_progress(job, nas_engine.StatusEvent(status="running", progress=progress, message="Trial 0."))
-    services._search_progress(job, nas_engine.StatusEvent(status="running", progress=0.4, message="Trial 1."))
+        services.search_progress(job, nas_engine.StatusEvent(status="running", progress=progress, message="Trial 0."))
+    services.search_progress(job, nas_engine.StatusEvent(status="running", progress=0.4, message="Trial 1."))
     assert services.search_log_add(job_id=job.pk, status="running", message="Trial 1.") is None
     services.search_mark_failed(job=job, reason="The worker ran out of memory")
     lines = list(job.log_entries.values_list("status", "message"))

@@ -102,7 +102,7 @@ def test_it_counts_waiting_messages_per_queue_at_every_priority(staff_client):
     queue = f"ops-test-{uuid.uuid4().hex[:8]}"  # a queue no worker consumes, so nothing drains it
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        with override_settings(CELERY_TASK_DEFAULT_QUEUE=queue):
+        with override_settings(CELERY_TASK_DEFAULT_QUEUE=queue, NAS_QUEUES={}, CELERY_TASK_QUEUES=()):
             assert status_of(staff_client)["queues"] == [{"name": queue, "depth": 0}]
             run_search.apply_async(args=[10**9], queue=queue)
             run_search.apply_async(args=[10**9 + 1], queue=queue)

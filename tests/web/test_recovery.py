@@ -35,7 +35,7 @@ def test_a_silent_running_job_is_queued_again_with_the_time_it_used(queued_job, 
     with django_capture_on_commit_callbacks(execute=False) as sent:
         outcome = services.search_reap_stale()
     queued_job.refresh_from_db()
-    assert outcome == {"requeued": [queued_job.pk], "failed": []}
+    assert (outcome["requeued"], outcome["failed"]) == ([queued_job.pk], [])
     assert queued_job.status == SearchJob.Status.QUEUED and "resuming" in queued_job.message
     assert queued_job.seconds_used == pytest.approx(20, abs=1)
     assert len(sent) == 1  # run_search sent again, after commit
@@ -45,7 +45,8 @@ def test_a_silent_running_job_is_queued_again_with_the_time_it_used(queued_job, 
 @override_settings(SEARCH_STALE_SECONDS=60, SEARCH_MAX_ATTEMPTS=3)
 def test_a_job_that_keeps_losing_its_worker_fails_with_a_reason(queued_job):
     make_running(queued_job, silent_for=90, attempts=3)
-    assert services.search_reap_stale() == {"requeued": [], "failed": [queued_job.pk]}
+    outcome = services.search_reap_stale()
+    assert (outcome["requeued"], outcome["failed"]) == ([], [queued_job.pk])
     queued_job.refresh_from_db()
     assert queued_job.status == SearchJob.Status.FAILED and queued_job.finished_at is not None
     assert "gone@host" in queued_job.error and "3 times" in queued_job.error
@@ -55,7 +56,8 @@ def test_a_job_that_keeps_losing_its_worker_fails_with_a_reason(queued_job):
 @override_settings(SEARCH_STALE_SECONDS=60)
 def test_a_job_whose_worker_is_alive_is_left_alone(queued_job):
     make_running(queued_job, silent_for=5, attempts=1)
-    assert services.search_reap_stale() == {"requeued": [], "failed": []}
+    outcome = services.search_reap_stale()
+    assert (outcome["requeued"], outcome["failed"]) == ([], [])
     queued_job.refresh_from_db()
     assert queued_job.status == SearchJob.Status.RUNNING
 
@@ -77,7 +79,7 @@ def test_a_search_resumes_on_a_new_worker_after_its_worker_is_killed(
     from webapp.searches.tasks import run_search
 
     queue = f"recovery-{os.getpid()}"
-    monkeypatch.setenv("CELERY_QUEUE", queue)  # these workers only: the shared test worker never sees it
+    monkeypatch.setenv("CELERY_QUEUE_PREFIX", queue)  # these workers only: the shared test worker never sees it
     monkeypatch.setenv("SEARCH_STALE_SECONDS", "3")
     dataset = upload_dataset(alice_client, breast_cancer_csv)
     job = SearchJob.objects.create(
@@ -86,7 +88,7 @@ def test_a_search_resumes_on_a_new_worker_after_its_worker_is_killed(
     )  # fmt: skip
     first = start_celery_worker("doomed", tmp_path)
     try:
-        run_search.apply_async(args=[job.pk], queue=queue)
+        run_search.apply_async(args=[job.pk], queue=queue + "search")
         wait_for_trials(job, 3, statuses=["completed", "pruned"])
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()

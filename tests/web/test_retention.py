@@ -203,10 +203,10 @@ def test_a_worker_runs_the_purge_task_on_its_media_root(media, tmp_path, monkeyp
     young = write(media / "datasets" / str(alice.pk) / "young.csv")
     gone_job = write(media / "jobs" / "424242" / "trial_0.pt")
     queue = f"retention-test-{os.getpid()}"
-    monkeypatch.setenv("CELERY_QUEUE", queue)  # only this worker (on this MEDIA_ROOT) takes the task
+    monkeypatch.setenv("CELERY_QUEUE_PREFIX", queue)  # only this worker (on this MEDIA_ROOT) takes the task
     worker = start_celery_worker("retention", tmp_path)
     try:
-        purge_files.apply_async(queue=queue)
+        purge_files.apply_async(queue=queue + "default")
         worker.wait_until(
             lambda: "maintenance.purge_files" in worker.log() and "succeeded" in worker.log(),
             timeout=60,

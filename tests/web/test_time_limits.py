@@ -22,12 +22,12 @@ def run_on_own_worker(job: SearchJob, tmp_path, monkeypatch, **env: str) -> Sear
     from webapp.searches.tasks import run_search
 
     queue = f"limits-{os.getpid()}-{job.pk}"
-    monkeypatch.setenv("CELERY_QUEUE", queue)  # the shared test worker never sees this job
+    monkeypatch.setenv("CELERY_QUEUE_PREFIX", queue)  # the shared test worker never sees this job
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     worker = start_celery_worker(f"limits-{job.pk}", tmp_path)
     try:
-        run_search.apply_async(args=[job.pk], queue=queue)
+        run_search.apply_async(args=[job.pk], queue=queue + "search")
         job = wait_until_ended(job, timeout=120)
     finally:
         worker.stop()

@@ -29,9 +29,11 @@ RUN_SEARCH_TASK = "searches.run_search"
 
 
 def queue_names() -> list[str]:
-    """The default queue and any declared in CELERY_TASK_QUEUES, default first."""
+    """The default queue, then NAS Studio's others (search, trials, trials-gpu) and any declared in
+    CELERY_TASK_QUEUES."""
     names = [settings.CELERY_TASK_DEFAULT_QUEUE]
-    for queue in getattr(settings, "CELERY_TASK_QUEUES", None) or ():
+    declared = getattr(settings, "CELERY_TASK_QUEUES", None) or ()
+    for queue in [*getattr(settings, "NAS_QUEUES", {}).values(), *declared]:
         name = getattr(queue, "name", queue)
         if name not in names:
             names.append(name)

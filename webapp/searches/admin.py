@@ -8,16 +8,32 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from webapp.searches import services
-from webapp.searches.models import SearchJob, Trial
+from webapp.searches.models import PendingTrial, SearchJob, Trial
 
 
 class TrialInline(admin.TabularInline):
     model = Trial
     extra = 0
     can_delete = False
-    fields = ["number", "status", "score", "params", "flops", "latency_ms", "train_seconds", "on_front", "message"]
+    fields = [
+        "number", "status", "score", "params", "flops", "latency_ms", "train_seconds", "on_front", "worker_host",
+        "message",
+    ]  # fmt: skip
     readonly_fields = fields
     show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class PendingTrialInline(admin.TabularInline):
+    """Trials of a spread-out search being trained (or waiting for a worker) right now."""
+
+    model = PendingTrial
+    extra = 0
+    can_delete = False
+    fields = ["number", "state", "queue", "attempt", "worker_host", "heartbeat_at", "created_at"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -40,9 +56,10 @@ class SearchJobAdmin(admin.ModelAdmin):
     readonly_fields = [
         "owner", "dataset", "status", "progress", "message", "error", "worker_host", "heartbeat_at", "rerun_of",
         "warm_start_from", "recommended_number", "preprocessing", "n_inputs", "n_outputs", "created_at", "started_at",
-        "finished_at",
+        "finished_at", "parallel_trials", "trial_slots", "driver_step", "concluding",
     ]  # fmt: skip
-    inlines = [TrialInline]
+    exclude = ["driver_state"]
+    inlines = [PendingTrialInline, TrialInline]
     action_form = JobActionForm
     actions = ["cancel_jobs", "rerun_jobs", "mark_failed", "delete_with_files"]
     change_form_template = "admin/searches/searchjob/change_form.html"
@@ -136,7 +153,8 @@ class SearchJobAdmin(admin.ModelAdmin):
 class TrialAdmin(admin.ModelAdmin):
     list_display = [
         "id", "job", "number", "status", "score", "params", "flops", "latency_ms", "train_seconds", "on_front",
+        "worker_host",
     ]  # fmt: skip
-    list_filter = ["status", "on_front", "job__task"]
+    list_filter = ["status", "on_front", "job__task", "worker_host"]
     search_fields = ["job__id", "arch_hash", "message"]
     readonly_fields = ["created_at"]

@@ -22,6 +22,7 @@ COSTS = [
     ("size_bytes", "Model size (a smaller file)"),
     ("memory_bytes", "Peak memory (less RAM per prediction)"),
 ]
+MAX_PARALLEL_TRIALS = 64
 DEFAULT_STRATEGY = "tpe"  # what benchmarks/search_quality.py measures; random stays one click away
 GROUPS = {  # how the page arranges the fields that are not sliders
     "data": ("target", "task"),
@@ -31,6 +32,7 @@ GROUPS = {  # how the page arranges the fields that are not sliders
         "third_objective",
         "max_size_kb",
         "max_trials",
+        "parallel_trials",
         "space",
         "fidelity",
         "augment",
@@ -105,6 +107,11 @@ class SearchJobForm(forms.Form):
     max_trials = forms.IntegerField(
         label="At most this many models", required=False, min_value=1, max_value=10_000,
         help_text="Leave empty to search until the time budget runs out.",
+    )  # fmt: skip
+    parallel_trials = forms.IntegerField(
+        label="Models trained at once", required=False, min_value=0, max_value=MAX_PARALLEL_TRIALS, initial=0,
+        help_text="Each by its own worker, on any machine. 0: one per idle worker when the search starts. "
+        "Multi-fidelity and weight-sharing searches train one at a time.",
     )  # fmt: skip
     space = forms.ChoiceField(label="Kind of network", choices=SearchJob.Space.choices, initial=SearchJob.Space.AUTO)
     fidelity = forms.ChoiceField(label="Training", choices=SearchJob.Fidelity.choices, initial=SearchJob.Fidelity.NONE)
@@ -302,9 +309,10 @@ class SearchJobForm(forms.Form):
         return nas_engine.estimate_search(config, shape)
 
     def engine_settings(self, cleaned: dict | None = None) -> dict:
-        """The cleaned values that are ``SearchConfig`` settings (the warm-start job is not one)."""
+        """The cleaned values that are ``SearchConfig`` settings (the warm-start job and how many
+        models train at once are the web app's)."""
         cleaned = self.cleaned_data if cleaned is None else cleaned
-        return {name: value for name, value in cleaned.items() if name != "warm_start_from"}
+        return {name: value for name, value in cleaned.items() if name not in ("warm_start_from", "parallel_trials")}
 
     def errors_by_field(self) -> dict[str, list[str]]:
         """Error messages keyed by field name ("__all__" for the form's own), for JSON."""

@@ -73,6 +73,17 @@ class SearchJob(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has started this job.")
     dispatched = models.BooleanField(default=False, help_text="Its run_search message reached the broker.")
     seconds_used = models.FloatField(default=0.0, help_text="Search time spent by earlier, interrupted attempts.")
+    parallel_trials = models.PositiveSmallIntegerField(
+        default=0, help_text="Models trained at once, each by a worker; 0: one per idle worker when it starts."
+    )
+    trial_slots = models.PositiveSmallIntegerField(
+        default=0, help_text="Models trained at once, decided when it started (0 or 1: one worker runs it all)."
+    )
+    driver_state = models.JSONField(
+        null=True, blank=True, help_text="The strategy between driver steps of a search spread over workers."
+    )
+    driver_step = models.PositiveIntegerField(default=0, help_text="Driver steps taken (a spread-out search).")
+    concluding = models.BooleanField(default=False, help_text="Its last trial reported; the front is being refit.")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     # An earlier job on data of the same columns whose trials (and supernet) this one starts from.
     warm_start_from = models.ForeignKey(
@@ -163,6 +174,7 @@ class Trial(models.Model):
     elapsed_seconds = models.FloatField(
         null=True, blank=True, help_text="Search time when the trial ended (earlier attempts included)."
     )
+    worker_host = models.CharField(max_length=255, blank=True, help_text="The Celery worker that trained it.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -202,6 +214,43 @@ class Trial(models.Model):
             return self.elapsed_seconds
         started = self.job.started_at or self.job.created_at
         return max(0.0, (self.created_at - started).total_seconds()) if self.created_at and started else None
+
+
+class PendingTrial(models.Model):
+    """A trial of a spread-out search, planned by its driver and not reported yet: the database
+    is where any worker finds it, and where the reaper finds one whose worker died."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+
+    job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="pending_trials")
+    number = models.PositiveIntegerField()
+    architecture = models.JSONField()
+    arch_hash = models.CharField(max_length=40)
+    costs = models.JSONField(help_text="Analytic costs, as the engine computed them when it was planned.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    queue = models.CharField(max_length=200, help_text="The Celery queue it was sent to.")
+    attempt = models.PositiveSmallIntegerField(
+        default=1, help_text="Times it was sent to a worker; a message of an earlier send is skipped."
+    )
+    worker_host = models.CharField(max_length=255, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from its worker.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="unique_pending_number_per_job")]
+
+    def __str__(self) -> str:
+        return f"Trial {self.number} of search #{self.job_id} ({self.state})"
+
+    def to_planned(self):
+        from nas_engine.parallel import PlannedTrial
+
+        return PlannedTrial.from_dict(
+            {"number": self.number, "architecture": self.architecture, "arch_hash": self.arch_hash, "costs": self.costs}
+        )
 
 
 class SearchLogEntry(models.Model):

@@ -4,9 +4,12 @@ bundles.py."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import shutil
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,6 +55,7 @@ def search_create(
     compress: bool = False,
     augment: str = SearchJob.Augment.NONE,
     warm_start_from: SearchJob | None = None,
+    parallel_trials: int | None = 0,
 ) -> SearchJob:
     """Create a queued job and send it to a worker once the row is committed."""
 
@@ -76,6 +80,7 @@ def search_create(
             compress=compress,
             augment=augment,
             warm_start_from=warm_start_from,
+            parallel_trials=parallel_trials or 0,
             message="Waiting for a worker",
         )
         _queue_new(job, log_message=job.message)
@@ -153,7 +158,7 @@ def search_cancel(*, job: SearchJob) -> bool:
 RERUN_FIELDS = (
     "owner", "dataset", "target", "task", "strategy", "space", "fidelity", "objectives", "seed", "budget_seconds",
     "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes", "max_memory_bytes", "augment",
-    "compress", "warm_start_from",
+    "compress", "warm_start_from", "parallel_trials",
 )  # fmt: skip
 
 
@@ -190,16 +195,22 @@ def search_delete(*, job: SearchJob) -> None:
 
 def search_reap_stale(*, now=None) -> dict[str, list[int]]:
     """Pick up running jobs whose worker went silent (killed, machine lost): queue them again to
-    resume from their saved trials, or fail them with a reason after SEARCH_MAX_ATTEMPTS.
+    resume from their saved trials, or fail them with a reason after SEARCH_MAX_ATTEMPTS; for a
+    search spread over workers, send its silent workers' trials again (``distributed``).
 
     Returns:
-        {"requeued": [job ids], "failed": [job ids]}
+        {"requeued": [job ids], "failed": [job ids], "trials_resent": [pending trial ids],
+        "trials_failed": [...], "trials_advanced": [job ids]}
     """
 
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
     outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
-    for job in SearchJob.objects.filter(status=Status.RUNNING, heartbeat_at__lt=stale):
+    from webapp.searches import distributed  # it builds on this module
+
+    trials = distributed.reap_stale_trials(stale=stale)  # a spread-out job's trials and driver
+    # A spread-out job is never run again from the start: its trials are, one by one (above).
+    for job in SearchJob.objects.filter(status=Status.RUNNING, heartbeat_at__lt=stale, trial_slots__lte=1):
         spent = (job.heartbeat_at - job.started_at).total_seconds() if job.started_at else 0.0
         silent = f"The worker running this search ({job.worker_host or 'unknown'}) stopped responding"
         still_stale = SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING, heartbeat_at__lt=stale)
@@ -234,7 +245,9 @@ def search_reap_stale(*, now=None) -> dict[str, list[int]]:
             outcome["requeued"].append(job_id)
     if outcome["requeued"] or outcome["failed"]:
         logger.warning("Stale searches: requeued %s, failed %s", outcome["requeued"], outcome["failed"])
-    return outcome
+    if trials["resent"] or trials["failed"]:
+        logger.warning("Stale trials: sent again %s, given up %s", trials["resent"], trials["failed"])
+    return outcome | {f"trials_{key}": ids for key, ids in trials.items()}
 
 
 def search_execute(*, job_id: int, worker_host: str = "") -> None:
@@ -258,26 +271,41 @@ def search_execute(*, job_id: int, worker_host: str = "") -> None:
     job = SearchJob.objects.select_related("dataset").get(pk=job_id)
     search_log_add(job_id=job.pk, status=job.status, message=job.message)
     events.send(job.pk, events.status_payload(job))
+    from webapp.searches import distributed  # it builds on this module
+
+    if job.trial_slots > 1 or (job.attempts == 1 and distributed.spread_out(job)):
+        distributed.search_advance(job_id=job.pk)  # the first driver step; trials go to the trials queue
+        return
+    with search_outcome(job):
+        search_end_with(job, _run_engine(job))
+
+
+@contextlib.contextmanager
+def search_outcome(job: SearchJob) -> Iterator[None]:
+    """End the job as failed, with a reason its owner can act on, if the block raises."""
     try:
-        result = _run_engine(job)
+        yield
     except nas_engine.NasError as exc:
         _search_end(job, Status.FAILED, message="Failed", error=str(exc))
     except Exception:
-        logger.exception("Search %s failed", job_id)
+        logger.exception("Search %s failed", job.pk)
         _search_end(job, Status.FAILED, message="Failed", error=INTERNAL_ERROR)
-    else:
-        if result.cancelled:
-            job.refresh_from_db()
-            events.send(job.pk, events.status_payload(job))
-            return
-        # No usable model is a failure with the reason and what to change, never an empty "finished".
-        reason = no_model_reason(result.trials, max_latency_ms=job.max_latency_ms)
-        if reason:
-            _search_end(job, Status.FAILED, message="Failed: no model fits", error=reason)
-            return
-        completed = sum(trial.status == nas_engine.TrialStatus.COMPLETED for trial in result.trials)
-        message = f"Finished: {len(result.trials)} architectures tried, {completed} trained fully"
-        _search_end(job, Status.FINISHED, message=message)
+
+
+def search_end_with(job: SearchJob, result: nas_engine.SearchResult) -> None:
+    """Save the end state a finished engine run implies (a cancelled one is already saved)."""
+    if result.cancelled:
+        job.refresh_from_db()
+        events.send(job.pk, events.status_payload(job))
+        return
+    # No usable model is a failure with the reason and what to change, never an empty "finished".
+    reason = no_model_reason(result.trials, max_latency_ms=job.max_latency_ms)
+    if reason:
+        _search_end(job, Status.FAILED, message="Failed: no model fits", error=reason)
+        return
+    completed = sum(trial.status == nas_engine.TrialStatus.COMPLETED for trial in result.trials)
+    message = f"Finished: {len(result.trials)} architectures tried, {completed} trained fully"
+    _search_end(job, Status.FINISHED, message=message)
 
 
 def search_stop_overrun(*, job_id: int, worker_host: str, reason: str) -> bool:
@@ -302,11 +330,47 @@ def trial_seconds_limit(*, budget_seconds: float) -> float:
 
 def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
     """Search, then refit the front (and an ensemble) on train+validation and score it on test."""
-    data = nas_engine.prepare_data(job.dataset.file.path, target=job.target, task=job.task, seed=job.seed)
-    SearchJob.objects.filter(pk=job.pk).update(
-        preprocessing=data.preprocessing, n_inputs=data.n_features, n_outputs=data.n_outputs
+    data = prepared_data(job)
+    config = search_config(job)
+    Path(job.artifacts_dir).mkdir(parents=True, exist_ok=True)
+    warm_trials, warm_supernet = warm_start_of(job)
+    result = nas_engine.run_search(
+        config,
+        data,
+        on_trial=lambda trial: trial_record(job=job, result=trial, worker_host=job.worker_host),
+        on_status=lambda event: search_progress(job, event),
+        should_cancel=cancel_check(job.pk),
+        artifacts_dir=job.artifacts_dir,
+        resume_from=_kept_trials(job),
+        elapsed_before=job.seconds_used,
+        trial_seconds=trial_seconds_limit(budget_seconds=job.budget_seconds),
+        warm_start=warm_trials,
+        warm_supernet=warm_supernet,
     )
-    config = nas_engine.SearchConfig(
+    finish_front(job, config, data, result)
+    return result
+
+
+def prepared_data(job: SearchJob) -> nas_engine.PreparedData:
+    """The job's data, split and encoded as the engine trains on it (the same on every worker: the
+    split follows the seed); its preprocessing is saved on the job for the bundles."""
+    path = job.dataset.file.path
+    data = _prepare_cached(path, Path(path).stat().st_mtime_ns, job.target, job.task, job.seed)
+    if job.preprocessing != data.preprocessing:
+        SearchJob.objects.filter(pk=job.pk).update(
+            preprocessing=data.preprocessing, n_inputs=data.n_features, n_outputs=data.n_outputs
+        )
+        job.preprocessing, job.n_inputs, job.n_outputs = data.preprocessing, data.n_features, data.n_outputs
+    return data
+
+
+@functools.lru_cache(maxsize=2)  # a trial worker takes trial after trial of the same search
+def _prepare_cached(path: str, mtime_ns: int, target: str, task: str, seed: int) -> nas_engine.PreparedData:
+    return nas_engine.prepare_data(path, target=target, task=task, seed=seed)
+
+
+def search_config(job: SearchJob) -> nas_engine.SearchConfig:
+    return nas_engine.SearchConfig(
         target=job.target,
         task=job.task,
         budget_seconds=job.budget_seconds,
@@ -324,21 +388,12 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
         seed=job.seed,
         augment=job.augment,
     )
-    Path(job.artifacts_dir).mkdir(parents=True, exist_ok=True)
-    warm_trials, warm_supernet = _warm_start(job)
-    result = nas_engine.run_search(
-        config,
-        data,
-        on_trial=lambda trial: trial_record(job=job, result=trial),
-        on_status=lambda event: _search_progress(job, event),
-        should_cancel=_cancel_check(job.pk),
-        artifacts_dir=job.artifacts_dir,
-        resume_from=_kept_trials(job),
-        elapsed_before=job.seconds_used,
-        trial_seconds=trial_seconds_limit(budget_seconds=job.budget_seconds),
-        warm_start=warm_trials,
-        warm_supernet=warm_supernet,
-    )
+
+
+def finish_front(
+    job: SearchJob, config: nas_engine.SearchConfig, data: nas_engine.PreparedData, result: nas_engine.SearchResult
+) -> None:
+    """Save the recommendation and the knee, then refit the front (and an ensemble)."""
     if result.recommended is not None:
         SearchJob.objects.filter(pk=job.pk).update(recommended_number=result.recommended.number)
     knee = nas_engine.knee_point([t for t in result.trials if t.number in result.front], cost=config.objectives[1])
@@ -352,7 +407,7 @@ def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
             data,
             artifacts_dir=job.artifacts_dir,
             seed=job.seed,
-            on_status=lambda event: _search_progress(job, event),
+            on_status=lambda event: search_progress(job, event),
         )
         _record_finals(job, finals)
     return result
@@ -364,21 +419,21 @@ def _kept_trials(job: SearchJob) -> list[nas_engine.TrialResult]:
     An ensemble row comes from the final step, which runs again at the end, so it is dropped.
     """
     job.trials.filter(architecture__space="ensemble").delete()
-    return _job_trials(job)
+    return job_trials(job)
 
 
-def _warm_start(job: SearchJob) -> tuple[list[nas_engine.TrialResult], Path | None]:
+def warm_start_of(job: SearchJob) -> tuple[list[nas_engine.TrialResult], Path | None]:
     """The trials of the job this one warm-starts from (its ensemble row aside: not an architecture of
     the space) and its supernet file, when it left one."""
     earlier = job.warm_start_from
     if earlier is None:
         return [], None
     supernet = Path(earlier.artifacts_dir) / nas_engine.SUPERNET_FILE
-    trials = [t for t in _job_trials(earlier) if t.architecture.get("space") != "ensemble"]
+    trials = [t for t in job_trials(earlier) if t.architecture.get("space") != "ensemble"]
     return trials, supernet if supernet.exists() else None
 
 
-def _job_trials(job: SearchJob) -> list[nas_engine.TrialResult]:
+def job_trials(job: SearchJob) -> list[nas_engine.TrialResult]:
     return [
         nas_engine.TrialResult.from_dict(
             {
@@ -410,7 +465,7 @@ def _record_finals(job: SearchJob, finals: nas_engine.FinalModels) -> None:
         events.send(job.pk, events.trial_payload(trial, front))
 
 
-def _cancel_check(job_id: int):
+def cancel_check(job_id: int):
     """A should_cancel callback, polled between epochs: at most every CANCEL_POLL_SECONDS it stamps
     the job's heartbeat, which also tells whether the job is still running (not cancelled)."""
     last = {"at": 0.0, "cancelled": False}
@@ -426,7 +481,7 @@ def _cancel_check(job_id: int):
     return should_cancel
 
 
-def _search_progress(job: SearchJob, event: nas_engine.StatusEvent) -> None:
+def search_progress(job: SearchJob, event: nas_engine.StatusEvent) -> None:
     if event.status not in ("running", "finalizing"):
         return  # the end state is saved by search_execute, from the result
     # Refitting comes after the budget is spent: the bar stays full, the message says what runs.
@@ -454,7 +509,7 @@ def _search_end(job: SearchJob, status: str, *, message: str, error: str = "") -
     events.send(job.pk, events.status_payload(job))
 
 
-def trial_record(*, job: SearchJob, result: nas_engine.TrialResult) -> Trial:
+def trial_record(*, job: SearchJob, result: nas_engine.TrialResult, worker_host: str = "") -> Trial:
     """Save one evaluated architecture, refresh the Pareto front, then push the trial event."""
     costs = result.costs
     with transaction.atomic():
@@ -475,6 +530,7 @@ def trial_record(*, job: SearchJob, result: nas_engine.TrialResult) -> Trial:
             message=result.message,
             weights_path=result.weights_path or "",
             elapsed_seconds=_search_seconds(job),
+            worker_host=worker_host[:255],
         )
         front = _refresh_front(job)
     trial.on_front = trial.pk in front

@@ -32,7 +32,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connections
 
-from webapp.searches import services
+from webapp.searches import distributed, services
 from webapp.searches.models import SearchJob
 
 logger = logging.getLogger(__name__)
@@ -81,13 +81,29 @@ class JobWatchdog:
 
 @shared_task(name="searches.run_search", bind=True)
 def run_search(self, job_id: int) -> None:
-    host = self.request.hostname or f"{socket.gethostname()}:{os.getpid()}"
+    host = _host(self)
     job = SearchJob.objects.filter(pk=job_id).values("budget_seconds", "seconds_used").first()
     if job is None:
         logger.info("Search %s no longer exists; skipping it.", job_id)
         return
     with JobWatchdog(job_id=job_id, worker_host=host, **job):
         services.search_execute(job_id=job_id, worker_host=host)
+
+
+@shared_task(name="searches.advance_search", bind=True)
+def advance_search(self, job_id: int) -> None:
+    """One driver step of a search spread over workers (routed to the search queue)."""
+    distributed.search_advance(job_id=job_id, worker_host=_host(self))
+
+
+@shared_task(name="searches.evaluate_trial", bind=True)
+def evaluate_trial(self, pending_id: int, attempt: int) -> None:
+    """Train one trial of a spread-out search (routed to the trials or trials-gpu queue)."""
+    distributed.trial_execute(pending_id=pending_id, attempt=attempt, worker_host=_host(self))
+
+
+def _host(task) -> str:
+    return task.request.hostname or f"{socket.gethostname()}:{os.getpid()}"
 
 
 @shared_task(name="searches.reap_stale")
