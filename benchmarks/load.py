@@ -29,7 +29,8 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.app import ROOT, run_in_stack, setup_django, upload_csv
+
 RESULTS = Path(__file__).parent / "results"
 BROWSING_USERS = int(os.environ.get("BENCH_LOAD_USERS", "20"))
 WATCHERS = int(os.environ.get("BENCH_LOAD_WATCHERS", "50"))
@@ -41,15 +42,7 @@ ENDED = {"finished", "failed", "cancelled"}
 
 def run(workdir: Path) -> dict:
     """Start the app on a private database and broker, load it, and return the measurements."""
-    env = dict(os.environ)
-    if os.environ.get("BENCH_LOAD_USE_ENV") != "1":
-        for name in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT"):
-            env.pop(name, None)
-    env.update(NAS_VAR_DIR=str(workdir / "var"), PYTHONUNBUFFERED="1")
-    out = workdir / "load.json"
-    command = [sys.executable, "-m", "webapp.stack", "exec", "--", sys.executable, "-m", "benchmarks.load", "measure"]
-    subprocess.run([*command, str(out)], cwd=ROOT, env=env, check=True, timeout=15 * 60)
-    return json.loads(out.read_text())
+    return run_in_stack("benchmarks.load", workdir, use_env_flag="BENCH_LOAD_USE_ENV", timeout=15 * 60)
 
 
 # --- inside `webapp.stack exec`: the app's processes, the users, the load ----------------------
@@ -250,24 +243,15 @@ def _watch_all(port: int, job_id: int, cookies: list[str], until: float) -> list
 
 def measure(out: Path) -> None:
     """The load itself; runs under `webapp.stack exec` (REDIS_URL set) with NAS_VAR_DIR private."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
-    import django
-
-    django.setup()
+    var = setup_django()
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.core.files.uploadedfile import TemporaryUploadedFile
-    from django.core.management import call_command
     from django.test import Client
     from sklearn.datasets import load_breast_cancer
 
-    from webapp.datasets.services import dataset_create
     from webapp.searches import services
     from webapp.searches.models import SearchJob
 
-    var = Path(os.environ["NAS_VAR_DIR"])
-    var.mkdir(parents=True, exist_ok=True)
-    call_command("migrate", verbosity=0)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     processes = [
@@ -284,13 +268,7 @@ def measure(out: Path) -> None:
         users = [get_user_model().objects.create_user(username=f"load{i}") for i in range(BROWSING_USERS)]
 
         def upload(user):
-            handle = TemporaryUploadedFile("breast_cancer.csv", "text/csv", csv_path.stat().st_size, "utf-8")
-            handle.write(csv_path.read_bytes())
-            handle.seek(0)
-            try:
-                return dataset_create(owner=user, uploaded_file=handle)
-            finally:
-                handle.close()
+            return upload_csv(user, csv_path)
 
         def session_cookie(user) -> str:
             client = Client()

@@ -2,12 +2,13 @@
 
 The driver re-queues itself; it never waits. A *driver step* (``search_advance``, the
 ``advance_search`` task on the ``search`` queue) locks the job row, tells the strategy the trials
-reported since the last step, plans new ones for the free slots (``nas_engine.parallel``), saves
-each as a ``PendingTrial`` row, sends each as an ``evaluate_trial`` task to the ``trials`` queue
-(``trials-gpu`` for an image search while a GPU worker is online), saves the strategy's state on
-the job, and returns. Each trial task trains its model, records the trial, deletes its pending
-row and sends the next driver step. The step that finds nothing in flight and nothing left to plan
-concludes the search (compression, front refit, end state) in the worker that runs it.
+reported since the last step, plans new ones for the free slots and ``QUEUED_AHEAD`` more
+(``nas_engine.parallel``), saves each as a ``PendingTrial`` row, sends each as an
+``evaluate_trial`` task to the ``trials`` queue (``trials-gpu`` for an image search while a GPU
+worker is online), saves the strategy's state on the job, and returns. Each trial task trains
+its model, records the trial, deletes its pending row and sends the next driver step. The step
+that finds nothing in flight and nothing left to plan concludes the search (compression, front
+refit, end state) in the worker that runs it.
 
 Chords were the other choice: a chord waits for a whole group, so one slow model would hold back
 every free slot, and it needs a result backend; one driver step per reported trial keeps every
@@ -42,6 +43,9 @@ from webapp.searches.models import PendingTrial, SearchJob
 logger = logging.getLogger(__name__)
 
 Status = SearchJob.Status
+# Trials planned beyond the slots, waiting in the queue: a worker that finishes one takes the next at
+# once instead of waiting for the driver step its report sends (what a step costs is then hidden).
+QUEUED_AHEAD = 1
 INSPECT_SECONDS = 0.5  # how long to wait for workers to say which queues they take
 TRIAL_ERROR = "An internal error stopped this model's training. Staff can find the details in the worker log."
 _states: dict[int, tuple[int, DriverState]] = {}  # job id -> (driver step, state): skips replaying the strategy
@@ -121,8 +125,9 @@ def _plan_step(job: SearchJob) -> bool:
     state = _driver_state(job, make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape))
     _states.pop(job.pk, None)  # the state changes now; cached again once saved
     plan = plan_trials(
-        config, data, reported=reported, in_flight=[p.to_planned() for p in pending], slots=job.trial_slots,
-        seconds_left=seconds_left(job), state=state, warm_start=services.warm_start_of(job)[0] if state is None else (),
+        config, data, reported=reported, in_flight=[p.to_planned() for p in pending],
+        slots=job.trial_slots + QUEUED_AHEAD, seconds_left=seconds_left(job), state=state,
+        warm_start=services.warm_start_of(job)[0] if state is None else (),
     )  # fmt: skip
     for rejected in plan.rejected:
         services.trial_record(job=job, result=rejected)
