@@ -22,14 +22,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.app import ROOT, run_in_stack, setup_django, upload_csv
+from benchmarks.app import ROOT, run_in_stack, setup_django, stack_main, upload_csv
 
 RESULTS = Path(__file__).parent / "results"
 BROWSING_USERS = int(os.environ.get("BENCH_LOAD_USERS", "20"))
@@ -410,13 +409,7 @@ def write(result: dict) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["measure"]:
-        measure(Path(argv[1]))
-        return 0
-    with tempfile.TemporaryDirectory() as workdir:
-        path = write(run(Path(workdir)))
-    sys.stdout.write(path.read_text())
-    return 0
+    return stack_main(argv, measure=measure, run=run, write=write)
 
 
 if __name__ == "__main__":

@@ -20,12 +20,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.app import ROOT, run_in_stack, setup_django, upload_csv
+from benchmarks.app import ROOT, run_in_stack, setup_django, stack_main, upload_csv
 from benchmarks.report import write_table
 
 TRIALS = int(os.environ.get("BENCH_SCALING_TRIALS", "16"))
@@ -184,13 +183,7 @@ def write(rows: list[dict]) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["measure"]:
-        measure(Path(argv[1]))
-        return 0
-    with tempfile.TemporaryDirectory() as workdir:
-        path = write(run(Path(workdir)))
-    sys.stdout.write(path.read_text())
-    return 0
+    return stack_main(argv, measure=measure, run=run, write=write)
 
 
 if __name__ == "__main__":

@@ -221,13 +221,17 @@ class _Sample:
     batch_size: int
 
 
-def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SAMPLES) -> Estimate:
+def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SAMPLES, parallel: int = 1) -> Estimate:
     """Estimate how many architectures a search with ``config`` trains on data of ``shape``.
 
     Args:
         config: The search settings (budget, limits, space, fidelity, epochs, seed).
         shape: The dataset's rows, encoded inputs and outputs (``DataShape.from_profile``).
         samples: Networks that pass the limits to average the cost over.
+        parallel: Models trained at once, each by its own worker (``nas_engine.parallel``; a
+            search that must stay on one worker, ``sequential_reason``, trains one at a time).
+            Each worker is taken to train as fast as one alone (measured: 1.9x with 2 workers on
+            2 cores, ``benchmarks/results/scaling.md``).
 
     Returns:
         The estimate; deterministic for a given seed.
@@ -249,13 +253,17 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
     budget, strategy = config.budget_seconds, STRATEGIES[config.strategy]
     if issubclass(strategy, OneShotStrategy):  # the supernet takes its share before the first trial
         config = dataclasses.replace(config, budget_seconds=config.budget_seconds * (1 - strategy.budget_share))
+    from nas_engine.parallel import sequential_reason  # it builds on the search loop, as this module does
+
+    slots = max(1, int(parallel)) if not sequential_reason(config) else 1
+    config = dataclasses.replace(config, budget_seconds=config.budget_seconds * slots)  # each slot's budget
     trials, seconds_per_trial, capped = _replay(config, training, throughput.trial * folds, shape)
     return Estimate(
         trials=trials,
         seconds_per_trial=round(seconds_per_trial, 3),
         capped=capped,
         fitting_share=round(share, 4),
-        text=_text(trials, seconds_per_trial, capped, budget),
+        text=_text(trials, seconds_per_trial, capped, budget, slots),
         warning=_warning(share, draws),
     )
 
@@ -372,10 +380,11 @@ def _spend(size: int, costs: list[float], elapsed: float, budget: float, eta: in
     return started, elapsed
 
 
-def _text(trials: int, seconds_per_trial: float, capped: bool, budget_seconds: float) -> str:
-    each = f"about {duration(seconds_per_trial)} each"
+def _text(trials: int, seconds_per_trial: float, capped: bool, budget_seconds: float, slots: int = 1) -> str:
+    each = f"about {duration(seconds_per_trial)} each" + (f", {slots} at once" if slots > 1 else "")
     if capped:
-        return f"{trials:,} {_models(trials)} (your limit) in about {duration(trials * seconds_per_trial)} ({each})"
+        took = duration(math.ceil(trials / slots) * seconds_per_trial)
+        return f"{trials:,} {_models(trials)} (your limit) in about {took} ({each})"
     if trials == 1 and seconds_per_trial > budget_seconds:
         return (
             f"1 model, cut short: one takes {each[6:]}, more than the {duration(budget_seconds)} budget; "

@@ -169,3 +169,14 @@ def test_one_shot_strategies_leave_the_supernet_its_share_of_the_budget(strategy
     share = 1 - STRATEGIES[strategy].budget_share
     assert 0.9 * share <= one_shot.trials / black_box.trials <= 1.1 * share
     assert "10 min" in one_shot.text  # the budget the user chose, not what is left for trials
+
+
+def test_models_trained_at_once_multiply_the_trials_unless_the_search_keeps_to_one_worker():
+    alone = estimate_search(config(budget_seconds=120), CANCER)
+    four = estimate_search(config(budget_seconds=120), CANCER, parallel=4)
+    assert 3.6 <= four.trials / alone.trials <= 4.4 and four.seconds_per_trial == alone.seconds_per_trial
+    assert "4 at once" in four.text and "at once" not in alone.text
+    capped = estimate_search(config(budget_seconds=3600, max_trials=8), CANCER, parallel=4)
+    assert capped.capped and capped.trials == 8 and "8 models (your limit)" in capped.text
+    bracketed = estimate_search(config(budget_seconds=120, fidelity="hyperband"), CANCER, parallel=4)
+    assert bracketed == estimate_search(config(budget_seconds=120, fidelity="hyperband"), CANCER)

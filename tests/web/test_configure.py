@@ -116,6 +116,13 @@ def test_a_bigger_budget_buys_more_models(alice_client, dataset):
     assert long > 10 * short
 
 
+def test_models_trained_at_once_buy_more_models_and_zero_is_priced_as_one(alice_client, dataset):
+    one, auto = (estimate(alice_client, dataset, parallel_trials=n).json() for n in (1, 0))
+    three = estimate(alice_client, dataset, parallel_trials=3).json()
+    assert one == auto and 2.7 <= three["trials"] / one["trials"] <= 3.3 and "3 at once" in three["text"]
+    assert "parallel_trials" in estimate(alice_client, dataset, parallel_trials=-1).json()["errors"]
+
+
 def test_the_estimate_honours_the_trial_limit_and_the_advanced_settings(alice_client, dataset):
     capped = estimate(alice_client, dataset, max_trials=3).json()
     assert (capped["trials"], capped["capped"]) == (3, True)

@@ -306,7 +306,8 @@ class SearchJobForm(forms.Form):
         """About how many trials the valid settings buy (call after ``is_valid()``)."""
         config = nas_engine.SearchConfig(**self.engine_settings())
         shape = self.data_shape(target=config.target, task=self.cleaned_data["task"])
-        return nas_engine.estimate_search(config, shape)
+        # "0: one per idle worker" is only known when the search starts: priced as one at a time.
+        return nas_engine.estimate_search(config, shape, parallel=self.cleaned_data.get("parallel_trials") or 1)
 
     def engine_settings(self, cleaned: dict | None = None) -> dict:
         """The cleaned values that are ``SearchConfig`` settings (the warm-start job and how many
