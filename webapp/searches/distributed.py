@@ -54,9 +54,13 @@ _states: dict[int, tuple[int, DriverState]] = {}  # job id -> (driver step, stat
 def spread_out(job: SearchJob) -> bool:
     """Decide, when a job first starts, how many of its models train at once (``trial_slots``):
     its ``parallel_trials``, or one per idle worker on the trials queue; whether that is over 1."""
+    reason = sequential_reason(services.search_config(job))
+    if job.parallel_trials == 1 or (reason and not job.parallel_trials):  # no need to ask the workers
+        SearchJob.objects.filter(pk=job.pk).update(trial_slots=1)
+        job.trial_slots = 1
+        return False
     workers = _trial_workers(busy_but=job.worker_host)
     slots = job.parallel_trials or max(1, len(workers["idle"]))
-    reason = sequential_reason(services.search_config(job))
     if slots > 1 and reason:
         services.search_log_add(job_id=job.pk, status=job.status, message=f"Training one model at a time: {reason}")
         slots = 1
@@ -209,7 +213,9 @@ def trial_execute(*, pending_id: int, attempt: int, worker_host: str = "") -> No
         logger.info("Trial %s (send %s) is not waiting (taken, sent again or its search ended); skipping it.",
                     pending_id, attempt)  # fmt: skip
         return
-    pending = PendingTrial.objects.select_related("job__dataset").get(pk=pending_id)
+    pending = PendingTrial.objects.select_related("job__dataset").filter(pk=pending_id).first()
+    if pending is None:
+        return  # its search ended (and dropped what waited) just after this worker took it
     job, planned = pending.job, pending.to_planned()
     try:
         data, config = services.prepared_data(job), services.search_config(job)
