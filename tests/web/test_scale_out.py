@@ -105,22 +105,24 @@ def test_a_silent_trial_is_sent_again_then_given_up_with_a_reason(alice, alice_c
         costs={"params": 10, "flops": 20, "size_bytes": 40, "latency_ms": None}, state="running",
         worker_host="gone@host", heartbeat_at=silent,
     )  # fmt: skip
+    queues = prefixed(prefix)  # the next driver step too goes where no worker takes it
     try:
-        outcome = services.search_reap_stale()
-        pending.refresh_from_db()
-        assert outcome["trials_resent"] == [pending.pk] and outcome["requeued"] == []
-        assert (pending.state, pending.attempt, pending.worker_host) == ("queued", 2, "")
-        assert broker.llen(prefix + "trials") == 1
-        assert services.search_reap_stale()["trials_resent"] == []  # queued, waiting for a worker: left alone
+        with override_settings(NAS_QUEUES=queues):
+            outcome = services.search_reap_stale()
+            pending.refresh_from_db()
+            assert outcome["trials_resent"] == [pending.pk] and outcome["requeued"] == []
+            assert (pending.state, pending.attempt, pending.worker_host) == ("queued", 2, "")
+            assert broker.llen(prefix + "trials") == 1
+            assert services.search_reap_stale()["trials_resent"] == []  # queued, waiting for a worker: left alone
 
-        PendingTrial.objects.filter(pk=pending.pk).update(state="running", heartbeat_at=silent, worker_host="b@h")
-        assert services.search_reap_stale()["trials_failed"] == [pending.pk]
+            PendingTrial.objects.filter(pk=pending.pk).update(state="running", heartbeat_at=silent, worker_host="b@h")
+            assert services.search_reap_stale()["trials_failed"] == [pending.pk]
         trial = job.trials.get(number=0)
         assert trial.status == "failed" and "b@h" in trial.message and "2 times" in trial.message
         job.refresh_from_db()
-        assert job.status == "running"  # the search goes on without it
+        assert job.status == "running" and broker.llen(queues["search"]) == 1  # goes on: its next step was sent
     finally:
-        broker.delete(prefix + "trials")
+        broker.delete(*queues.values())
 
 
 @pytest.fixture(scope="module")
