@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 
 from django.conf import settings
 from django.db import transaction
@@ -241,20 +240,16 @@ def trial_execute(*, pending_id: int, attempt: int, worker_host: str = "") -> No
 def _trial_check(pending_id: int, attempt: int, job_id: int):
     """A should_cancel callback for one trial: at most every CANCEL_POLL_SECONDS it stamps the
     trial's and the job's heartbeats; True once the trial was taken back or the job ended."""
-    last = {"at": 0.0, "cancelled": False}
 
-    def should_cancel() -> bool:
-        now = time.monotonic()
-        if not last["cancelled"] and now - last["at"] >= services.CANCEL_POLL_SECONDS:
-            last["at"], stamp = now, timezone.now()
-            mine = PendingTrial.objects.filter(pk=pending_id, attempt=attempt, state=PendingTrial.State.RUNNING)
-            alive = mine.update(heartbeat_at=stamp) and SearchJob.objects.filter(
-                pk=job_id, status=Status.RUNNING
-            ).update(heartbeat_at=stamp)
-            last["cancelled"] = not alive
-        return last["cancelled"]
+    def alive() -> bool:
+        stamp = timezone.now()
+        mine = PendingTrial.objects.filter(pk=pending_id, attempt=attempt, state=PendingTrial.State.RUNNING)
+        return bool(
+            mine.update(heartbeat_at=stamp)
+            and SearchJob.objects.filter(pk=job_id, status=Status.RUNNING).update(heartbeat_at=stamp)
+        )
 
-    return should_cancel
+    return services.polled_cancel(alive)
 
 
 def send_trial(pending_id: int, attempt: int, queue: str) -> bool:

@@ -9,7 +9,7 @@ import functools
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -465,17 +465,24 @@ def _record_finals(job: SearchJob, finals: nas_engine.FinalModels) -> None:
         events.send(job.pk, events.trial_payload(trial, front))
 
 
-def cancel_check(job_id: int):
+def cancel_check(job_id: int) -> Callable[[], bool]:
     """A should_cancel callback, polled between epochs: at most every CANCEL_POLL_SECONDS it stamps
     the job's heartbeat, which also tells whether the job is still running (not cancelled)."""
+    return polled_cancel(
+        lambda: SearchJob.objects.filter(pk=job_id, status=Status.RUNNING).update(heartbeat_at=timezone.now()) > 0
+    )
+
+
+def polled_cancel(alive: Callable[[], bool]) -> Callable[[], bool]:
+    """A should_cancel callback that asks ``alive`` (a heartbeat write that says whether the work
+    should go on) at most every CANCEL_POLL_SECONDS; once it says no, it stays cancelled."""
     last = {"at": 0.0, "cancelled": False}
 
     def should_cancel() -> bool:
         now = time.monotonic()
         if not last["cancelled"] and now - last["at"] >= CANCEL_POLL_SECONDS:
             last["at"] = now
-            alive = SearchJob.objects.filter(pk=job_id, status=Status.RUNNING).update(heartbeat_at=timezone.now())
-            last["cancelled"] = alive == 0
+            last["cancelled"] = not alive()
         return last["cancelled"]
 
     return should_cancel
