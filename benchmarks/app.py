@@ -3,10 +3,15 @@ exec` (a private embedded Redis and SQLite database, as the tests use), and the 
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,3 +73,125 @@ def stack_main(argv: list[str], *, measure, run, write) -> int:
         path = write(run(Path(workdir)))
     sys.stdout.write(path.read_text())
     return 0
+
+
+# --- the app's processes, and a WebSocket client --------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_process(name: str, args: list[str], log_dir: Path) -> subprocess.Popen:
+    log = open(log_dir / f"{name}.log", "wb")  # closed with the process, in stop_processes
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def start_worker(var: Path, name: str = "worker") -> subprocess.Popen:
+    """A Celery worker of the app (solo pool, one task at a time) named ``name@host``, started and
+    ready; its log is ``var/NAME.log``."""
+    args = ["-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1", "-l", "info"]
+    worker = start_process(name, [*args, "-n", f"{name}@%h", "--without-gossip", "--without-mingle"], var)
+    log = var / f"{name}.log"
+    wait_for(lambda: " ready." in log.read_text(errors="replace") or worker.poll() is not None, f"worker {name} ready")
+    if worker.poll() is not None:
+        raise RuntimeError(f"worker {name} did not start:\n{log.read_text()[-3000:]}")
+    return worker
+
+
+def start_daphne(var: Path) -> tuple[subprocess.Popen, str]:
+    """daphne serving the app on a free port, answering; returns it and its base URL."""
+    port = free_port()
+    daphne = start_process(
+        "daphne", ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"], var
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: answers(base + "/healthz"), "daphne answering")
+    return daphne, base
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def wait_for(ready, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def open_socket(port: int, path: str, cookie: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket client handshake (RFC 6455) over asyncio streams; as a browser sends it."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n"
+            f"Cookie: {cookie}\r\n\r\n"
+        ).encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        writer.close()
+        raise OSError(f"handshake refused: {head.splitlines()[0].decode(errors='replace')}")
+    return reader, writer
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked control frame (client frames must be masked; control payloads are < 126 bytes)."""
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def messages(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    """Yield each text message; answer pings; stop at a close frame."""
+    parts: list[bytes] = []
+    while True:
+        first, second = await reader.readexactly(2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(await reader.readexactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(await reader.readexactly(8), "big")
+        payload = await reader.readexactly(length)
+        opcode = first & 0x0F
+        if opcode == 0x8:  # close: answer it and stop
+            writer.write(client_frame(0x8, payload[:2]))
+            return
+        if opcode == 0x9:  # ping
+            writer.write(client_frame(0xA, payload))
+            continue
+        if opcode in (0x0, 0x1):
+            parts.append(payload)
+            if first & 0x80:  # the last fragment
+                yield b"".join(parts).decode()
+                parts = []

@@ -15,12 +15,9 @@ status) equals the database: no lost events. Writes benchmarks/results/load.{md,
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -28,9 +25,21 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.app import ROOT, run_in_stack, setup_django, stack_main, upload_csv
+from benchmarks.app import (
+    client_frame,
+    messages,
+    open_socket,
+    percentile,
+    run_in_stack,
+    setup_django,
+    stack_main,
+    start_daphne,
+    start_worker,
+    stop_processes,
+    upload_csv,
+)
+from benchmarks.report import RESULTS
 
-RESULTS = Path(__file__).parent / "results"
 BROWSING_USERS = int(os.environ.get("BENCH_LOAD_USERS", "20"))
 WATCHERS = int(os.environ.get("BENCH_LOAD_WATCHERS", "50"))
 BUDGET_SECONDS = int(os.environ.get("BENCH_LOAD_BUDGET_SECONDS", "40"))
@@ -44,54 +53,7 @@ def run(workdir: Path) -> dict:
     return run_in_stack("benchmarks.load", workdir, use_env_flag="BENCH_LOAD_USE_ENV", timeout=15 * 60)
 
 
-# --- inside `webapp.stack exec`: the app's processes, the users, the load ----------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(name: str, args: list[str], log_dir: Path) -> subprocess.Popen:
-    log = open(log_dir / f"{name}.log", "wb")  # closed with the process, in _stop
-    return subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _wait_for(ready, what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(0.2)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+# --- inside `webapp.stack exec`: the users and the load -----------------------------------------
 
 
 class Browser(threading.Thread):
@@ -155,56 +117,7 @@ class Watcher:
             self.done.set()
 
 
-async def _open_socket(port: int, path: str, cookie: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A WebSocket client handshake (RFC 6455) over asyncio streams; as a browser sends it."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n"
-            f"Cookie: {cookie}\r\n\r\n"
-        ).encode()
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 101"):
-        writer.close()
-        raise OSError(f"handshake refused: {head.splitlines()[0].decode(errors='replace')}")
-    return reader, writer
-
-
-def _client_frame(opcode: int, payload: bytes) -> bytes:
-    """A masked control frame (client frames must be masked; control payloads are < 126 bytes)."""
-    mask = os.urandom(4)
-    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-async def _messages(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-    """Yield each text message; answer pings; stop at a close frame."""
-    parts: list[bytes] = []
-    while True:
-        first, second = await reader.readexactly(2)
-        length = second & 0x7F
-        if length == 126:
-            length = int.from_bytes(await reader.readexactly(2), "big")
-        elif length == 127:
-            length = int.from_bytes(await reader.readexactly(8), "big")
-        payload = await reader.readexactly(length)
-        opcode = first & 0x0F
-        if opcode == 0x8:  # close: answer it and stop
-            writer.write(_client_frame(0x8, payload[:2]))
-            return
-        if opcode == 0x9:  # ping
-            writer.write(_client_frame(0xA, payload))
-            continue
-        if opcode in (0x0, 0x1):
-            parts.append(payload)
-            if first & 0x80:  # the last fragment
-                yield b"".join(parts).decode()
-                parts = []
-
-
-def _watch_all(port: int, job_id: int, cookies: list[str], until: float) -> list[Watcher]:
+def watch_all(port: int, job_id: int, cookies: list[str], until: float) -> list[Watcher]:
     """Run every watcher in one asyncio loop until each has seen the job end or ``until`` (a
     time.monotonic() value) passes."""
     path = f"/ws/searches/{job_id}/"
@@ -215,14 +128,14 @@ def _watch_all(port: int, job_id: int, cookies: list[str], until: float) -> list
             opened_at = time.perf_counter()
             writer = None
             try:
-                reader, writer = await _open_socket(port, path, cookie)
+                reader, writer = await open_socket(port, path, cookie)
                 async with asyncio.timeout(max(0.1, until - time.monotonic())):
-                    async for message in _messages(reader, writer):
+                    async for message in messages(reader, writer):
                         if watcher.connects > len(watcher.connect_seconds):
                             watcher.connect_seconds.append(time.perf_counter() - opened_at)  # up to the snapshot
                         watcher.handle(json.loads(message))
                         if watcher.done.is_set():
-                            writer.write(_client_frame(0x8, (1000).to_bytes(2, "big")))
+                            writer.write(client_frame(0x8, (1000).to_bytes(2, "big")))
                             break
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 watcher.errors.append(f"connection {watcher.connects}: {type(exc).__name__} {exc}")
@@ -251,16 +164,11 @@ def measure(out: Path) -> None:
     from webapp.searches import services
     from webapp.searches.models import SearchJob
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    processes = [
-        _start("daphne", ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"], var),
-        _start("worker", ["-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1",
-                          "-l", "info", "--without-gossip", "--without-mingle"], var),
-    ]  # fmt: skip
+    processes = []
     try:
-        _wait_for(lambda: _answers(base + "/healthz"), "daphne answering")
-        _wait_for(lambda: " ready." in (var / "worker.log").read_text(errors="replace"), "the worker ready")
+        daphne, base = start_daphne(var)
+        processes += [daphne, start_worker(var)]
+        port = int(base.rsplit(":", 1)[1])
 
         csv_path = var / "breast_cancer.csv"
         load_breast_cancer(as_frame=True).frame.rename(columns={"target": "diagnosis"}).to_csv(csv_path, index=False)
@@ -307,7 +215,7 @@ def measure(out: Path) -> None:
 
         ender = threading.Thread(target=stop_browsing_when_ended, daemon=True)
         ender.start()
-        watchers = _watch_all(port, job.pk, watcher_cookies, until=started + BUDGET_SECONDS * 4 + 120 + SETTLE_SECONDS)
+        watchers = watch_all(port, job.pk, watcher_cookies, until=started + BUDGET_SECONDS * 4 + 120 + SETTLE_SECONDS)
         ender.join()
         for browser in browsers:
             browser.join(timeout=60)
@@ -315,7 +223,7 @@ def measure(out: Path) -> None:
         job.refresh_from_db()
         db_trials = dict(job.trials.values_list("id", "status"))
     finally:
-        _stop(processes)
+        stop_processes(processes)
 
     latencies = [value for browser in browsers for value in browser.latencies]
     errors = [error for browser in browsers for error in browser.errors]
@@ -339,7 +247,7 @@ def measure(out: Path) -> None:
             "error_examples": errors[:5],
             "requests_per_second": round(len(latencies) / seconds, 1),
             "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
-            "p95_ms": round(1000 * _percentile(latencies, 0.95), 1) if latencies else None,
+            "p95_ms": round(1000 * percentile(latencies, 0.95), 1) if latencies else None,
             "max_ms": round(1000 * max(latencies), 1) if latencies else None,
         },
         "websocket": {
@@ -354,9 +262,9 @@ def measure(out: Path) -> None:
             "trial_events_per_client_min": min(w.trial_events for w in watchers),
             "trial_events_per_client_max": max(w.trial_events for w in watchers),
             "connect_to_snapshot_p50_ms": round(1000 * statistics.median(connects), 1) if connects else None,
-            "connect_to_snapshot_p95_ms": round(1000 * _percentile(connects, 0.95), 1) if connects else None,
+            "connect_to_snapshot_p95_ms": round(1000 * percentile(connects, 0.95), 1) if connects else None,
             "event_delay_p50_ms": round(1000 * statistics.median(delays), 1) if delays else None,
-            "event_delay_p95_ms": round(1000 * _percentile(delays, 0.95), 1) if delays else None,
+            "event_delay_p95_ms": round(1000 * percentile(delays, 0.95), 1) if delays else None,
         },
     }
     out.write_text(json.dumps(result, indent=2))

@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 
 from benchmarks.nasbench_space import TableSpace
-from benchmarks.report import RESULTS, write_table
+from benchmarks.report import QUICK, RESULTS, write_table
 from nas_engine.fidelity import survivors
 from nas_engine.results import Costs, TrialResult, TrialStatus
 from nas_engine.search import MAX_DUPLICATE_DRAWS
@@ -37,7 +37,7 @@ DATASETS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "digits": lo
 RUNGS = (3, 9, 27)  # epochs: successive halving with eta 3 reads the score at each
 ETA = 3
 SPACE = TableSpace()
-RUNS = int(os.environ.get("BENCH_NASBENCH_RUNS", "50"))
+RUNS = int(os.environ.get("BENCH_NASBENCH_RUNS", "10" if QUICK else "50"))
 EVALUATIONS = 100  # full trainings (27 epochs each), or their cost in epochs under successive halving
 CHECKPOINTS = (10, 25, 50, 100)
 # The black-box strategies; grid enumerates in a fixed order and the one-shot ones train a supernet.

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+QUICK = os.environ.get("BENCH_QUICK") == "1"  # `make bench-quick`: each benchmark at its smallest honest size
+# Quick results go to a folder of their own: they never overwrite the full runs' tables.
+RESULTS = Path(__file__).parent / "results" / ("quick" if QUICK else "")
 
 
 def write_table(name: str, rows: list[dict], *, title: str, notes: list[str]) -> Path:

@@ -1,17 +1,41 @@
-"""`make bench`: run every benchmark and write its tables under benchmarks/results/."""
+"""`make bench`: run every benchmark and write its tables under benchmarks/results/.
+
+`make bench-quick` (BENCH_QUICK=1) runs the five that answer the headline questions, each at its
+smallest honest size (one seed, short budgets), in under 10 minutes: search quality, the NAS table,
+overhead, live latency and scaling.
+"""
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from benchmarks import compression, efficiency, estimate, images, load, nasbench, scaling, search_quality
+from benchmarks import (
+    compression,
+    efficiency,
+    estimate,
+    images,
+    live,
+    load,
+    nasbench,
+    overhead,
+    scaling,
+    search_quality,
+)
+from benchmarks.report import QUICK
+
+EVERY = (search_quality, efficiency, compression, images, estimate, load, live, overhead, scaling, nasbench)
+HEADLINE = (search_quality, nasbench, overhead, live, scaling)
 
 
 def main() -> int:
-    for benchmark in (search_quality, efficiency, compression, images, estimate, load, scaling, nasbench):
+    for benchmark in HEADLINE if QUICK else EVERY:
+        started = time.monotonic()
         with tempfile.TemporaryDirectory() as workdir:
             path = benchmark.write(benchmark.run(Path(workdir)))
         sys.stdout.write(path.read_text())
+        sys.stdout.write(f"\n({benchmark.__name__}: {time.monotonic() - started:.0f} s)\n\n")
+        sys.stdout.flush()
     return 0
 
 

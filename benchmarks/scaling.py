@@ -18,16 +18,15 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.app import ROOT, run_in_stack, setup_django, stack_main, upload_csv
-from benchmarks.report import write_table
+from benchmarks.app import run_in_stack, setup_django, stack_main, start_worker, upload_csv
+from benchmarks.report import QUICK, write_table
 
-TRIALS = int(os.environ.get("BENCH_SCALING_TRIALS", "16"))
+TRIALS = int(os.environ.get("BENCH_SCALING_TRIALS", "8" if QUICK else "16"))
 BUDGET_SECONDS = 900  # never reached: each run trains TRIALS models and is timed until the last reports
 MAX_PARAMS = 20_000  # models of a few seconds each: many trials per budget, so the mix averages out
 GOAL = 1.8
@@ -53,7 +52,7 @@ def measure(out: Path) -> None:
     workers, rows = [], []
     try:
         for count in (1, 2):
-            workers.append(_start_worker(f"w{count}", var))
+            workers.append(start_worker(var, f"w{count}"))
             time.sleep(2)  # both answer the driver's "who is idle" before the job starts
             job = services.search_create(
                 user=owner, dataset=dataset, target="target", task="classification", budget_seconds=BUDGET_SECONDS,
@@ -112,21 +111,6 @@ def _train_fixed_model(_: int) -> None:
     (trial,) = plan_trials(config, data, reported=[], in_flight=[], slots=1, seconds_left=600).trials
     for _ in range(4):
         train_trial(config, data, trial, seconds_left=600, trial_seconds=600)
-
-
-def _start_worker(name: str, var: Path) -> subprocess.Popen:
-    log = open(var / f"{name}.log", "wb")  # noqa: SIM115 - the worker writes it while it runs
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "solo", "--concurrency", "1",
-         "-l", "info", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while " ready." not in (var / f"{name}.log").read_text(errors="replace"):
-        if time.monotonic() > deadline or worker.poll() is not None:
-            raise RuntimeError(f"worker {name} did not start:\n{(var / f'{name}.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    return worker
 
 
 def _wait(job):

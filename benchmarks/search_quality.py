@@ -41,9 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import RESULTS, write_table
+from benchmarks.report import QUICK, RESULTS, write_table
 
-QUICK = os.environ.get("BENCH_QUICK") == "1"
 BUDGETS = [float(b) for b in os.environ.get("BENCH_SQ_BUDGETS", "20" if QUICK else "60,180,600").split(",")]
 SEEDS = [int(s) for s in os.environ.get("BENCH_SQ_SEEDS", "0" if QUICK else "0,1,2").split(",")]
 LOADERS = {

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.data_files import write_digit_pngs, write_sklearn_csv, zip_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,12 +196,6 @@ def live_server_url(django_db_setup, tmp_path_factory) -> str:
 
 
 # --- real Chromium (Debian's /usr/bin/chromium, installed by `make test`) ----------------------
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
