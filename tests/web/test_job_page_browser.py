@@ -268,3 +268,67 @@ def test_after_the_search_the_explorer_compares_and_downloads(
     page.set_viewport_size({"width": 375, "height": 800})
     page.wait_for_timeout(300)
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+def _result(number: int, score: float, params: int) -> nas_engine.TrialResult:
+    """A trained trial of a real MLP architecture, with the score and size the test needs."""
+    import numpy as np
+
+    from nas_engine.spaces.mlp import MLPSpace
+
+    space = MLPSpace()
+    arch = space.sample(np.random.default_rng(number))
+    costs = nas_engine.Costs(
+        params=params, flops=params, latency_ms=0.1, size_bytes=4 * params, memory_bytes=8 * params
+    )
+    return nas_engine.TrialResult(
+        number=number, status=nas_engine.TrialStatus.COMPLETED, architecture=arch, arch_hash=space.arch_hash(arch),
+        metrics={"score": score}, costs=costs, train_seconds=1.0,
+    )  # fmt: skip
+
+
+def test_a_live_update_rebuilds_only_the_rows_that_changed(
+    live_server_url, alice, alice_client, browser_page, breast_cancer_csv
+):
+    """A job of many trials stays usable: an event redraws the table reusing every unchanged row's
+    element, and rebuilds the rows whose values changed (here, trials that left the front)."""
+    import concurrent.futures
+
+    job = SearchJob.objects.create(
+        owner=alice, dataset=upload_dataset(alice_client, breast_cancer_csv), target="diagnosis",
+        task="classification", budget_seconds=300, status=SearchJob.Status.RUNNING,
+    )  # fmt: skip
+    # Playwright's loop runs in this thread, where channels' async_to_sync may not: record in another,
+    # through the worker's own call (row saved, front refreshed, event sent).
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+
+    def record(*args) -> None:
+        pool.submit(services.trial_record, job=job, result=_result(*args)).result()
+
+    for args in [(0, 0.90, 100), (1, 0.95, 1000), (2, 0.80, 5000)]:  # 0 and 1 on the front, 2 off it
+        record(*args)
+    page = browser_page
+    log_in(page, live_server_url)
+    page.goto(f"{live_server_url}/searches/{job.pk}/")
+    page.wait_for_function(f"document.querySelectorAll('{ROWS}').length === 3")
+    page.eval_on_selector_all(ROWS, "rows => rows.forEach(r => { r.dataset.old = 'yes'; })")
+
+    def old_rows() -> dict[int, bool]:
+        return dict(
+            page.eval_on_selector_all(ROWS, "rows => rows.map(r => [Number(r.dataset.number), !!r.dataset.old])")
+        )
+
+    record(3, 0.70, 9000)  # dominated: nothing else changes
+    page.wait_for_function(f"document.querySelectorAll('{ROWS}').length === 4")
+    assert old_rows() == {0: True, 1: True, 2: True, 3: False}
+    page.eval_on_selector_all(ROWS, "rows => rows.forEach(r => { r.dataset.old = 'yes'; })")
+
+    record(4, 0.99, 50)  # better and smaller than both front trials: they leave the front
+    page.wait_for_function(f"document.querySelectorAll('{ROWS}').length === 5")
+    assert old_rows() == {0: False, 1: False, 2: True, 3: True, 4: False}
+    stars = dict(
+        page.eval_on_selector_all(ROWS, "rows => rows.map(r => [Number(r.dataset.number), r.cells[11].textContent])")
+    )
+    assert stars == {0: "", 1: "", 2: "", 3: "", 4: "★"}
+    assert set(job.trials.filter(on_front=True).values_list("number", flat=True)) == {4}
+    pool.shutdown()

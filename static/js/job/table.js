@@ -8,6 +8,22 @@
   let sort = { key: "number", direction: "ascending" };
   let handlers = { choose: () => {}, toggleCompare: () => false };
   let last = null;
+  const built = new Map(); // trial id -> { signature, tr }: a live redraw rebuilds only changed rows
+
+  // Everything a row shows; a row whose signature is unchanged is reused as it is.
+  function signature(t, store) {
+    return JSON.stringify([t.number, t.status, t.message, t.score, t.costs, t.train_seconds, t.elapsed_seconds,
+      store.front.has(t.id), t.id === store.chosenId, store.compared.includes(t.id), store.hasModel(t)]);
+  }
+
+  function cachedRow(t, store) {
+    const sig = signature(t, store);
+    const kept = built.get(t.id);
+    if (kept && kept.signature === sig) return kept.tr;
+    const tr = row(t, store);
+    built.set(t.id, { signature: sig, tr: tr });
+    return tr;
+  }
 
   function value(t, key, store) {
     if (key === "number" || key === "status" || key === "score") return t[key];
@@ -98,7 +114,8 @@
     const body = table.querySelector("tbody");
     const focused = document.activeElement && body.contains(document.activeElement) ? document.activeElement : null;
     const refocus = focused && { id: focused.closest("tr").dataset.trialId, className: focused.className };
-    body.replaceChildren(...[...store.trials.values()].sort((a, b) => compare(a, b, store)).map((t) => row(t, store)));
+    built.forEach((_, id) => { if (!store.trials.has(id)) built.delete(id); }); // gone since a snapshot
+    body.replaceChildren(...[...store.trials.values()].sort((a, b) => compare(a, b, store)).map((t) => cachedRow(t, store)));
     if (refocus) { // a live redraw must not steal the keyboard user's place
       const again = body.querySelector('tr[data-trial-id="' + refocus.id + '"] .' + refocus.className.split(" ").join("."));
       if (again) again.focus();
