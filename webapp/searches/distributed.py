@@ -184,6 +184,7 @@ def _conclude(job: SearchJob, *, worker_host: str) -> None:
         # Left by a conclusion that a dead worker did not finish: made again below.
         job.trials.filter(architecture__space="ensemble").delete()
         job.trials.filter(architecture__has_key="compression").delete()
+        services.front_refresh(job)  # what they held off the front comes back
         data, config = services.prepared_data(job), services.search_config(job)
         result = conclude_search(
             config,
