@@ -64,15 +64,12 @@ def upload_csv(owner, csv_path: Path):
 def stack_main(argv: list[str], *, measure, run, write) -> int:
     """The command line of such a benchmark: ``measure OUT`` inside the stack (what ``run_in_stack``
     calls), else run it in a temporary folder, write its tables and print the Markdown one."""
-    import tempfile
+    from benchmarks.report import run_and_print
 
     if argv[:1] == ["measure"]:
         measure(Path(argv[1]))
         return 0
-    with tempfile.TemporaryDirectory() as workdir:
-        path = write(run(Path(workdir)))
-    sys.stdout.write(path.read_text())
-    return 0
+    return run_and_print(run, write)
 
 
 # --- the app's processes, and a WebSocket client --------------------------------------------------

@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 
 import nas_engine
-from benchmarks.report import write_table
+from benchmarks.report import run_and_print, write_table
 from nas_engine.dataset import profile_csv
 from nas_engine.estimate import THROUGHPUT, DataShape
 from nas_engine.results import TrialStatus
@@ -192,12 +192,7 @@ def main() -> int:
     if args.calibrate:
         sys.stdout.write(json.dumps(calibrate(), indent=2) + "\n")
         return 0
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as workdir:
-        path = write(run(Path(workdir)))
-    sys.stdout.write(path.read_text())
-    return 0
+    return run_and_print(run, write)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # `make bench-quick`: each benchmark at its smallest honest size
@@ -22,3 +24,11 @@ def write_table(name: str, rows: list[dict], *, title: str, notes: list[str]) ->
     path = RESULTS / f"{name}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def run_and_print(run, write) -> int:
+    """A benchmark's command line: run it in a temporary folder, write its tables, print the Markdown."""
+    with tempfile.TemporaryDirectory() as workdir:
+        path = write(run(Path(workdir)))
+    sys.stdout.write(path.read_text())
+    return 0

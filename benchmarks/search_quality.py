@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.report import QUICK, RESULTS, write_table
+from benchmarks.report import QUICK, RESULTS, run_and_print, write_table
 
 BUDGETS = [float(b) for b in os.environ.get("BENCH_SQ_BUDGETS", "20" if QUICK else "60,180,600").split(",")]
 SEEDS = [int(s) for s in os.environ.get("BENCH_SQ_SEEDS", "0" if QUICK else "0,1,2").split(",")]
@@ -361,12 +361,7 @@ def main(argv: list[str]) -> int:
         measured = (nas_run if method == "nas" else optuna_run)(dataset, seed, budget, workdir)
         Path(os.environ["BENCH_SQ_OUT"]).write_text(json.dumps(measured))
         return 0
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as workdir:
-        path = write(run(Path(workdir)))
-    sys.stdout.write(path.read_text())
-    return 0
+    return run_and_print(run, write)
 
 
 if __name__ == "__main__":
