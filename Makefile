@@ -45,7 +45,7 @@ lint: $(STAMP)
 bench: $(STAMP) chromium
 	$(PY) -m benchmarks.run
 
-# The headline benchmarks at their smallest honest size: under 10 minutes.
+# Four headline benchmarks at their smallest honest size, into benchmarks/results/quick/: about 8 minutes.
 bench-quick: $(STAMP) chromium
 	BENCH_QUICK=1 $(PY) -m benchmarks.run
 

@@ -24,9 +24,9 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.app import run_in_stack, setup_django, stack_main, start_worker, upload_csv
-from benchmarks.report import QUICK, write_table
+from benchmarks.report import write_table
 
-TRIALS = int(os.environ.get("BENCH_SCALING_TRIALS", "8" if QUICK else "16"))
+TRIALS = int(os.environ.get("BENCH_SCALING_TRIALS", "16"))
 BUDGET_SECONDS = 900  # never reached: each run trains TRIALS models and is timed until the last reports
 MAX_PARAMS = 20_000  # models of a few seconds each: many trials per budget, so the mix averages out
 GOAL = 1.8
