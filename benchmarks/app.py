@@ -98,15 +98,36 @@ def start_worker(var: Path, name: str = "worker") -> subprocess.Popen:
     return worker
 
 
-def start_daphne(var: Path) -> tuple[subprocess.Popen, str]:
-    """daphne serving the app on a free port, answering; returns it and its base URL."""
+def start_daphne(var: Path) -> tuple[subprocess.Popen, str, int]:
+    """daphne serving the app on a free port, answering; returns it, its base URL and its port."""
     port = free_port()
     daphne = start_process(
         "daphne", ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"], var
     )
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: answers(base + "/healthz"), "daphne answering")
-    return daphne, base
+    return daphne, base, port
+
+
+def session_cookie(user) -> str:
+    """A ``name=value`` session cookie of ``user``: a real session row, as a log-in makes (no password)."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+def wait_until_ended(job, timeout: float, poll: float = 0.5):
+    """Poll the job's row until it has ended; return it. Raises RuntimeError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_ended:
+            return job
+        time.sleep(poll)
+    raise RuntimeError(f"search {job.pk} did not end within {timeout:.0f} s: {job.status}, {job.message}")
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:

@@ -42,6 +42,7 @@ from benchmarks.app import (
     open_socket,
     percentile,
     run_in_stack,
+    session_cookie,
     setup_django,
     stack_main,
     start_daphne,
@@ -188,7 +189,6 @@ def measure(out: Path) -> None:
     var = setup_django()
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.test import Client
     from django.utils import timezone
     from sklearn.datasets import load_breast_cancer
 
@@ -198,10 +198,8 @@ def measure(out: Path) -> None:
     csv_path = var / "breast_cancer.csv"
     load_breast_cancer(as_frame=True).frame.to_csv(csv_path, index=False)
     user = get_user_model().objects.create_user(username="live")
-    client = Client()
-    client.force_login(user)
-    cookie_name = settings.SESSION_COOKIE_NAME
-    cookie_value = client.cookies[cookie_name].value
+    cookie = session_cookie(user)
+    cookie_name, cookie_value = cookie.split("=", 1)
     job = SearchJob.objects.create(
         owner=user, dataset=upload_csv(user, csv_path), target="target", task="classification",
         budget_seconds=3600, status=SearchJob.Status.RUNNING, started_at=timezone.now(),
@@ -215,9 +213,9 @@ def measure(out: Path) -> None:
         ids.append(services.trial_record(job=job, result=result).pk)
         record_seconds.append(time.perf_counter() - started)
 
-    daphne, base = start_daphne(var)
+    daphne, base, port = start_daphne(var)
     try:
-        listener = Listener(int(base.rsplit(":", 1)[1]), job.pk, f"{cookie_name}={cookie_value}", EVENTS)
+        listener = Listener(port, job.pk, cookie, EVENTS)
         listener.start()
         listener.snapshot.wait(60)
         started = time.monotonic()

@@ -31,6 +31,7 @@ from benchmarks.app import (
     open_socket,
     percentile,
     run_in_stack,
+    session_cookie,
     setup_django,
     stack_main,
     start_daphne,
@@ -158,7 +159,6 @@ def measure(out: Path) -> None:
     var = setup_django()
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.test import Client
     from sklearn.datasets import load_breast_cancer
 
     from webapp.searches import services
@@ -166,9 +166,8 @@ def measure(out: Path) -> None:
 
     processes = []
     try:
-        daphne, base = start_daphne(var)
+        daphne, base, port = start_daphne(var)
         processes += [daphne, start_worker(var)]
-        port = int(base.rsplit(":", 1)[1])
 
         csv_path = var / "breast_cancer.csv"
         load_breast_cancer(as_frame=True).frame.rename(columns={"target": "diagnosis"}).to_csv(csv_path, index=False)
@@ -176,11 +175,6 @@ def measure(out: Path) -> None:
 
         def upload(user):
             return upload_csv(user, csv_path)
-
-        def session_cookie(user) -> str:
-            client = Client()
-            client.force_login(user)  # a real session row, as a log-in makes; no password hashing
-            return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
         owner = users[0]
         # The other users look at a search of their own that ended earlier (one job page each).

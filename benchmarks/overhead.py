@@ -33,14 +33,16 @@ from pathlib import Path
 
 from benchmarks.app import (
     run_in_stack,
+    session_cookie,
     setup_django,
     stack_main,
     start_daphne,
     start_worker,
     stop_processes,
     upload_csv,
+    wait_until_ended,
 )
-from benchmarks.load import ENDED, watch_all
+from benchmarks.load import watch_all
 from benchmarks.report import QUICK, write_table
 
 BUDGET_SECONDS = int(os.environ.get("BENCH_OVERHEAD_SECONDS", "45" if QUICK else "300"))
@@ -62,7 +64,6 @@ def measure(out: Path) -> None:
     var = setup_django()
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.test import Client
     from sklearn.datasets import load_breast_cancer
 
     import nas_engine
@@ -90,25 +91,17 @@ def measure(out: Path) -> None:
     engine_train = sum(t.train_seconds for t in engine_result.trials)
 
     # 2. The same search through the app, capped at the models the engine trained.
-    client = Client()
-    client.force_login(user)
-    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    cookie = session_cookie(user)
     processes = []
     try:
-        daphne, base = start_daphne(var)
+        daphne, _, port = start_daphne(var)
         processes += [daphne, start_worker(var)]
         watched: list = []
         job = services.search_create(**create, budget_seconds=BUDGET_SECONDS * 3, max_trials=trained)
         until = time.monotonic() + BUDGET_SECONDS * 4 + 300
-        watcher = threading.Thread(
-            target=lambda: watched.extend(watch_all(int(base.rsplit(":", 1)[1]), job.pk, [cookie], until)), daemon=True
-        )
+        watcher = threading.Thread(target=lambda: watched.extend(watch_all(port, job.pk, [cookie], until)), daemon=True)
         watcher.start()
-        while time.monotonic() < until:
-            job.refresh_from_db()
-            if job.status in ENDED:
-                break
-            time.sleep(0.2)
+        wait_until_ended(job, BUDGET_SECONDS * 4 + 300, poll=0.2)
         recommended = job.trials.get(number=job.recommended_number)
         bundle_started = time.time()
         bundles.trial_bundle(trial=recommended)

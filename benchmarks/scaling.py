@@ -23,7 +23,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.app import run_in_stack, setup_django, stack_main, start_worker, upload_csv
+from benchmarks.app import run_in_stack, setup_django, stack_main, start_worker, upload_csv, wait_until_ended
 from benchmarks.report import write_table
 
 TRIALS = int(os.environ.get("BENCH_SCALING_TRIALS", "16"))
@@ -58,7 +58,7 @@ def measure(out: Path) -> None:
                 user=owner, dataset=dataset, target="target", task="classification", budget_seconds=BUDGET_SECONDS,
                 strategy="random", seed=0, objectives=["score", "params"], max_params=MAX_PARAMS, max_trials=TRIALS,
             )  # fmt: skip
-            rows.append(_row(_wait(job), workers=count))
+            rows.append(_row(wait_until_ended(job, BUDGET_SECONDS + 300, poll=1), workers=count))
     finally:
         for worker in workers:
             worker.terminate()
@@ -111,16 +111,6 @@ def _train_fixed_model(_: int) -> None:
     (trial,) = plan_trials(config, data, reported=[], in_flight=[], slots=1, seconds_left=600).trials
     for _ in range(4):
         train_trial(config, data, trial, seconds_left=600, trial_seconds=600)
-
-
-def _wait(job):
-    deadline = time.monotonic() + BUDGET_SECONDS + 300
-    while time.monotonic() < deadline:
-        job.refresh_from_db()
-        if job.is_ended:
-            return job
-        time.sleep(1)
-    raise RuntimeError(f"search {job.pk} did not end: {job.message}")
 
 
 def _row(job, *, workers: int) -> dict:

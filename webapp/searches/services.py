@@ -568,8 +568,8 @@ def front_refresh(job: SearchJob, new: Trial | None = None) -> list[int]:
     growing with the job: 16 ms at 1,000 trials). Otherwise the front is recomputed from every trial.
     """
     costs = [name for name in (job.objectives or ["score", "params"]) if name != "score"]
-    held = list(job.trials.filter(on_front=True).values_list("id", "status", "score", *costs))
-    if new is not None and held and all(row[1] == Trial.Status.COMPLETED for row in held):
+    held = list(job.trials.filter(on_front=True).values_list("id", "status", "score", *costs)) if new else []
+    if held and all(row[1] == Trial.Status.COMPLETED for row in held):
         ids = [row[0] for row in held]
         vector = (-new.score, *(getattr(new, name) for name in costs)) if new.score is not None else None
         # A pruned or unscored model, or one missing a cost, never joins a front of completed models.
