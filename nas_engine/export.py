@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -36,6 +35,9 @@ BUNDLE_FILES = (
     "predict.py",
 )
 ONNX_TOLERANCE = 1e-4
+# predict.py against the model, for regression: in target standard deviations, as the int8 check
+# compares standardised outputs. float32 noise is about 1e-6 of them; a wrong transform is far more.
+PARITY_TOLERANCE = 1e-3
 PREDICT_TIMEOUT_SECONDS = 300
 IMAGE_CHECKS = 8  # images written back as PNG files to check predict.py's image input
 
@@ -77,19 +79,28 @@ def _synthetic_rows(preprocessing: dict, n: int = 16) -> list[dict]:
     return rows
 
 
-def _same_predictions(first: list, second: list) -> bool:
-    """Labels must match exactly; regression values within the ONNX tolerance (float32 graphs)."""
+def target_scale(preprocessing: dict, predictions: list | None = None) -> float:
+    """The unit regression predictions are compared in: the target's standard deviation (or the
+    spread of ``predictions`` in target units, when that is larger; never below a tiny floor)."""
+    scale = float(preprocessing["target"].get("std") or 0.0)
+    numbers = [float(p) for p in predictions or [] if isinstance(p, (int, float))]
+    if len(numbers) > 1:
+        scale = max(scale, float(np.std(numbers)))
+    return max(scale, 1e-12)
+
+
+def _same_predictions(first: list, second: list, *, scale: float = 1.0) -> bool:
+    """Labels must match exactly; regression values within ``PARITY_TOLERANCE`` of ``scale`` (the
+    target's standard deviation), so a price in the thousands or one near zero is judged alike."""
     if len(first) != len(second):
         return False
     return all(
-        math.isclose(float(a), float(b), rel_tol=ONNX_TOLERANCE, abs_tol=ONNX_TOLERANCE)
-        if isinstance(b, float)
-        else str(a) == str(b)
+        abs(float(a) - float(b)) <= PARITY_TOLERANCE * scale if isinstance(b, float) else str(a) == str(b)
         for a, b in zip(first, second, strict=True)
     )
 
 
-def _check_predict_py(folder: Path, rows: list[dict], expected: list) -> None:
+def _check_predict_py(folder: Path, rows: list[dict], expected: list, *, scale: float) -> None:
     """Run the bundle's own predict.py on raw rows, as a user would, and compare with torch.
 
     Raises:
@@ -100,10 +111,10 @@ def _check_predict_py(folder: Path, rows: list[dict], expected: list) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    _run_predict_py(folder, "check_rows.csv", expected, what="the test rows")
+    _run_predict_py(folder, "check_rows.csv", expected, what="the test rows", scale=scale)
 
 
-def _run_predict_py(folder: Path, input_name: str, expected: list, *, what: str) -> None:
+def _run_predict_py(folder: Path, input_name: str, expected: list, *, what: str, scale: float = 1.0) -> None:
     done = subprocess.run(
         [sys.executable, "predict.py", input_name, "-o", "check_out.csv"],
         cwd=folder,
@@ -115,7 +126,7 @@ def _run_predict_py(folder: Path, input_name: str, expected: list, *, what: str)
         raise NasError(f"The bundle's predict.py failed on {what}: {done.stderr.strip()[-500:]}")
     with open(folder / "check_out.csv", newline="", encoding="utf-8") as handle:
         got = [row["prediction"] for row in csv.DictReader(handle)]
-    if not _same_predictions(got, expected):
+    if not _same_predictions(got, expected, scale=scale):
         raise NasError("The bundle's predict.py does not reproduce the model's predictions; it was not written.")
 
 
@@ -134,7 +145,7 @@ def _check_predict_py_on_images(folder: Path, model: torch.nn.Module, rows: list
         (folder / "check_images" / files[-1][0]).write_bytes(files[-1][1])
     encoded = runtime.encode_rows(runtime.image_rows(files, meta), preprocessing)
     expected = runtime.decode_outputs(predict_raw(model, encoded), preprocessing)
-    _run_predict_py(folder, "check_images", expected, what="images")
+    _run_predict_py(folder, "check_images", expected, what="images", scale=target_scale(preprocessing, expected))
     return len(files)
 
 
@@ -482,7 +493,8 @@ def export_bundle(
 
     Before the zip is written, two checks run and are recorded in metrics.json: ONNX Runtime
     against torch on the check rows (max abs difference <= 1e-4), and the bundle's own predict.py,
-    run in a subprocess on those rows as raw CSV, against the torch model's predictions. A model
+    run in a subprocess on those rows as raw CSV, against the torch model's predictions (labels
+    exactly; regression values within ``PARITY_TOLERANCE`` target standard deviations). A model
     trained on images is also checked on a few of those rows written back as PNG files.
 
     For an int8 variant (``compress.is_int8(architecture)``; ``model`` is its float network) the
@@ -521,7 +533,8 @@ def export_bundle(
             (Path(tmp) / "predict.py").write_text(predict_source, encoding="utf-8")
             (Path(tmp) / "preprocessing.json").write_text(json.dumps(preprocessing), encoding="utf-8")
             expected = runtime.decode_outputs(predict_raw(reference, encoded), preprocessing)
-            _check_predict_py(Path(tmp), rows, expected)
+            scale = target_scale(preprocessing, expected)
+            _check_predict_py(Path(tmp), rows, expected, scale=scale)
             images = (
                 _check_predict_py_on_images(Path(tmp), reference, rows, preprocessing)
                 if "image" in preprocessing
@@ -539,6 +552,11 @@ def export_bundle(
                     "onnx_tolerance": ONNX_TOLERANCE,
                     **int8_checks,
                     "predict_py_reproduces_predictions": True,
+                    **(
+                        {"predict_py_tolerance_target_std": PARITY_TOLERANCE}
+                        if preprocessing["task"] != "classification"
+                        else {}
+                    ),
                     **({"predict_py_images": images} if images else {}),
                 },
             }

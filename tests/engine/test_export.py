@@ -144,7 +144,7 @@ def test_export_checks_predict_py_on_given_raw_rows_and_records_it(trained, mixe
     assert checks["onnx_max_abs_diff"] <= checks["onnx_tolerance"] == 1e-4
 
 
-def test_same_predictions_compares_labels_exactly_and_numbers_within_tolerance():
+def test_same_predictions_compares_labels_exactly_and_numbers_in_target_standard_deviations():
     from nas_engine.export import _same_predictions
 
     assert _same_predictions(["yes", "no"], ["yes", "no"])
@@ -152,6 +152,67 @@ def test_same_predictions_compares_labels_exactly_and_numbers_within_tolerance()
     assert _same_predictions(["1.00000001"], [1.0])
     assert not _same_predictions(["1.01"], [1.0])
     assert not _same_predictions(["1.0"], [1.0, 2.0])
+    # The issue's price model: negative predictions near zero, a target std of thousands. float32
+    # noise of about 1e-6 std failed a relative tolerance of 1e-4; in target stds it is nothing.
+    assert _same_predictions(["-9.76", "-23.097"], [-9.758, -23.100], scale=5000.0)
+    assert _same_predictions(["0.0031"], [-0.0012], scale=5000.0)  # crossing zero
+    # A target in the thousands with a small spread: what matters is the spread, not the size.
+    assert _same_predictions(["1523.4567"], [1523.4568], scale=50.0)
+    assert not _same_predictions(["1523.5"], [1523.4], scale=50.0)  # 0.002 std off: a real error
+    assert not _same_predictions(["-9.76"], [-19.76], scale=5000.0)  # 0.002 std off
+
+
+def _regression_bundle(tmp_path: Path, name: str, target) -> tuple[Path, object, object]:
+    """Search a tiny regression whose target is ``target(x1, x2)``, export the best model checked on
+    its test rows; returns the unzipped bundle, the model and the prepared data."""
+    from nas_engine import prepare_data
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 2))
+    y = target(x[:, 0], x[:, 1]) + rng.normal(scale=0.05, size=300) * np.std(target(x[:, 0], x[:, 1]))
+    rows = [[f"{a:.5f}", f"{b:.5f}", f"{v:.4f}"] for (a, b), v in zip(x, y, strict=True)]
+    data = prepare_data(write_csv(tmp_path / f"{name}.csv", ["x1", "x2", "y"], rows), target="y", seed=0)
+    config = SearchConfig(target="y", max_trials=1, max_epochs=20, seed=0, cv_folds=1)
+    result = run_search(config, data, artifacts_dir=tmp_path / "artifacts")
+    best = result.best
+    model = load_model(best.architecture, best.weights_path, n_inputs=data.n_features, n_outputs=1)
+    path = export_bundle(
+        model=model,
+        architecture=best.architecture,
+        preprocessing=data.preprocessing,
+        metrics=best.metrics,
+        out_path=tmp_path / f"{name}.zip",
+        check_rows=data.raw_test_rows,
+    )
+    with zipfile.ZipFile(path) as bundle:
+        checks = json.loads(bundle.read("metrics.json"))["checks"]
+        bundle.extractall(tmp_path / name)
+    assert checks["predict_py_reproduces_predictions"] is True and checks["rows"] == len(data.raw_test_rows)
+    assert checks["predict_py_tolerance_target_std"] == nas_engine.export.PARITY_TOLERANCE
+    return tmp_path / name, model, data
+
+
+def test_a_regression_target_in_the_thousands_exports_and_its_predict_py_matches(tmp_path):
+    folder, model, data = _regression_bundle(tmp_path, "thousands", lambda a, b: 1000 + 500 * np.tanh(a) + 80 * b)
+    predictions = predict_csv(model, data.preprocessing, tmp_path / "thousands.csv")
+    assert 300 < min(predictions) and max(predictions) < 1800
+
+
+def test_a_regression_whose_predictions_cross_zero_exports_and_a_wrong_predict_py_still_fails(tmp_path):
+    folder, model, data = _regression_bundle(tmp_path, "signed", lambda a, b: 4000 * a - 1500 * b)
+    predictions = predict_csv(model, data.preprocessing, tmp_path / "signed.csv")
+    assert min(predictions) < -1000 and max(predictions) > 1000
+    rows = [list(row.values()) for row in data.raw_test_rows]
+    write_csv(folder / "check_rows.csv", list(data.raw_test_rows[0]), rows)
+    expected = predict_csv(model, data.preprocessing, folder / "check_rows.csv")
+    scale = nas_engine.export.target_scale(data.preprocessing, expected)
+    nas_engine.export._run_predict_py(folder, "check_rows.csv", expected, what="the test rows", scale=scale)
+    # The same predict.py, given a target mean off by 1 % of a standard deviation: refused.
+    preprocessing = json.loads((folder / "preprocessing.json").read_text())
+    preprocessing["target"]["mean"] += 0.01 * preprocessing["target"]["std"]
+    (folder / "preprocessing.json").write_text(json.dumps(preprocessing))
+    with pytest.raises(nas_engine.NasError, match="does not reproduce"):
+        nas_engine.export._run_predict_py(folder, "check_rows.csv", expected, what="the test rows", scale=scale)
 
 
 @pytest.mark.slow
