@@ -4,13 +4,16 @@ pipeline reads; unsafe archives are refused whole; a bundle's predict.py reprodu
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import math
 import stat
+import struct
 import subprocess
 import sys
 import tarfile
+import tracemalloc
 import zipfile
 from pathlib import Path
 
@@ -230,6 +233,66 @@ def _npz(path: Path, **arrays) -> Path:
     return path
 
 
+def _header_bomb_tgz(path: Path, kind: bytes, size: int, fill: bytes = b"x") -> Path:
+    """A .tar.gz whose first header (a GNU long name, b"L", or a pax header, b"x") says ``size`` bytes
+    follow; they are written through gzip a MB at a time, so building it needs no memory."""
+    header = tarfile.TarInfo("././@LongLink")
+    header.type, header.size = kind, size
+    with gzip.open(path, "wb", compresslevel=1) as archive:
+        archive.write(header.tobuf(format=tarfile.USTAR_FORMAT))
+        block = fill * (2**20 // len(fill))
+        for start in range(0, size, len(block)):
+            archive.write(block[: size - start])
+        archive.write(bytes(-size % 512))
+        for name, data in _two_classes().items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data or b"")
+            archive.write(info.tobuf(format=tarfile.USTAR_FORMAT) + (data or b"") + bytes(-info.size % 512))
+        archive.write(bytes(1024))
+    return path
+
+
+def _sparse_tgz(path: Path) -> Path:
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT) as archive:
+        for name, data in _two_classes().items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data or b"")
+            archive.addfile(info, io.BytesIO(data or b""))
+        sparse = tarfile.TarInfo("a/disk.png")
+        sparse.type = tarfile.GNUTYPE_SPARSE
+        archive.addfile(sparse)
+    return path
+
+
+def _cut_tgz(path: Path) -> Path:
+    data = _tar(path, _two_classes()).read_bytes()  # type: ignore[arg-type]
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def _directory_zip(path: Path, *, entries: int, declared: int) -> Path:
+    """A zip of ``entries`` central directory entries (no file data) whose end record says ``declared``."""
+    rows = []
+    for i in range(entries):
+        name = f"a/{i}.png".encode()
+        fields = (zipfile.stringCentralDir, 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0, 0, 0)
+        rows.append(struct.pack(zipfile.structCentralDir, *fields) + name)
+    directory = b"".join(rows)
+    count = min(declared, 0xFFFF)
+    end = struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0, count, count, len(directory), 0, 0)
+    path.write_bytes(directory + end)
+    return path
+
+
+def _count_lying_zip(path: Path, declared: int) -> Path:
+    """A real two-class zip whose end record declares ``declared`` entries."""
+    data = bytearray(_zip(path, _two_classes()).read_bytes())
+    end = data.rindex(zipfile.stringEndArchive)
+    struct.pack_into("<2H", data, end + 8, declared, declared)
+    path.write_bytes(bytes(data))
+    return path
+
+
 BAD_UPLOADS = {
     "empty class folder": (lambda p: _zip(p / "u.zip", _two_classes() | {"7/": None}), "Class folder '7' holds no"),
     "one class": (lambda p: _zip(p / "u.zip", {"a/1.png": _two_classes()["a/1.png"]}), "only one class folder"),
@@ -246,6 +309,18 @@ BAD_UPLOADS = {
     "zip bomb": (lambda p: _bomb_zip(p / "u.zip", "a/bomb.png"), "expands to far more than it stores .* limit is 200"),
     "zip bomb not an image": (lambda p: _bomb_zip(p / "u.zip", "a/bomb.bin"), "expands to far more than it stores"),
     "not a zip": (lambda p: (p / "u.zip").write_bytes(b"PK\x03\x04 broken") and p / "u.zip", "not a readable zip"),
+    "tar long name": (lambda p: _header_bomb_tgz(p / "u.tar.gz", b"L", 2**20), "long file name of 1,024 KB"),
+    "tar pax header": (lambda p: _header_bomb_tgz(p / "u.tgz", b"x", 2**20), "pax header of 1,024 KB"),
+    # CVE-2024-6232's shape: tarfile's regular expression takes seconds over it; this reader refuses it at once.
+    "tar pax redos": (lambda p: _header_bomb_tgz(p / "u.tgz", b"x", 60_000, b"0"), "not a readable .tar.gz"),
+    "tar sparse file": (lambda p: _sparse_tgz(p / "u.tgz"), "sparse file"),
+    "tar cut short": (lambda p: _cut_tgz(p / "u.tar.gz"), "not a readable .tar.gz"),
+    "zip count in end record": (lambda p: _count_lying_zip(p / "u.zip", 65_000), "more than 20,000 files"),
+    "zip directory past its count": (
+        lambda p: _directory_zip(p / "u.zip", entries=20_001, declared=2),
+        "more than 20,000 files",
+    ),
+    "npz count in end record": (lambda p: _count_lying_zip(p / "u.npz", 65_000), "more than 20,000 files"),
     "npz object array": (
         lambda p: _npz(p / "u.npz", x=np.array([{"a": 1}] * 2, dtype=object), y=np.array([0, 1])),
         "Python objects",
@@ -268,6 +343,29 @@ def test_a_bad_upload_is_refused_with_a_clear_message_and_leaves_no_file(case, t
     with pytest.raises(DatasetError, match=message):
         convert_image_upload(upload, tmp_path / "out" / "set.npz", filename=upload.name)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+HEADER_BOMBS = {
+    "tar 50 MB long name": lambda p: _header_bomb_tgz(p / "u.tar.gz", b"L", 50 * 2**20),
+    "tar 50 MB pax header": lambda p: _header_bomb_tgz(p / "u.tgz", b"x", 50 * 2**20),
+    "zip of 200,000 entries declaring 2": lambda p: _directory_zip(p / "u.zip", entries=200_000, declared=2),
+}
+
+
+@pytest.mark.parametrize("case", list(HEADER_BOMBS))
+def test_a_header_bomb_is_refused_before_its_headers_are_read_into_memory(case, tmp_path):
+    upload = HEADER_BOMBS[case](tmp_path)
+    assert upload.stat().st_size < 12 * 2**20  # a small upload ...
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError):
+            convert_image_upload(upload, tmp_path / "set.npz", filename=upload.name)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # ... that tarfile (a 50 MB bytes object) or ZipFile (an object per entry) would turn into 50+ MB.
+    assert peak < 4 * 2**20, f"peak {peak / 2**20:.1f} MB"
+    assert not (tmp_path / "set.npz").exists()
 
 
 def test_too_many_files_are_refused(digits, tmp_path):
