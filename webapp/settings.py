@@ -259,6 +259,8 @@ CSV_MAX_NAME_CHARS = min(env_int("CSV_MAX_NAME_CHARS", 255, minimum=1), 255)
 IMAGE_MAX_FILES = env_int("IMAGE_MAX_FILES", 20_000, minimum=2)
 IMAGE_MAX_TOTAL_MB = env_int("IMAGE_MAX_TOTAL_MB", 512, minimum=1)
 IMAGE_MAX_FILE_MB = env_int("IMAGE_MAX_FILE_MB", 10, minimum=1)
+# Address space an image conversion may add, in a forked child (RLIMIT_AS); 0 converts in the web process.
+IMAGE_CONVERT_MEMORY_MB = env_int("IMAGE_CONVERT_MEMORY_MB", 2 * IMAGE_MAX_TOTAL_MB + 512, minimum=0)
 # Uploads always stream to a temporary file on disk, never into memory.
 FILE_UPLOAD_HANDLERS = ["webapp.datasets.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = None

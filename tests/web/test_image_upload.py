@@ -2,7 +2,9 @@
 class counts, sizes, thumbnails and the files it skipped; a bad archive gets a clear message next
 to the file field and leaves no row and no file behind; the search form offers only what fits."""
 
+import gzip
 import io
+import struct
 import tarfile
 import zipfile
 
@@ -100,6 +102,30 @@ def symlink_zip() -> bytes:
     return buffer.getvalue()
 
 
+def tar_header_bomb(kind: bytes):
+    """A .tar.gz whose first header is a 1 MB GNU long name (b"L") or pax header (b"x")."""
+
+    def build() -> tuple[str, bytes]:
+        header = tarfile.TarInfo("././@LongLink")
+        header.type, header.size = kind, 2**20
+        member = tarfile.TarInfo("1/a.png")
+        tar = header.tobuf(format=tarfile.USTAR_FORMAT) + b"x" * 2**20 + member.tobuf() + bytes(1024)
+        return "bad.tar.gz", gzip.compress(tar)
+
+    return build
+
+
+def count_lying_zip() -> bytes:
+    """A real zip whose end record declares 65,000 entries."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("1/a.png", b"x")
+        archive.writestr("2/b.png", b"x")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into("<2H", data, data.rindex(zipfile.stringEndArchive) + 8, 65_000, 65_000)
+    return bytes(data)
+
+
 BAD_ARCHIVES = [
     # (id, members or raw bytes, words the message by the file field holds)
     ("one-class", {"1/a.png": "PNG", "1/b.png": "PNG"}, "class"),
@@ -110,6 +136,9 @@ BAD_ARCHIVES = [
     ("zip-bomb", bomb, "expand"),
     ("symlink", symlink_zip, "link"),
     ("not-a-zip", b"PK\x03\x04 this is not really a zip", "zip"),
+    ("tar-long-name", tar_header_bomb(b"L"), "long file name"),
+    ("tar-pax-header", tar_header_bomb(b"x"), "pax header"),
+    ("zip-count-in-end-record", count_lying_zip, "20,000 files"),
 ]
 
 
@@ -120,7 +149,11 @@ def test_a_bad_archive_is_refused_by_the_field_and_leaves_nothing(alice_client, 
     before = stored_dataset_files(settings.MEDIA_ROOT)
     path = tmp_path / "bad.zip"
     if callable(members):
-        path.write_bytes(members())
+        built = members()
+        if isinstance(built, tuple):  # (file name, bytes)
+            path = tmp_path / built[0]
+            built = built[1]
+        path.write_bytes(built)
     elif isinstance(members, bytes):
         path.write_bytes(members)
     else:
@@ -131,4 +164,21 @@ def test_a_bad_archive_is_refused_by_the_field_and_leaves_nothing(alice_client, 
     errors = " ".join(response.context["form"].errors["file"])
     assert words.lower() in errors.lower(), errors
     assert "Traceback" not in response.content.decode()
+    assert not Dataset.objects.exists() and stored_dataset_files(settings.MEDIA_ROOT) == before
+
+
+def test_the_conversion_runs_in_a_child_whose_memory_is_capped(alice_client, tmp_path, settings):
+    """A 36 MB file is read in one piece: past glibc's largest mmap threshold (32 MB), so it always
+    needs new address space. A child allowed 4 MB more than the web process maps fails with a clear
+    message, and the web process goes on."""
+    settings.IMAGE_CONVERT_MEMORY_MB, settings.IMAGE_MAX_FILE_MB = 4, 64
+    before = stored_dataset_files(settings.MEDIA_ROOT)
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("1/big.png", bytes(36 * 2**20))
+        archive.writestr("2/small.png", b"x")
+    response = upload(alice_client, path)
+    assert response.status_code == 400
+    errors = " ".join(response.context["form"].errors["file"])
+    assert "more memory than this server allows for one upload (4 MB)" in errors, errors
     assert not Dataset.objects.exists() and stored_dataset_files(settings.MEDIA_ROOT) == before

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 import nas_engine
+from webapp.datasets.isolation import convert_image_upload_isolated
 from webapp.datasets.models import Dataset
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,18 @@ def dataset_create(*, owner, uploaded_file, name: str = "", image_size: int | No
     destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         if images:
-            image_profile = nas_engine.convert_image_upload(
-                source, destination, filename=uploaded_file.name, limits=archive_limits(), size=image_size
+            # In a child with capped memory: a hostile archive must not grow the web process.
+            image_profile = convert_image_upload_isolated(
+                source,
+                destination,
+                filename=uploaded_file.name,
+                limits=archive_limits(),
+                size=image_size,
+                memory_mb=settings.IMAGE_CONVERT_MEMORY_MB,
             )
             # The image set's columns are pixels the engine wrote itself, bounded by its own size cap.
             profile = nas_engine.profile_csv(destination, limits=nas_engine.CsvLimits(max_columns=None))
-            stored = profile.to_dict() | {"image": image_profile.to_dict()}
+            stored = profile.to_dict() | {"image": image_profile}
         else:
             profile = nas_engine.profile_csv(source, limits=csv_limits())
             stored = profile.to_dict()
