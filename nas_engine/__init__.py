@@ -27,12 +27,13 @@ from nas_engine.export import LayerBox, describe_architecture, export_bundle, la
 from nas_engine.fidelity import Fidelity
 from nas_engine.finalize import FinalModel, FinalModels, finalize_front, load_final_model, refit
 from nas_engine.images import ArchiveLimits, ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
-from nas_engine.model_card import ModelCard, build_model_card
+from nas_engine.model_card import ModelCard, build_model_card, split_rows
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, check_target, prepare_data
+from nas_engine.reference import Reference, reference_score
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
 from nas_engine.search import SUPERNET_FILE, run_search
-from nas_engine.selection import knee_point
+from nas_engine.selection import default_choice, knee_point
 from nas_engine.spaces import SPACES, detect_image_shape
 from nas_engine.strategies import STRATEGIES
 
@@ -65,6 +66,7 @@ __all__ = [
     "NasError",
     "NoNetworkFits",
     "PreparedData",
+    "Reference",
     "ProfileWarning",
     "SearchCancelled",
     "SearchConfig",
@@ -78,6 +80,7 @@ __all__ = [
     "check_limits",
     "check_target",
     "convert_image_upload",
+    "default_choice",
     "describe_architecture",
     "detect_image_shape",
     "detect_task",
@@ -96,6 +99,8 @@ __all__ = [
     "prepare_data",
     "profile_csv",
     "read_image_meta",
+    "reference_score",
     "refit",
     "run_search",
+    "split_rows",
 ]

@@ -15,16 +15,19 @@ from tqdm import tqdm
 
 from nas_engine import runtime
 from nas_engine.augment import AUGMENTATIONS
-from nas_engine.config import SearchConfig
+from nas_engine.config import DEFAULT_EXPORT, SearchConfig
 from nas_engine.errors import NasError
 from nas_engine.export import export_bundle
 from nas_engine.fidelity import Fidelity
 from nas_engine.finalize import finalize_front, load_final_model
 from nas_engine.images import convert_image_upload, is_image_upload, read_image_meta
+from nas_engine.model_card import split_rows
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
+from nas_engine.reference import Reference, reference_score
 from nas_engine.results import OBJECTIVES, TrialResult, TrialStatus, objective_vector
 from nas_engine.search import SUPERNET_FILE, run_search
+from nas_engine.selection import EXPORT_ALIASES, EXPORT_CHOICES, default_choice
 from nas_engine.spaces import SPACES
 from nas_engine.strategies import STRATEGIES
 
@@ -46,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--target", required=True, help="column to predict")
     search.add_argument("--task", choices=("classification", "regression"))
-    search.add_argument("--budget-seconds", type=float, default=60)
+    search.add_argument("--budget-seconds", type=float, default=SearchConfig.default("budget_seconds"))
     search.add_argument("--max-trials", type=int)
     search.add_argument("--max-params", type=int)
     search.add_argument("--max-flops", type=int)
@@ -55,29 +58,34 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--max-memory-bytes", type=int, help="peak memory of predicting one row: weights plus activations"
     )
-    search.add_argument("--strategy", choices=list(STRATEGIES), default="random")
-    search.add_argument("--space", choices=("auto", *SPACES), default="auto")
+    search.add_argument("--strategy", choices=list(STRATEGIES), default=SearchConfig.default("strategy"))
+    search.add_argument("--space", choices=("auto", *SPACES), default=SearchConfig.default("space"))
     search.add_argument(
-        "--objectives", type=_objectives, default=("score", "params"),
+        "--objectives", type=_objectives, default=SearchConfig.default("objectives"),
         help="costs to trade the score against, comma-separated: " + ", ".join(sorted(set(OBJECTIVES) - {"score"})),
     )  # fmt: skip
-    search.add_argument("--fidelity", choices=[f.value for f in Fidelity], default="none")
-    search.add_argument("--eta", type=int, default=3, help="multi-fidelity: keep 1/eta at each rung")
-    search.add_argument("--min-epochs", type=int, default=3, help="multi-fidelity: epochs of the lowest rung")
+    search.add_argument("--fidelity", choices=[f.value for f in Fidelity], default=SearchConfig.default("fidelity"))
+    search.add_argument(
+        "--eta", type=int, default=SearchConfig.default("eta"), help="multi-fidelity: keep 1/eta at each rung"
+    )
+    search.add_argument(
+        "--min-epochs", type=int, default=SearchConfig.default("min_epochs"),
+        help="multi-fidelity: epochs of the lowest rung",
+    )  # fmt: skip
     search.add_argument("--cv-folds", type=int, help="k-fold scoring (default: 5 on small data, else off)")
     search.add_argument(
-        "--augment", choices=tuple(AUGMENTATIONS), default="none",
+        "--augment", choices=tuple(AUGMENTATIONS), default=SearchConfig.default("augment"),
         help="change training images at random: shift (digits, letters) or shift_flip (photos); images only",
     )  # fmt: skip
-    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--seed", type=int, default=SearchConfig.default("seed"))
     search.add_argument(
         "--compress", action="store_true",
         help="after the search, add pruned (50%%, 75%%) and int8 variants of the best front models as trials",
     )  # fmt: skip
     search.add_argument(
-        "--export", choices=("recommended", "best", "ensemble"), default="recommended",
-        help="recommended: the cheapest front model within one standard error of the best score; best: the "
-        "highest validation score; ensemble: the best distinct models averaged (all refit on train+validation)",
+        "--export", choices=(*EXPORT_CHOICES, *EXPORT_ALIASES), default=DEFAULT_EXPORT,
+        help="; ".join(f"{name}: {words}" for name, words in EXPORT_CHOICES.items())
+        + " (each refit on train+validation; 'recommended' is the old name of 'smallest')",
     )  # fmt: skip
     search.add_argument("--out", required=True, help="bundle zip to write")
     search.add_argument(
@@ -196,38 +204,75 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
             _keep(args.keep, result, artifacts)
         if result.best is None:
             raise NasError("No trial completed within the budget and limits; raise the budget or loosen the limits.")
+        reference = _reference(config, data, progress)
         finals = finalize_front(result, data, artifacts_dir=artifacts, seed=config.seed, on_status=progress.on_status)
-        chosen = result.recommended if args.export == "recommended" else result.best
-        if chosen is None:
-            raise NasError("No trial could be recommended for export; export 'best' instead.")
-        final = finals.get(chosen.number)
-        if args.export == "ensemble":
+        export = EXPORT_ALIASES.get(args.export, args.export)
+        chosen: TrialResult | None
+        if export == "ensemble":
             if finals.ensemble is None:
                 raise NasError("An ensemble needs at least two completed trials; search longer or export 'best'.")
-            chosen, final = finals.ensemble, finals.ensemble_final
+            chosen = finals.ensemble
+        elif export == "smallest":
+            chosen = result.recommended
+        elif export == "best":
+            chosen = result.best
+        else:
+            chosen = default_choice(result.best, finals.ensemble)
+        if chosen is None:
+            raise NasError("No trial could be chosen for export; export 'best' instead.")
+        final = finals.get(chosen.number)
         if final is None or final.weights_path is None:
             raise NasError(f"Trial {chosen.number} has no refitted model to export.")
         model = load_final_model(
             chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
         )
+        refit = "compression" not in chosen.architecture
         export_bundle(
             model=model,
             architecture=chosen.architecture,
             preprocessing=data.preprocessing,
-            metrics={"validation": chosen.metrics, "test": final.test_metrics, "refit_epochs": final.epochs},
+            metrics={
+                "validation": chosen.metrics,
+                "test": final.test_metrics,
+                "refit_on_train_and_validation": refit,
+                "refit_epochs": final.epochs,
+            },
             out_path=args.out,
             dataset_name=Path(args.data).name,
             costs=chosen.costs,
-            extra={"seed": config.seed, "config": config.to_dict(), "trial": chosen.number},
+            extra={
+                "seed": config.seed,
+                "config": config.to_dict(),
+                "trial": chosen.number,
+                "export": export,
+                **({"reference": reference.to_dict()} if reference else {}),
+            },
             check_rows=data.raw_test_rows,
+            splits=split_rows(data),
         )
     metric = "accuracy" if result.task == "classification" else "r2"
+    what = "ensemble" if chosen.architecture.get("space") == "ensemble" else "trial"
+    after = "after refitting on train+validation" if refit else "as compressed (not refit)"
+    if reference is not None:
+        sys.stderr.write(f"For comparison: {reference.describe()}\n")
+    validation = chosen.metrics.get(metric)
     sys.stderr.write(
-        f"Saved {args.out}: {args.export} {'model' if args.export == 'ensemble' else 'trial'} {chosen.number} "
-        f"({len(result.trials)} trials), {metric} {chosen.metrics[metric]:.4f} on validation, "
-        f"{final.test_metrics[metric]:.4f} on test after refitting on train+validation.\n"
+        f"Saved {args.out}: {export} choice, {what} {chosen.number} ({len(result.trials)} trials), {metric} "
+        f"{'-' if validation is None else f'{validation:.4f}'} on validation, "
+        f"{final.test_metrics[metric]:.4f} on test {after}.\n"
     )
     return 0
+
+
+def _reference(config: SearchConfig, data: PreparedData, progress: _Progress) -> Reference | None:
+    """A default gradient-boosting model's score on the search's validation rows, or None when it
+    fails (a reference must never cost the search its bundle)."""
+    progress.bar.set_description_str("reference")
+    try:
+        return reference_score(data, cv_folds=config.cv_folds, seed=config.seed)
+    except Exception as exc:  # noqa: BLE001 (any failure of scikit-learn: the bundle comes first)
+        sys.stderr.write(f"(No gradient-boosting reference: {exc})\n")
+        return None
 
 
 def _predict(args: argparse.Namespace) -> int:

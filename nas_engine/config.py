@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from nas_engine.augment import AUGMENTATIONS
 from nas_engine.errors import ConstraintError
@@ -14,6 +15,12 @@ from nas_engine.spaces import SPACES
 from nas_engine.strategies import STRATEGIES
 
 TASKS = ("classification", "regression")
+# One set of defaults: SearchConfig's fields below, the CLI's flags, the web form's initial values and
+# the SearchJob model's field defaults all read these, so every entry point starts the same search.
+# (A new value here changes SearchJob's field defaults: run makemigrations.)
+DEFAULT_STRATEGY = "tpe"
+DEFAULT_FIDELITY = "none"
+DEFAULT_EXPORT = "auto"  # which model a search exports: a key of selection.EXPORT_CHOICES
 # Limits checked on a genome's analytic costs, before it trains: the setting and the cost it bounds.
 ANALYTIC_LIMITS: dict[str, str] = {
     "max_params": "params",
@@ -82,13 +89,13 @@ class SearchConfig:
     max_size_bytes: int | None = None
     max_memory_bytes: int | None = None
     max_latency_ms: float | None = None
-    strategy: str = "random"
+    strategy: str = DEFAULT_STRATEGY
     space: str = "auto"
     objectives: tuple[str, ...] = ("score", "params")
     seed: int = 0
     max_epochs: int = 50
     patience: int = 5
-    fidelity: str = "none"
+    fidelity: str = DEFAULT_FIDELITY
     eta: int = 3
     min_epochs: int = 3
     cv_folds: int | None = None
@@ -143,6 +150,18 @@ class SearchConfig:
                 "Objectives must be 'score' followed by one or two different costs "
                 f"(e.g. score, params); got: {', '.join(names) or 'none'}."
             )
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of setting ``name`` (what the CLI's flag and the web form start from).
+
+        Raises:
+            KeyError: ``name`` is not a setting with a default.
+        """
+        field = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+        if field is None or field.default is dataclasses.MISSING:
+            raise KeyError(name)
+        return field.default
 
     def analytic_limits(self) -> dict[str, int | None]:
         """The ``ANALYTIC_LIMITS`` settings by name (None where unset), as ``broken_limits`` takes them."""

@@ -470,6 +470,7 @@ def export_bundle(
     extra: dict | None = None,
     costs: Costs | None = None,
     check_rows: list[dict] | None = None,
+    splits: dict | None = None,
 ) -> Path:
     """Write a zip with the model (ONNX and TorchScript), its preprocessing, a card and predict.py.
 
@@ -487,6 +488,8 @@ def export_bundle(
         costs: Measured costs; analytic costs are computed when None.
         check_rows: Raw rows (CSV cells by column, e.g. the test split) to verify the bundle on;
             plausible synthetic rows when None.
+        splits: Rows of each split (``model_card.split_rows``): the card names them where it says
+            which rows each number came from, and metrics.json records them.
 
     Returns:
         The path of the zip.
@@ -543,6 +546,7 @@ def export_bundle(
             record = {
                 **(extra or {}),
                 "metrics": metrics,
+                **({"splits": splits} if splits else {}),
                 "costs": costs.to_dict(),
                 "versions": _versions(),
                 "checks": {
@@ -571,6 +575,7 @@ def export_bundle(
                     metrics=metrics,
                     costs=costs,
                     dataset_name=dataset_name,
+                    splits=splits,
                 ),
                 "predict.py": predict_source,
             }

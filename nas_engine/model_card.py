@@ -14,6 +14,10 @@ from nas_engine.results import Costs
 
 _SPACE_WORDS = {
     "mlp": ("A multi-layer perceptron", "tabular data"),
+    "tabular": (
+        "A multi-layer perceptron (with optional periodic embeddings and a TabM-style ensemble)",
+        "tabular data",
+    ),
     "cnn": ("A convolutional network", "images given as pixel columns"),
 }
 
@@ -115,8 +119,83 @@ def _what_it_is(architecture: dict) -> tuple[str, str]:
     return _SPACE_WORDS.get(architecture.get("space", "mlp"), _SPACE_WORDS["mlp"])
 
 
+def split_rows(data) -> dict[str, int]:
+    """Rows of each split of a ``PreparedData``, for ``build_model_card``'s ``splits``."""
+    return {"train": len(data.X_train), "validation": len(data.X_val), "test": len(data.X_test)}
+
+
+def _count(splits: dict | None, *names: str) -> str:
+    if not splits or any(splits.get(name) is None for name in names):
+        return ""
+    return f" ({sum(splits[name] for name in names):,} rows)"
+
+
+def metric_sources(*, architecture: dict, metrics: dict, splits: dict | None = None) -> tuple[str, ...]:
+    """Where each group of ``metrics`` came from: which model, trained on which rows, scored on which.
+
+    Args:
+        architecture: The genome (or an ensemble's record).
+        metrics: As ``build_model_card`` takes them: ``validation`` and ``test`` groups, and
+            ``refit_on_train_and_validation`` (False: the model is the one the search trained).
+        splits: Rows of each split (``split_rows``); the lines name no counts without it.
+    """
+    validation = metrics.get("validation") or {}
+    test = metrics.get("test") or {}
+    compressed = "compression" in architecture
+    refit = bool(metrics.get("refit_on_train_and_validation", bool(test))) and not compressed
+    lines = []
+    folds = validation.get("cv_folds") if isinstance(validation, dict) else None
+    if architecture.get("space") == "ensemble":
+        lines.append(
+            f"validation: its member networks as the search trained them on the training split"
+            f"{_count(splits, 'train')}, their predictions averaged, scored on the validation split"
+            f"{_count(splits, 'validation')}."
+        )
+    elif folds:
+        lines.append(
+            f"validation: the mean over {folds} folds of the training and validation splits"
+            f"{_count(splits, 'train', 'validation')}: each fold's network trained on the other folds and was "
+            "scored on its own."
+        )
+    elif validation:
+        lines.append(
+            f"validation: the network as the search trained it on the training split{_count(splits, 'train')}, "
+            f"scored on the validation split{_count(splits, 'validation')}. The search chose among models by "
+            "these scores, so they flatter the chosen one a little."
+        )
+    if test and refit:
+        lines.append(
+            f"test: this model, trained again from scratch on the training and validation splits"
+            f"{_count(splits, 'train', 'validation')}, scored once on the test split{_count(splits, 'test')}: rows "
+            "no model was trained or chosen on."
+        )
+    elif test:
+        lines.append(
+            f"test: this model as it ships (not trained again), scored once on the test split"
+            f"{_count(splits, 'test')}: rows no model was trained or chosen on."
+        )
+    else:
+        lines.append("test: none; the search ended before its models were refit and scored on the test split.")
+    trained_on = (
+        f"the training and validation splits{_count(splits, 'train', 'validation')}"
+        if refit
+        else f"the training split{_count(splits, 'train')}"
+    )
+    if compressed:
+        trained_on = f"the training split{_count(splits, 'train')}, then compressed"
+    lines.append(f"The model in this bundle was trained on {trained_on}; the test split never trained it.")
+    return tuple(lines)
+
+
 def build_model_card(
-    *, architecture: dict, layers: list[str], preprocessing: dict, metrics: dict, costs: Costs, dataset_name: str = ""
+    *,
+    architecture: dict,
+    layers: list[str],
+    preprocessing: dict,
+    metrics: dict,
+    costs: Costs,
+    dataset_name: str = "",
+    splits: dict | None = None,
 ) -> ModelCard:
     """The model card of one trained model, as data.
 
@@ -125,8 +204,12 @@ def build_model_card(
         layers: Readable layer lines (``describe_architecture``).
         preprocessing: The ``preprocessing`` dict it was trained with.
         metrics: Metrics to list; nested dicts become dotted names (``validation.accuracy``).
+            ``refit_on_train_and_validation`` says whether the model was trained again on
+            train+validation (``metric_sources``).
         costs: Parameters, FLOPs, size and latency.
         dataset_name: Name of the training file.
+        splits: Rows of each split (``split_rows``), named where the card says which rows each
+            number came from.
     """
     task, target = preprocessing["task"], preprocessing["target"]["name"]
     features = preprocessing["feature_columns"]
@@ -144,9 +227,8 @@ def build_model_card(
         Section(
             "Metrics",
             (
-                Paragraph(
-                    (Span("Measured on data the model did not train on (validation split; test split where given)."),)
-                ),
+                Paragraph((Span("Where each number comes from:"),)),
+                Bullets(metric_sources(architecture=architecture, metrics=metrics, splits=splits)),
                 Table(("metric", "value"), tuple(_metric_rows(metrics))),
             ),
         ),
@@ -240,7 +322,14 @@ def _how_to_run(preprocessing: dict) -> tuple:
 
 
 def model_card(
-    *, architecture: dict, layers: list[str], preprocessing: dict, metrics: dict, costs: Costs, dataset_name: str = ""
+    *,
+    architecture: dict,
+    layers: list[str],
+    preprocessing: dict,
+    metrics: dict,
+    costs: Costs,
+    dataset_name: str = "",
+    splits: dict | None = None,
 ) -> str:
     """Render the model card as Markdown (the bundle's MODEL_CARD.md)."""
     return build_model_card(
@@ -250,4 +339,5 @@ def model_card(
         metrics=metrics,
         costs=costs,
         dataset_name=dataset_name,
+        splits=splits,
     ).to_markdown()

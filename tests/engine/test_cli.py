@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 import zipfile
 
 import pytest
 
-from nas_engine.cli import main
+from nas_engine import config
+from nas_engine.cli import _parser, main
+from nas_engine.config import SearchConfig
 
 from .conftest import write_csv
 
@@ -34,6 +37,8 @@ def test_search_then_predict_end_to_end(diabetes_csv, tmp_path):
             "20000",
             "--seed",
             "2",
+            "--keep",
+            str(tmp_path / "kept"),
             "--out",
             str(bundle),
         ],
@@ -42,6 +47,30 @@ def test_search_then_predict_end_to_end(diabetes_csv, tmp_path):
     )
     assert search.returncode == 0, search.stderr
     assert zipfile.ZipFile(bundle).testzip() is None
+    # The default export: the ensemble when it beats the best single model on validation, else that model.
+    with zipfile.ZipFile(bundle) as archive:
+        record = json.loads(archive.read("metrics.json"))
+        genome = json.loads(archive.read("architecture.json"))["genome"]
+        card = archive.read("MODEL_CARD.md").decode()
+    trials = json.loads((tmp_path / "kept" / "trials.json").read_text())
+    best = max((t for t in trials if t["status"] == "completed"), key=lambda t: t["metrics"]["score"])
+    assert record["export"] == "auto" and record["config"]["strategy"] == SearchConfig.default("strategy")
+    if genome["space"] == "ensemble":
+        assert record["metrics"]["validation"]["score"] > best["metrics"]["score"]
+    else:
+        assert record["trial"] == best["number"]
+    # The card says which rows each number came from; the reference is printed and recorded.
+    splits = record["splits"]
+    assert splits["train"] + splits["validation"] + splits["test"] == 442
+    fit_rows = splits["train"] + splits["validation"]
+    assert (
+        f"trained again from scratch on the training and validation splits ({fit_rows} rows)" in card
+        and f"scored once on the test split ({splits['test']} rows)" in card
+    )
+    reference = record["reference"]
+    assert reference["model"] == "HistGradientBoostingRegressor" and reference["metric"] == "r2"
+    assert f"For comparison: A default gradient-boosting model scores {reference['score']:.4g} (R²)" in search.stderr
+    assert "auto choice" in search.stderr.splitlines()[-1]
     predict = subprocess.run(
         [sys.executable, "-m", "nas_engine", "predict", str(bundle), str(diabetes_csv), "-o", str(out)],
         capture_output=True,
@@ -55,8 +84,6 @@ def test_search_then_predict_end_to_end(diabetes_csv, tmp_path):
 
 @pytest.mark.slow
 def test_search_exports_a_refit_ensemble_with_fidelity_and_three_objectives(breast_cancer_csv, tmp_path):
-    import json
-
     bundle = tmp_path / "ensemble.zip"
     search = subprocess.run(
         [
@@ -76,6 +103,16 @@ def test_search_exports_a_refit_ensemble_with_fidelity_and_three_objectives(brea
     assert record["config"]["objectives"] == ["score", "params", "latency_ms"]
     assert record["checks"]["rows_source"] == "given" and record["checks"]["predict_py_reproduces_predictions"]
     assert record["metrics"]["test"]["accuracy"] > 0.63  # the majority class is 357 of 569
+
+
+def test_the_cli_starts_from_the_configs_defaults_and_still_takes_the_old_export_name():
+    args = _parser().parse_args(["search", "data.csv", "--target", "y", "--out", "m.zip"])
+    for name in ("strategy", "fidelity", "budget_seconds", "space", "objectives", "eta", "min_epochs", "seed"):
+        assert getattr(args, name) == SearchConfig.default(name), name
+    assert (args.strategy, args.fidelity) == (config.DEFAULT_STRATEGY, config.DEFAULT_FIDELITY)
+    assert args.export == config.DEFAULT_EXPORT == "auto"
+    old = _parser().parse_args(["search", "d.csv", "--target", "y", "--out", "m.zip", "--export", "recommended"])
+    assert old.export == "recommended"  # exported as 'smallest': the cheapest within one standard error
 
 
 def _one_error_line(capsys) -> str:
@@ -124,8 +161,6 @@ def test_predict_with_a_bad_bundle_or_missing_column_exits_2(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_keep_then_warm_start_a_weight_sharing_search(breast_cancer_csv, tmp_path, capsys):
-    import json
-
     kept = tmp_path / "kept"
     common = [str(breast_cancer_csv), "--target", "diagnosis", "--strategy", "spos", "--budget-seconds", "15"]
     common += ["--max-trials", "2", "--seed", "0"]

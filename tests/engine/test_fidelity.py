@@ -87,8 +87,9 @@ def test_pruned_and_completed_trials_follow_the_schedule(cancer_data, monkeypatc
     SpyStrategy.told = []
     max_trials = 9 if fidelity == "successive_halving" else 17
     config = SearchConfig(
-        target="diagnosis", fidelity=fidelity, min_epochs=1, max_epochs=9, eta=3, patience=100, max_trials=max_trials
-    )
+        target="diagnosis", strategy="random", fidelity=fidelity, min_epochs=1, max_epochs=9, eta=3, patience=100,
+        max_trials=max_trials,
+    )  # fmt: skip
     reported = []
     result = run_search(config, cancer_data, on_trial=reported.append)
     done = [t for t in result.trials if t.status is TrialStatus.COMPLETED]

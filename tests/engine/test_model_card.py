@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from nas_engine.export import analytic_costs, describe_architecture, layer_diagram
-from nas_engine.model_card import Bullets, CodeBlock, ModelCard, Paragraph, Table, build_model_card, model_card
+from nas_engine.model_card import (
+    Bullets,
+    CodeBlock,
+    ModelCard,
+    Paragraph,
+    Table,
+    build_model_card,
+    metric_sources,
+    model_card,
+)
 from nas_engine.results import Costs
 from nas_engine.spaces import CNNSpace, MLPSpace
 
@@ -73,13 +82,56 @@ def test_the_card_sections_hold_typed_blocks_a_template_can_draw():
     sections = {s.title: s.blocks for s in card_for(arch).sections}
     (layers,) = sections["Architecture"]
     assert isinstance(layers, Bullets) and list(layers.items) == describe_architecture(arch)
-    table = sections["Metrics"][1]
+    table = sections["Metrics"][2]
     assert isinstance(table, Table) and table.kind == "table"
     assert dict(table.rows) == {"validation.accuracy": "0.9123", "validation.best_epoch": "7", "train_seconds": "1.5"}
     assert isinstance(sections["How to run"][0], CodeBlock) and sections["How to run"][0].kind == "code"
     usage = sections["How to run"][1]
     assert isinstance(usage, Paragraph)
     assert ("predict.py", "code") in [(span.text, span.style) for span in usage.spans]
+
+
+SPLITS = {"train": 600, "validation": 200, "test": 200}
+
+
+def test_the_card_says_which_rows_each_number_came_from():
+    arch = genomes(MLPSpace(), seed=1, count=1)[0]
+    metrics = {
+        "validation": {"accuracy": 0.9},
+        "test": {"accuracy": 0.88},
+        "refit_on_train_and_validation": True,
+    }
+    card = build_model_card(
+        architecture=arch, layers=describe_architecture(arch), preprocessing=TABULAR, metrics=metrics, costs=COSTS,
+        splits=SPLITS,
+    )  # fmt: skip
+    sources = {s.title: s.blocks for s in card.sections}["Metrics"][1]
+    assert isinstance(sources, Bullets)
+    validation, test, trained = sources.items
+    assert validation.startswith("validation: the network as the search trained it on the training split (600 rows)")
+    assert "scored on the validation split (200 rows)" in validation
+    assert test.startswith("test: this model, trained again from scratch on the training and validation splits (800")
+    assert "scored once on the test split (200 rows)" in test
+    assert trained == (
+        "The model in this bundle was trained on the training and validation splits (800 rows); "
+        "the test split never trained it."
+    )
+    assert f"- {test}" in card.to_markdown()
+
+
+def test_the_sources_of_k_fold_ensemble_compressed_and_unrefit_models():
+    arch = genomes(MLPSpace(), seed=1, count=1)[0]
+    folds = metric_sources(architecture=arch, metrics={"validation": {"score": 0.9, "cv_folds": 5}}, splits=SPLITS)
+    assert folds[0].startswith("validation: the mean over 5 folds of the training and validation splits (800 rows)")
+    assert folds[1].startswith("test: none") and "trained on the training split (600 rows)" in folds[2]
+    ensemble = {"space": "ensemble", "members": [1, 2], "member_architectures": [arch, arch]}
+    lines = metric_sources(architecture=ensemble, metrics={"validation": {"score": 0.9}, "test": {"score": 0.8}})
+    assert lines[0].startswith("validation: its member networks as the search trained them on the training split,")
+    assert "trained again from scratch" in lines[1]  # no counts without the splits
+    pruned = {**arch, "compression": {"kind": "prune", "ratio": 0.5, "parent": 1}}
+    lines = metric_sources(architecture=pruned, metrics={"validation": {"score": 0.9}, "test": {"score": 0.8}})
+    assert lines[1].startswith("test: this model as it ships (not trained again)")
+    assert "then compressed" in lines[2]
 
 
 def test_the_card_names_what_kind_of_network_it_describes():

@@ -1,4 +1,5 @@
-"""The recommended model: the cheapest front trial within one standard error of the best score."""
+"""Which model to export: by default the ensemble when it beats the best single model on validation,
+else that model; one choice away, the cheapest front trial within one standard error of the best."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import pytest
 
 from nas_engine import SearchConfig, run_search
 from nas_engine.results import Costs, TrialResult, TrialStatus
-from nas_engine.selection import recommend, score_standard_error
+from nas_engine.selection import default_choice, recommend, score_standard_error
 
 
-def trial(number: int, score: float, params: int) -> TrialResult:
+def trial(number: int, score: float | None, params: int, **metrics) -> TrialResult:
     return TrialResult(
         number=number,
         status=TrialStatus.COMPLETED,
         architecture={},
         arch_hash=str(number),
-        metrics={"score": score},
+        metrics={"score": score, **metrics} if score is not None else {},
         costs=Costs(params=params, flops=params, latency_ms=None, size_bytes=4 * params),
         train_seconds=1.0,
     )
@@ -53,3 +54,19 @@ def test_a_search_reports_a_recommended_front_trial(cancer_data):
         result.best.score, task="classification", n=n
     )
     assert result.to_dict()["recommended"] == result.recommended.number
+
+
+def test_the_default_export_is_the_ensemble_only_when_it_beats_the_best_single_model_on_validation():
+    best = trial(3, 0.90, 5_000)
+    assert default_choice(best, trial(9, 0.92, 15_000)).number == 9
+    assert default_choice(best, trial(9, 0.90, 15_000)).number == 3  # a tie: the single model, cheaper
+    assert default_choice(best, trial(9, 0.85, 15_000)).number == 3
+    assert default_choice(best, None).number == 3
+    assert default_choice(best, trial(9, None, 15_000)).number == 3  # an ensemble without a validation score
+    assert default_choice(None, None) is None
+
+
+def test_under_k_fold_the_best_single_model_is_kept():
+    """Fold-mean scores and an ensemble of first-fold networks scored on rows they trained on are not
+    comparable: the ensemble's higher score there is leakage, not quality."""
+    assert default_choice(trial(3, 0.90, 5_000, cv_folds=5), trial(9, 0.97, 15_000)).number == 3
