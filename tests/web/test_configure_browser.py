@@ -74,9 +74,9 @@ def test_a_practitioner_configures_a_search_with_sliders_and_sees_the_estimate(
     assert text(page, "#task-hint") == "looks like regression: numbers from 6.981 to 28.11"
     page.select_option("select[name=target]", "diagnosis")
 
-    # The strategy: TPE by default, each option explained when chosen.
-    assert page.input_value("select[name=strategy]") == "tpe"
-    assert text(page, "#strategy-hint") == nas_engine.STRATEGIES["tpe"].description
+    # The strategy: the engine's default (nas_engine.config), each option explained when chosen.
+    assert page.input_value("select[name=strategy]") == nas_engine.config.DEFAULT_STRATEGY
+    assert text(page, "#strategy-hint") == nas_engine.STRATEGIES[nas_engine.config.DEFAULT_STRATEGY].description
     page.select_option("select[name=strategy]", "random")
     assert text(page, "#strategy-hint") == nas_engine.STRATEGIES["random"].description
 

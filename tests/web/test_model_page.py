@@ -56,7 +56,9 @@ def _record(job: SearchJob, search) -> SearchJob:
         n_inputs=data.n_features,
         n_outputs=data.n_outputs,
         status=SearchJob.Status.FINISHED,
-        recommended_number=result.recommended.number if result.recommended else None,
+        recommended_number=nas_engine.default_choice(result.best, finals.ensemble).number,
+        smallest_number=result.recommended.number if result.recommended else None,
+        split_rows=nas_engine.split_rows(data),
     )
     job.refresh_from_db()
     for trial in [*result.trials, *([finals.ensemble] if finals.ensemble else [])]:
@@ -134,6 +136,8 @@ def test_the_owner_sees_the_card_the_layer_diagram_and_the_try_it_form(alice_cli
     for title in ("Model card", "Architecture", "Metrics", "Costs", "Inputs", "Limits", "How to run"):
         assert f">{title}</h" in content
     assert "<strong>diagnosis</strong> (classification) from tabular data" in content
+    assert ('id="recommended-badge"' in content) == (cancer_job.recommended_number == best.number)
+    assert ('id="smallest-badge"' in content) == (cancer_job.smallest_number == best.number)
     assert 'id="try-form"' in content and 'name="file"' in content and '<label for="id_file">' in content
     assert reverse("trial_bundle", args=[cancer_job.pk, best.number]) in content
     assert reverse("search_detail", args=[cancer_job.pk]) in content
@@ -196,6 +200,10 @@ def test_the_page_shows_the_same_card_as_the_bundle(alice_client, best):
     table = next(block for section in card.sections for block in section.blocks if block.kind == "table")
     for key, value in table.rows:
         assert f'<th scope="row">{html.escape(key)}</th><td>{html.escape(value)}</td>' in content
+    # Which rows each number came from, with the job's split sizes.
+    splits = best.job.split_rows
+    assert f"scored once on the test split ({splits['test']} rows)" in bundled
+    assert f"scored once on the test split ({splits['test']} rows)" in html.unescape(content)
 
 
 def test_an_ensemble_page_draws_each_member_and_links_to_it(alice_client, cancer_job):

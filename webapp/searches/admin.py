@@ -55,7 +55,8 @@ class SearchJobAdmin(admin.ModelAdmin):
     list_select_related = ["owner", "dataset"]
     readonly_fields = [
         "owner", "dataset", "status", "progress", "message", "error", "worker_host", "heartbeat_at", "rerun_of",
-        "warm_start_from", "recommended_number", "preprocessing", "n_inputs", "n_outputs", "created_at", "started_at",
+        "warm_start_from", "recommended_number", "smallest_number", "reference", "split_rows", "preprocessing",
+        "n_inputs", "n_outputs", "created_at", "started_at",
         "finished_at", "parallel_trials", "trial_slots", "driver_step", "concluding",
     ]  # fmt: skip
     exclude = ["driver_state"]

@@ -99,12 +99,7 @@ def trial_bundle(*, trial: Trial) -> Path:
         return path
     model = _load_trial_model(trial, as_served=False)  # the export quantizes the float network itself
     job = trial.job
-    metrics = {
-        "validation": trial.metrics,
-        "test": trial.test_metrics,
-        "refit_on_train_and_validation": bool(trial.final_weights_path),
-        "train_seconds": trial.train_seconds,
-    }
+    metrics = _card_metrics(trial)
     check_rows = dataset_rows(job.dataset, max_rows=CHECK_ROWS)
     with _storage_errors():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,9 +121,11 @@ def trial_bundle(*, trial: Trial) -> Path:
                     "trial": trial.number,
                     "objectives": job.objectives,
                     "augment": job.augment,
+                    **({"reference": job.reference} if job.reference else {}),
                 },
                 costs=nas_engine.Costs(**trial.to_dict()["costs"]),
                 check_rows=check_rows,
+                splits=job.split_rows,
             )
             os.replace(part, path)
         finally:
@@ -168,11 +165,12 @@ _NAMES_SHOWN = 10  # missing columns named in an error before "and N more"
 
 
 def _card_metrics(trial: Trial) -> dict:
-    """The metrics the trial's bundle records (its MODEL_CARD.md lists the same)."""
+    """The metrics the trial's bundle records (its MODEL_CARD.md lists the same). A compressed
+    variant's final weights are its compressed ones, not a refit."""
     return {
         "validation": trial.metrics,
         "test": trial.test_metrics,
-        "refit_on_train_and_validation": bool(trial.final_weights_path),
+        "refit_on_train_and_validation": bool(trial.final_weights_path) and "compression" not in trial.architecture,
         "train_seconds": trial.train_seconds,
     }
 
@@ -187,6 +185,7 @@ def trial_model_card(*, trial: Trial) -> nas_engine.ModelCard:
         metrics=_card_metrics(trial),
         costs=nas_engine.Costs(**trial.to_dict()["costs"]),
         dataset_name=job.dataset.name,
+        splits=job.split_rows,
     )
 
 

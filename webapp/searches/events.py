@@ -37,7 +37,9 @@ def status_payload(job: SearchJob) -> dict:
         "message": job.message,
         "error": job.error,
         "recommended": job.recommended_number,
+        "smallest": job.smallest_number,
         "knee": job.knee_number,
+        "reference": job.reference,
         "log": [entry.to_dict() for entry in reversed(latest)],
     }
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 
 import nas_engine
+from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
 from webapp.searches.models import SearchJob
 
 AUTO = "auto"
@@ -23,7 +24,6 @@ COSTS = [
     ("memory_bytes", "Peak memory (less RAM per prediction)"),
 ]
 MAX_PARALLEL_TRIALS = 64
-DEFAULT_STRATEGY = "tpe"  # what benchmarks/search_quality.py measures; random stays one click away
 GROUPS = {  # how the page arranges the fields that are not sliders
     "data": ("target", "task"),
     "objective": ("cost_objective",),
@@ -85,7 +85,9 @@ class SearchJobForm(forms.Form):
         label="At most this latency per prediction", required=False, min_value=0.001, max_value=MAX_LATENCY_MS,
         help_text="Measured on the worker's CPU after training, one row at a time.",
     )  # fmt: skip
-    budget_seconds = forms.IntegerField(label="Time budget", min_value=5, initial=60)
+    budget_seconds = forms.IntegerField(
+        label="Time budget", min_value=5, initial=nas_engine.SearchConfig.default("budget_seconds")
+    )
     strategy = forms.ChoiceField(label="Search strategy")
     third_objective = forms.ChoiceField(
         label="…and also against", choices=[("", "nothing else"), *COSTS], required=False
@@ -114,7 +116,7 @@ class SearchJobForm(forms.Form):
         "Multi-fidelity and weight-sharing searches train one at a time.",
     )  # fmt: skip
     space = forms.ChoiceField(label="Kind of network", choices=SearchJob.Space.choices, initial=SearchJob.Space.AUTO)
-    fidelity = forms.ChoiceField(label="Training", choices=SearchJob.Fidelity.choices, initial=SearchJob.Fidelity.NONE)
+    fidelity = forms.ChoiceField(label="Training", choices=SearchJob.Fidelity.choices, initial=DEFAULT_FIDELITY)
     augment = forms.ChoiceField(
         label="Augment training images", choices=SearchJob.Augment.choices, initial=SearchJob.Augment.NONE,
         required=False,  # left out (an older page, a script): none
@@ -158,7 +160,7 @@ class SearchJobForm(forms.Form):
         self.fields["target"].choices = [(name, name) for name in columns]
         self.fields["target"].initial = columns[-1]
         self.fields["strategy"].choices = _strategy_choices()
-        self.fields["strategy"].initial = DEFAULT_STRATEGY if DEFAULT_STRATEGY in nas_engine.STRATEGIES else "random"
+        self.fields["strategy"].initial = DEFAULT_STRATEGY  # nas_engine.config: the CLI and the model start there too
         # A line under these fields that static/js/configure.js keeps up to date (form_fields.html).
         self.fields["target"].live_hint_id = "task-hint"
         self.fields["strategy"].live_hint_id = "strategy-hint"

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 
+from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
 from webapp.datasets.models import Dataset
 
 
@@ -39,9 +40,9 @@ class SearchJob(models.Model):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="search_jobs")
     target = models.CharField(max_length=255)
     task = models.CharField(max_length=20, choices=Task.choices)
-    strategy = models.CharField(max_length=40, default="random")
+    strategy = models.CharField(max_length=40, default=DEFAULT_STRATEGY)
     space = models.CharField(max_length=20, choices=Space.choices, default=Space.AUTO)
-    fidelity = models.CharField(max_length=30, choices=Fidelity.choices, default=Fidelity.NONE)
+    fidelity = models.CharField(max_length=30, choices=Fidelity.choices, default=DEFAULT_FIDELITY)
     augment = models.CharField(max_length=20, choices=Augment.choices, default=Augment.NONE)
     objectives = models.JSONField(default=list, help_text='e.g. ["score", "params"]; the score first.')
     seed = models.IntegerField(default=0)
@@ -60,11 +61,23 @@ class SearchJob(models.Model):
     n_inputs = models.PositiveIntegerField(null=True, blank=True, help_text="Network inputs after encoding.")
     n_outputs = models.PositiveIntegerField(null=True, blank=True)
     recommended_number = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The default choice: the ensemble when it beats the best single model on validation, else that "
+        "model (nas_engine.default_choice).",
+    )
+    smallest_number = models.PositiveIntegerField(
         null=True, blank=True, help_text="The cheapest front trial within one standard error of the best score."
     )
     knee_number = models.PositiveIntegerField(
         null=True, blank=True, help_text="The front trial where extra cost starts buying little extra score."
     )
+    reference = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="A default HistGradientBoosting model's score on the same validation rows (nas_engine.Reference).",
+    )
+    split_rows = models.JSONField(null=True, blank=True, help_text="Rows of each split: train, validation, test.")
     progress = models.FloatField(default=0.0)
     message = models.CharField(max_length=500, blank=True, help_text="The latest progress message.")
     error = models.TextField(blank=True, help_text="Why the job failed, in words a user can act on.")
@@ -130,7 +143,9 @@ class SearchJob(models.Model):
             "message": self.message,
             "error": self.error,
             "recommended": self.recommended_number,
+            "smallest": self.smallest_number,
             "knee": self.knee_number,
+            "reference": self.reference,
             "worker_host": self.worker_host,
             "attempts": self.attempts,
             "created_at": self.created_at.isoformat(),

@@ -1,5 +1,6 @@
 // Explore the front: log-scale sliders (1-2-5 stops, top = no limit) for parameters, FLOPs,
-// latency and peak memory grey out what does not fit, name the best model that does, and offer the knee point.
+// latency and peak memory grey out what does not fit, name the best model that does, offer the knee point
+// and the smallest model within one standard error, and say what a default gradient-boosting model scores.
 (function () {
   "use strict";
   window.NasJob = window.NasJob || {};
@@ -86,7 +87,41 @@
     }
     button.hidden = !top || top.id === store.chosenId;
     button.textContent = top ? "Choose trial " + top.number : "Choose this model";
+    renderReference(top);
     renderKnee();
+    renderSmallest();
+  }
+
+  // The honest reference: scikit-learn's HistGradientBoosting at its defaults, on the same rows.
+  function renderReference(top) {
+    const text = document.getElementById("explorer-reference");
+    const reference = store.job.reference;
+    text.hidden = !reference;
+    if (!reference) return;
+    text.dataset.score = String(reference.score);
+    const where = reference.cv_folds > 1 ? reference.cv_folds + "-fold cross-validation" : "this split";
+    let words = "A default gradient-boosting model scores " + D.number(reference.score) + " on " + where;
+    if (reference.capped) words += " (fit on a sample of " + D.number(reference.train_rows, 0) + " training rows)";
+    const models = store.models();
+    if (models.length) {
+      const best = Math.max(...models.map((t) => t.score));
+      words += best > reference.score ? "; the best model here beats it (" + D.number(best) + ")."
+        : "; no model here beats it yet (best " + D.number(best) + ").";
+    } else {
+      words += ".";
+    }
+    text.textContent = words;
+  }
+
+  function renderSmallest() {
+    const smallest = store.byNumber(store.job.smallest);
+    const box = document.getElementById("smallest");
+    box.hidden = !smallest || !store.hasModel(smallest);
+    if (box.hidden) return;
+    document.getElementById("smallest-number").textContent = smallest.number;
+    document.getElementById("smallest-details").textContent = "— " + D.scoreName(store.task) + " " +
+      D.number(smallest.score) + " at " + D.cost(store.xCost, smallest.costs[store.xCost]) + ".";
+    document.getElementById("smallest-choose").hidden = smallest.id === store.chosenId;
   }
 
   function renderKnee() {
@@ -116,6 +151,10 @@
     document.getElementById("knee-choose").addEventListener("click", () => {
       const knee = store.byNumber(store.job.knee);
       if (knee) handlers.choose(knee.id);
+    });
+    document.getElementById("smallest-choose").addEventListener("click", () => {
+      const smallest = store.byNumber(store.job.smallest);
+      if (smallest) handlers.choose(smallest.id);
     });
   }
 

@@ -26,8 +26,8 @@
     }
   }
 
-  // After the search the recommended model is chosen for the user: the cheapest front model within
-  // one standard error of the best score; without one (an older job), the most accurate front model.
+  // After the search the recommended model is chosen for the user: the ensemble when it beats every
+  // single model on validation, else the best single model; without one, the most accurate front model.
   function chooseDefault() {
     if (store.chosenId !== null || !store.isEnded()) return;
     const recommended = store.byNumber(store.job.recommended);

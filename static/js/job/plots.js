@@ -38,6 +38,21 @@
     return points(t ? [t] : [], store, { name: name, marker: style });
   }
 
+  // A dashed horizontal line at a default gradient-boosting model's score on the same rows, across
+  // the plotted costs: is the search above it?
+  function referenceLine(store, costs) {
+    const reference = store.job.reference;
+    const xs = costs.filter((v) => typeof v === "number" && v > 0);
+    if (!reference || !xs.length) return null;
+    const ends = [Math.min(...xs) / 1.5, Math.max(...xs) * 1.5];
+    return {
+      x: ends, y: [reference.score, reference.score], mode: "lines", type: "scatter",
+      name: "default gradient boosting (" + D.number(reference.score) + ")",
+      line: { dash: "dash", color: "#57606a", width: 1.5 },
+      hovertemplate: "a default gradient-boosting model: " + D.number(reference.score, 4) + "<extra></extra>",
+    };
+  }
+
   function pareto(store, explorer) {
     const x = store.xCost;
     const models = store.models().filter((t) => t.costs[x] !== null);
@@ -57,6 +72,8 @@
       single(store.byNumber(store.job.knee), store, "knee", { size: 18, symbol: "diamond-open", line: { width: 2, color: "#8250df" } }),
       single(store.trials.get(store.chosenId), store, "chosen", { size: 22, symbol: "circle-open", line: { width: 3, color: "#cf222e" } }),
     ];
+    const reference = referenceLine(store, models.map((t) => t.costs[x]));
+    if (reference) traces.push(reference);
     const layout = {
       margin: { t: 20, r: 20, b: 50, l: 60 }, height: 380,
       xaxis: { title: { text: D.COSTS[x].label + " (less is better)" }, type: "log" },
@@ -67,6 +84,7 @@
     plot.dataset.points = String(models.length);
     plot.dataset.excluded = String(excluded.length);
     plot.dataset.bestFit = best ? String(best.number) : "";
+    plot.dataset.reference = reference ? String(store.job.reference.score) : "";
     if (!plot.dataset.bound) {
       plot.on("plotly_click", (event) => {
         const id = event.points[0].customdata;

@@ -22,7 +22,7 @@
     trials: new Map(), // trial id -> trial, so a repeated event never doubles a row
     front: new Set(),
     log: new Map(), // log entry id -> entry
-    job: { status: "", progress: 0, message: "", error: "", recommended: null, knee: null },
+    job: { status: "", progress: 0, message: "", error: "", recommended: null, smallest: null, knee: null, reference: null },
     chosenId: null,
     compared: [], // trial ids, in the order they were ticked
     limits: { params: null, flops: null, latency_ms: null, memory_bytes: null }, // null: no limit
@@ -81,7 +81,7 @@
   };
 
   function setJob(event) {
-    ["status", "progress", "message", "error", "recommended", "knee"].forEach((key) => {
+    ["status", "progress", "message", "error", "recommended", "smallest", "knee", "reference"].forEach((key) => {
       if (event[key] !== undefined) store.job[key] = event[key];
     });
   }
