@@ -1,9 +1,10 @@
 """`make bench`: run every benchmark and write its tables under benchmarks/results/.
 
-`make bench-quick` (BENCH_QUICK=1) runs four that answer the headline questions, each at its
-smallest honest size (one seed, short budgets), in about 8 minutes: search quality, the NAS table,
-overhead and live latency. Scaling is left out: with fewer than its 16 models the last model's tail
-decides the ratio (8 models gave 1.53x where 16 give 1.91x); it runs in 4 minutes alone.
+`make bench-quick` (BENCH_QUICK=1) runs five that answer the headline questions, each at its
+smallest honest size (one seed, short budgets), in about 12 minutes: search quality, the tabular
+suite (4 small tables at 30 s), the NAS table, overhead and live latency. Scaling is left out: with
+fewer than its 16 models the last model's tail decides the ratio (8 models gave 1.53x where 16 give
+1.91x); it runs in 4 minutes alone.
 """
 
 import sys
@@ -22,11 +23,24 @@ from benchmarks import (
     overhead,
     scaling,
     search_quality,
+    tabular_suite,
 )
 from benchmarks.report import QUICK
 
-EVERY = (search_quality, efficiency, compression, images, estimate, load, live, overhead, scaling, nasbench)
-HEADLINE = (search_quality, nasbench, overhead, live)
+EVERY = (
+    search_quality,
+    tabular_suite,
+    efficiency,
+    compression,
+    images,
+    estimate,
+    load,
+    live,
+    overhead,
+    scaling,
+    nasbench,
+)
+HEADLINE = (search_quality, tabular_suite, nasbench, overhead, live)
 
 
 def main() -> int:
