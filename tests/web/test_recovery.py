@@ -6,6 +6,8 @@ import signal
 import time
 from datetime import timedelta
 
+import numpy as np
+import pandas as pd
 import pytest
 from django.test import override_settings
 from django.utils import timezone
@@ -14,7 +16,7 @@ from tests.conftest import start_celery_worker
 from tests.web.helpers import upload_dataset, wait_for_trials
 from tests.web.test_search_flow import wait_until_ended
 from webapp.searches import services
-from webapp.searches.models import SearchJob
+from webapp.searches.models import SearchJob, SearchLogEntry
 
 
 def make_running(job, *, silent_for: float, attempts: int) -> None:
@@ -112,3 +114,92 @@ def test_a_search_resumes_on_a_new_worker_after_its_worker_is_killed(
     assert len({t.arch_hash for t in trials}) == len(trials)
     assert min(t.number for t in trials if t.pk not in kept) > max(number for number, _, _ in kept.values())
     assert sum(t.status in ("completed", "pruned", "failed") for t in trials) == 8  # max_trials over both runs
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_in_a_long_phase_without_epochs_beats_and_keeps_its_job(
+    alice, alice_client, tmp_path, monkeypatch, settings
+):
+    """Loading 30,000 rows takes seconds and writes nothing; the worker's heartbeat thread stamps the
+    job meanwhile, so a reaper with a 2 s staleness, run all along, never takes the job."""
+    queue = f"heartbeat-{os.getpid()}"
+    monkeypatch.setenv("CELERY_QUEUE_PREFIX", queue)  # this worker only: the shared test worker never sees it
+    monkeypatch.setenv("SEARCH_STALE_SECONDS", "2")  # the worker beats every 0.5 s
+    settings.SEARCH_STALE_SECONDS = 2
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(30_000, 20)).round(4), columns=[f"f{i}" for i in range(20)])
+    table["y"] = np.where(table.f0 + table.f1 > 0, "a", "b")
+    table.to_csv(tmp_path / "large.csv", index=False)
+    dataset = upload_dataset(alice_client, tmp_path / "large.csv")
+    worker = start_celery_worker("loader", tmp_path)
+    try:
+        job = SearchJob.objects.create(
+            owner=alice, dataset=dataset, target="y", task="classification", budget_seconds=60, max_trials=1,
+            parallel_trials=1, dispatched=True,
+        )  # fmt: skip
+        from webapp.searches.tasks import run_search
+
+        run_search.apply_async(args=[job.pk], queue=queue + "search")
+        beats, taken, deadline = set(), [], time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            job.refresh_from_db()
+            if job.status == SearchJob.Status.RUNNING:
+                if job.message != "Loading the data":
+                    break  # the data is loaded: the engine has taken over
+                beats.add(job.heartbeat_at)
+                outcome = services.search_reap_stale()
+                taken += outcome["requeued"] + outcome["failed"]
+                if taken:
+                    break
+            time.sleep(0.2)
+        assert taken == [] and job.attempts == 1
+        assert len(beats) >= 3, beats  # the claim's stamp, then beats while the data loads
+        services.search_cancel(job=job)
+    finally:
+        worker.stop()
+
+
+JOB_FIELDS = ("status", "attempts", "worker_host", "message", "progress", "heartbeat_at", "error", "finished_at",
+              "recommended_number", "knee_number", "seconds_used")  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_lease_was_taken_stops_without_writing(
+    alice, alice_client, breast_cancer_csv, tmp_path, monkeypatch
+):
+    """The reaper took a live worker for dead and a second worker claimed the job: the first one stops
+    at its next write, heartbeat or cancel check, and writes nothing more (no trial, no status, no log)."""
+    from webapp.searches.tasks import run_search
+
+    queue = f"fenced-{os.getpid()}"
+    monkeypatch.setenv("CELERY_QUEUE_PREFIX", queue)
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    worker = start_celery_worker("fenced", tmp_path)
+    try:
+        job = SearchJob.objects.create(
+            owner=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=60, seed=3,
+            parallel_trials=1, dispatched=True,
+        )  # fmt: skip
+        run_search.apply_async(args=[job.pk], queue=queue + "search")
+        assert wait_for_trials(job, 2, statuses=["completed", "pruned"]), worker.log()[-3000:]
+        # What happens when the reaper wrongly takes it for dead and another worker claims it. (The
+        # reaper sends the job to this test's own queues, which the worker above does not read.)
+        assert services.search_reap_stale(now=timezone.now() + timedelta(hours=1))["requeued"] == [job.pk]
+        lease = services.search_claim(job_id=job.pk, worker_host="second@host")
+        assert lease is not None and lease.fence == {"attempts": 2}
+        job.refresh_from_db()
+        taken = {name: getattr(job, name) for name in JOB_FIELDS}
+        trials = sorted(job.trials.values_list("pk", "number", "test_metrics"))
+        log = list(SearchLogEntry.objects.filter(job=job).values_list("pk", flat=True))
+        written = lambda: job.trials.count() > len(trials)  # noqa: E731  (without a fence: it goes on)
+        worker.wait_until(lambda: "succeeded in" in worker.log() or written(), timeout=60, what="done with its task")
+        assert "stopping without writing" in worker.log()
+        job.refresh_from_db()
+        assert {name: getattr(job, name) for name in JOB_FIELDS} == taken
+        assert sorted(job.trials.values_list("pk", "number", "test_metrics")) == trials
+        assert list(SearchLogEntry.objects.filter(job=job).values_list("pk", flat=True)) == log
+    finally:
+        worker.stop()

@@ -28,7 +28,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
@@ -178,26 +178,34 @@ def _progress(job: SearchJob, trials: int) -> float:
 
 
 def _conclude(job: SearchJob, *, worker_host: str) -> None:
-    """Compress and refit the front, then save the end state (runs outside the driver's lock)."""
+    """Compress and refit the front, then save the end state (runs outside the driver's lock).
+
+    Its lease is the driver step that decided to conclude: a heartbeat thread keeps the job fresh
+    meanwhile, so the reaper leaves it alone while this worker lives; if this worker goes silent the
+    reaper gives the job a new driver step, which concludes again, and this one, fenced by the step,
+    stops at its next write."""
     job.refresh_from_db()
-    with services.search_outcome(job):
-        # Left by a conclusion that a dead worker did not finish: made again below.
-        job.trials.filter(architecture__space="ensemble").delete()
-        job.trials.filter(architecture__has_key="compression").delete()
-        services.front_refresh(job)  # what they held off the front comes back
-        data, config = services.prepared_data(job), services.search_config(job)
+    lease = services.Lease(job.pk, concluding=True, driver_step=job.driver_step)
+    with services.Heartbeat(lease.beat), services.search_outcome(job, lease):
+        with transaction.atomic():
+            lease.lock()
+            # Left by a conclusion that a dead worker did not finish: made again below.
+            job.trials.filter(architecture__space="ensemble").delete()
+            job.trials.filter(architecture__has_key="compression").delete()
+            services.front_refresh(job)  # what they held off the front comes back
+        data, config = services.prepared_data(job, lease), services.search_config(job)
         result = conclude_search(
             config,
             data,
             services.job_trials(job),
             elapsed_seconds=job.budget_seconds - seconds_left(job),
             artifacts_dir=job.artifacts_dir,
-            on_trial=lambda trial: services.trial_record(job=job, result=trial, worker_host=worker_host),
-            on_status=lambda event: services.search_progress(job, event),
-            should_cancel=services.cancel_check(job.pk),
+            on_trial=lambda trial: services.trial_record(job=job, result=trial, worker_host=worker_host, lease=lease),
+            on_status=lambda event: services.search_progress(job, event, lease),
+            should_cancel=services.cancel_check(lease),
         )
-        services.finish_front(job, config, data, result)
-        services.search_end_with(job, result)
+        services.finish_front(job, config, data, result, lease)
+        services.search_end_with(job, result, lease)
 
 
 def trial_execute(*, pending_id: int, attempt: int, worker_host: str = "") -> None:
@@ -218,12 +226,14 @@ def trial_execute(*, pending_id: int, attempt: int, worker_host: str = "") -> No
         return  # its search ended (and dropped what waited) just after this worker took it
     job, planned = pending.job, pending.to_planned()
     try:
-        data, config = services.prepared_data(job), services.search_config(job)
-        result = train_trial(
-            config, data, planned, seconds_left=seconds_left(job),
-            trial_seconds=services.trial_seconds_limit(budget_seconds=job.budget_seconds),
-            artifacts_dir=job.artifacts_dir, should_cancel=_trial_check(pending_id, attempt, job.pk),
-        )  # fmt: skip
+        # Loading the data and a long epoch write nothing: the thread keeps the trial's heartbeat.
+        with services.Heartbeat(_trial_alive(pending_id, attempt, job.pk)):
+            data, config = services.prepared_data(job), services.search_config(job)
+            result = train_trial(
+                config, data, planned, seconds_left=seconds_left(job),
+                trial_seconds=services.trial_seconds_limit(budget_seconds=job.budget_seconds),
+                artifacts_dir=job.artifacts_dir, should_cancel=_trial_check(pending_id, attempt, job.pk),
+            )  # fmt: skip
     except Exception:  # a broken trial must not stop the search: record why, go on
         logger.exception("Trial %d of search %s failed", planned.number, job.pk)
         result = planned.failed(TRIAL_ERROR)
@@ -238,9 +248,8 @@ def trial_execute(*, pending_id: int, attempt: int, worker_host: str = "") -> No
         transaction.on_commit(lambda: send_advance(job.pk))
 
 
-def _trial_check(pending_id: int, attempt: int, job_id: int):
-    """A should_cancel callback for one trial: at most every CANCEL_POLL_SECONDS it stamps the
-    trial's and the job's heartbeats; True once the trial was taken back or the job ended."""
+def _trial_alive(pending_id: int, attempt: int, job_id: int):
+    """Stamp the trial's and the job's heartbeats; False once the trial was taken back or the job ended."""
 
     def alive() -> bool:
         stamp = timezone.now()
@@ -250,7 +259,13 @@ def _trial_check(pending_id: int, attempt: int, job_id: int):
             and SearchJob.objects.filter(pk=job_id, status=Status.RUNNING).update(heartbeat_at=stamp)
         )
 
-    return services.polled_cancel(alive)
+    return alive
+
+
+def _trial_check(pending_id: int, attempt: int, job_id: int):
+    """A should_cancel callback for one trial: at most every CANCEL_POLL_SECONDS it stamps the
+    trial's and the job's heartbeats; True once the trial was taken back or the job ended."""
+    return services.polled_cancel(_trial_alive(pending_id, attempt, job_id))
 
 
 def send_trial(pending_id: int, attempt: int, queue: str) -> bool:
@@ -280,24 +295,29 @@ def send_advance(job_id: int) -> bool:
     return True
 
 
-def reap_stale_trials(*, stale) -> dict[str, list[int]]:
-    """Send again each trial whose worker went silent before ``stale`` (a datetime), or record it as
-    failed after SEARCH_MAX_ATTEMPTS sends; give a driver step to each spread-out job that went
-    silent with nothing training (its step's message was lost, or its concluding worker died).
+def reap_stale_trials(*, stale, restarted_worker: str = "") -> dict[str, list[int]]:
+    """Send again each trial whose worker went silent before ``stale`` (a datetime), or was
+    ``restarted_worker`` (a worker of that name has just started: it is the same one, restarted), or
+    record it as failed after SEARCH_MAX_ATTEMPTS sends; give a driver step to each spread-out job
+    that went silent with nothing training (its step's message was lost, or its concluding worker
+    died). A job whose conclusion still beats is left alone: its driver may still be running.
 
     Returns:
         {"resent": [pending trial ids], "failed": [pending trial ids], "advanced": [job ids]}
     """
     outcome: dict[str, list[int]] = {"resent": [], "failed": [], "advanced": []}
+    silent_since = Q(heartbeat_at__lt=stale)
+    if restarted_worker:
+        silent_since |= Q(worker_host=restarted_worker[:255])
     running = PendingTrial.objects.filter(
-        state=PendingTrial.State.RUNNING, heartbeat_at__lt=stale, job__status=Status.RUNNING
+        silent_since, state=PendingTrial.State.RUNNING, job__status=Status.RUNNING
     ).select_related("job")
     for pending in running:
         silent = f"The worker training this model ({pending.worker_host or 'unknown'}) stopped responding"
         with transaction.atomic():
             SearchJob.objects.select_for_update().filter(pk=pending.job_id).first()
             still = PendingTrial.objects.filter(
-                pk=pending.pk, attempt=pending.attempt, state=PendingTrial.State.RUNNING, heartbeat_at__lt=stale
+                silent_since, pk=pending.pk, attempt=pending.attempt, state=PendingTrial.State.RUNNING
             )
             if pending.attempt >= settings.SEARCH_MAX_ATTEMPTS:
                 if still.delete()[0]:
@@ -315,7 +335,12 @@ def reap_stale_trials(*, stale) -> dict[str, list[int]]:
         pending_trials__state=PendingTrial.State.RUNNING
     )
     for job_id in silent_jobs.values_list("pk", flat=True).distinct():
-        SearchJob.objects.filter(pk=job_id).update(concluding=False, heartbeat_at=timezone.now())
-        if send_advance(job_id):
+        # Only if still silent: a concluding worker beats from a thread, so a fresh heartbeat means its
+        # conclusion is still running and ``concluding`` must stay. The next step's driver_step fences
+        # a conclusion that was only slow.
+        revived = SearchJob.objects.filter(pk=job_id, status=Status.RUNNING, heartbeat_at__lt=stale).update(
+            concluding=False, heartbeat_at=timezone.now()
+        )
+        if revived and send_advance(job_id):
             outcome["advanced"].append(job_id)
     return outcome

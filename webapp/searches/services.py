@@ -9,14 +9,15 @@ import functools
 import logging
 import math
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F
+from django.db import connections, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
@@ -34,6 +35,83 @@ CANCEL_POLL_SECONDS = 1.0
 # Fail fast when the broker is down (about 1 s): the page must answer, and the reaper retries.
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
 INTERNAL_ERROR = "An internal error stopped the search. Staff can find the details in the worker log."
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the job: the reaper took it for dead and another worker claimed it,
+    or it ended (cancelled, failed by staff or by its time limit). The worker stops; it writes nothing."""
+
+
+class Lease:
+    """A worker's hold on a running job: the values its claim wrote (``attempts`` for a whole run; the
+    ``driver_step`` of a spread-out search's conclusion). Every write of the holder, its heartbeat and
+    its cancel check filter by them, so a worker whose job was given to another stops at its next write
+    instead of writing beside it (trial numbers that collide, two workers on one job)."""
+
+    def __init__(self, job_id: int, **fence) -> None:
+        self.job_id, self.fence = job_id, fence
+
+    def __repr__(self) -> str:
+        return f"Lease(job {self.job_id}, {self.fence})"
+
+    def jobs(self) -> QuerySet[SearchJob]:
+        """The job while this lease holds it; empty once it does not."""
+        return SearchJob.objects.filter(pk=self.job_id, status=Status.RUNNING, **self.fence)
+
+    def update(self, **fields) -> None:
+        if not self.jobs().update(**fields):
+            raise LeaseLost(f"{self!r} is no longer held")
+
+    def lock(self) -> None:
+        """Inside a transaction: lock the job's row (one writer of its trials at a time) or raise."""
+        if self.jobs().select_for_update().first() is None:
+            raise LeaseLost(f"{self!r} is no longer held")
+
+    def beat(self) -> bool:
+        """Stamp the heartbeat; False once the lease is lost."""
+        return self.jobs().update(heartbeat_at=timezone.now()) > 0
+
+
+def heartbeat_seconds() -> float:
+    """How often a working worker stamps its heartbeat: four times per SEARCH_STALE_SECONDS."""
+    return max(0.2, min(15.0, settings.SEARCH_STALE_SECONDS / 4))
+
+
+class Heartbeat:
+    """Stamps a heartbeat from a thread every ``heartbeat_seconds()`` while a block runs, whatever the
+    block does (loading the data, training, refitting, compressing, writing files): the reaper takes a
+    job for dead when its worker process is, never because one phase writes nothing for minutes.
+
+    ``beat`` returns False once the work is no longer this worker's (its lease was taken); the thread
+    then stops and ``lost`` is set. A worker stuck for good still beats: the job's time limit
+    (``tasks.JobWatchdog``) ends it."""
+
+    def __init__(self, beat: Callable[[], bool]) -> None:
+        self.beat, self.seconds = beat, heartbeat_seconds()
+        self.lost, self._stop = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.seconds):
+                try:
+                    alive = self.beat()
+                except Exception:  # the database away for a moment: the next beat tries again
+                    logger.warning("A heartbeat could not be written", exc_info=True)
+                    continue
+                if not alive:
+                    self.lost.set()
+                    return
+        finally:
+            connections.close_all()  # this thread's connections only; they are per thread
 
 
 def search_create(
@@ -195,10 +273,15 @@ def search_delete(*, job: SearchJob) -> None:
     transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
-def search_reap_stale(*, now=None) -> dict[str, list[int]]:
+def search_reap_stale(*, now=None, restarted_worker: str = "") -> dict[str, list[int]]:
     """Pick up running jobs whose worker went silent (killed, machine lost): queue them again to
     resume from their saved trials, or fail them with a reason after SEARCH_MAX_ATTEMPTS; for a
     search spread over workers, send its silent workers' trials again (``distributed``).
+
+    ``restarted_worker``: the name of a worker that has just started. What a worker of that name
+    was running cannot be alive (it is the same worker, restarted after a crash), so it is taken at
+    once, whatever its heartbeat says. Worker names must be unique (Celery's ``-n``); a live worker
+    of the same name would lose its job to the reaper, and being fenced by its lease it would stop.
 
     Returns:
         {"requeued": [job ids], "failed": [job ids], "trials_resent": [pending trial ids],
@@ -210,12 +293,17 @@ def search_reap_stale(*, now=None) -> dict[str, list[int]]:
     outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
     from webapp.searches import distributed  # it builds on this module
 
-    trials = distributed.reap_stale_trials(stale=stale)  # a spread-out job's trials and driver
+    # a spread-out job's trials and driver
+    trials = distributed.reap_stale_trials(stale=stale, restarted_worker=restarted_worker)
+    silent_since = Q(heartbeat_at__lt=stale)
+    if restarted_worker:
+        silent_since |= Q(worker_host=restarted_worker[:255])
     # A spread-out job is never run again from the start: its trials are, one by one (above).
-    for job in SearchJob.objects.filter(status=Status.RUNNING, heartbeat_at__lt=stale, trial_slots__lte=1):
+    for job in SearchJob.objects.filter(silent_since, status=Status.RUNNING, trial_slots__lte=1):
         spent = (job.heartbeat_at - job.started_at).total_seconds() if job.started_at else 0.0
         silent = f"The worker running this search ({job.worker_host or 'unknown'}) stopped responding"
-        still_stale = SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING, heartbeat_at__lt=stale)
+        # The same attempt, still silent: a worker that beat meanwhile keeps its job.
+        still_stale = SearchJob.objects.filter(silent_since, pk=job.pk, status=Status.RUNNING, attempts=job.attempts)
         with transaction.atomic():
             if job.attempts >= settings.SEARCH_MAX_ATTEMPTS:
                 key = "failed"
@@ -252,22 +340,38 @@ def search_reap_stale(*, now=None) -> dict[str, list[int]]:
     return outcome | {f"trials_{key}": ids for key, ids in trials.items()}
 
 
-def search_execute(*, job_id: int, worker_host: str = "") -> None:
-    """Run one queued job to its end (called by the Celery task).
+def search_claim(*, job_id: int, worker_host: str = "") -> Lease | None:
+    """Take a queued job for this worker: mark it running and count the attempt. The attempt's
+    number is the lease; the claim is atomic, so a job sent twice runs once.
 
-    The job is claimed atomically, so a job sent twice runs once. Every outcome ends in a
-    saved final state: finished, cancelled, or failed with a message.
+    Returns:
+        The lease, or None when the job is not queued (gone, cancelled or taken).
     """
+    attempts = SearchJob.objects.filter(pk=job_id, status=Status.QUEUED).values_list("attempts", flat=True).first()
+    if attempts is None:
+        return None
     now = timezone.now()
-    claimed = SearchJob.objects.filter(pk=job_id, status=Status.QUEUED).update(
+    claimed = SearchJob.objects.filter(pk=job_id, status=Status.QUEUED, attempts=attempts).update(
         status=Status.RUNNING,
         started_at=now,
         heartbeat_at=now,
         worker_host=worker_host[:255],
-        attempts=F("attempts") + 1,
+        attempts=attempts + 1,
         message="Loading the data",
     )
-    if claimed != 1:
+    return Lease(job_id, attempts=attempts + 1) if claimed == 1 else None
+
+
+def search_execute(*, job_id: int, worker_host: str = "") -> None:
+    """Run one queued job to its end (called by the Celery task).
+
+    The job is claimed atomically (``search_claim``), so a job sent twice runs once; a thread keeps
+    its heartbeat for the whole run. Every outcome ends in a saved final state: finished, cancelled,
+    or failed with a message, unless the lease was lost: then another worker has the job, and this
+    one stops without writing.
+    """
+    lease = search_claim(job_id=job_id, worker_host=worker_host)
+    if lease is None:
         logger.info("Search %s is not queued (gone, cancelled or taken); skipping it.", job_id)
         return
     job = SearchJob.objects.select_related("dataset").get(pk=job_id)
@@ -275,39 +379,46 @@ def search_execute(*, job_id: int, worker_host: str = "") -> None:
     events.send(job.pk, events.status_payload(job))
     from webapp.searches import distributed  # it builds on this module
 
-    if job.trial_slots > 1 or (job.attempts == 1 and distributed.spread_out(job)):
-        distributed.search_advance(job_id=job.pk)  # the first driver step; trials go to the trials queue
-        return
-    with search_outcome(job):
-        search_end_with(job, _run_engine(job))
+    with Heartbeat(lease.beat):
+        if job.trial_slots > 1 or (job.attempts == 1 and distributed.spread_out(job)):
+            distributed.search_advance(job_id=job.pk)  # the first driver step; trials go to the trials queue
+            return
+        with search_outcome(job, lease):
+            search_end_with(job, _run_engine(job, lease), lease)
 
 
 @contextlib.contextmanager
-def search_outcome(job: SearchJob) -> Iterator[None]:
-    """End the job as failed, with a reason its owner can act on, if the block raises."""
+def search_outcome(job: SearchJob, lease: Lease | None = None) -> Iterator[None]:
+    """End the job as failed, with a reason its owner can act on, if the block raises; a lost lease
+    ends nothing (the job is another worker's now, or already ended)."""
     try:
         yield
+    except LeaseLost as exc:
+        logger.warning("Search %s: stopping without writing: %s", job.pk, exc)
     except nas_engine.NasError as exc:
-        _search_end(job, Status.FAILED, message="Failed", error=str(exc))
+        _search_end(job, Status.FAILED, message="Failed", error=str(exc), lease=lease)
     except Exception:
         logger.exception("Search %s failed", job.pk)
-        _search_end(job, Status.FAILED, message="Failed", error=INTERNAL_ERROR)
+        _search_end(job, Status.FAILED, message="Failed", error=INTERNAL_ERROR, lease=lease)
 
 
-def search_end_with(job: SearchJob, result: nas_engine.SearchResult) -> None:
+def search_end_with(job: SearchJob, result: nas_engine.SearchResult, lease: Lease | None = None) -> None:
     """Save the end state a finished engine run implies (a cancelled one is already saved)."""
     if result.cancelled:
         job.refresh_from_db()
+        if lease is not None and not job.is_ended:  # stopped by its cancel check, yet not ended: fenced
+            logger.warning("Search %s: stopping without writing: %r is no longer held", job.pk, lease)
+            return
         events.send(job.pk, events.status_payload(job))
         return
     # No usable model is a failure with the reason and what to change, never an empty "finished".
     reason = no_model_reason(result.trials, max_latency_ms=job.max_latency_ms)
     if reason:
-        _search_end(job, Status.FAILED, message="Failed: no model fits", error=reason)
+        _search_end(job, Status.FAILED, message="Failed: no model fits", error=reason, lease=lease)
         return
     completed = sum(trial.status == nas_engine.TrialStatus.COMPLETED for trial in result.trials)
     message = f"Finished: {len(result.trials)} architectures tried, {completed} trained fully"
-    _search_end(job, Status.FINISHED, message=message)
+    _search_end(job, Status.FINISHED, message=message, lease=lease)
 
 
 def search_stop_overrun(*, job_id: int, worker_host: str, reason: str) -> bool:
@@ -330,38 +441,48 @@ def trial_seconds_limit(*, budget_seconds: float) -> float:
     return min(limit, settings.SEARCH_MAX_TRIAL_SECONDS) if settings.SEARCH_MAX_TRIAL_SECONDS else limit
 
 
-def _run_engine(job: SearchJob) -> nas_engine.SearchResult:
+def _run_engine(job: SearchJob, lease: Lease) -> nas_engine.SearchResult:
     """Search, then refit the front (and an ensemble) on train+validation and score it on test."""
-    data = prepared_data(job)
+    data = prepared_data(job, lease)
     config = search_config(job)
     Path(job.artifacts_dir).mkdir(parents=True, exist_ok=True)
     warm_trials, warm_supernet = warm_start_of(job)
     result = nas_engine.run_search(
         config,
         data,
-        on_trial=lambda trial: trial_record(job=job, result=trial, worker_host=job.worker_host),
-        on_status=lambda event: search_progress(job, event),
-        should_cancel=cancel_check(job.pk),
+        on_trial=lambda trial: trial_record(job=job, result=trial, worker_host=job.worker_host, lease=lease),
+        on_status=lambda event: search_progress(job, event, lease),
+        should_cancel=cancel_check(lease),
         artifacts_dir=job.artifacts_dir,
-        resume_from=_kept_trials(job),
+        resume_from=_kept_trials(job, lease),
         elapsed_before=job.seconds_used,
         trial_seconds=trial_seconds_limit(budget_seconds=job.budget_seconds),
         warm_start=warm_trials,
         warm_supernet=warm_supernet,
     )
-    finish_front(job, config, data, result)
+    finish_front(job, config, data, result, lease)
     return result
 
 
-def prepared_data(job: SearchJob) -> nas_engine.PreparedData:
+def _jobs(job: SearchJob, lease: Lease | None) -> QuerySet[SearchJob]:
+    """The job's row to write: only while the lease holds it, when there is one."""
+    return lease.jobs() if lease is not None else SearchJob.objects.filter(pk=job.pk)
+
+
+def _fenced_update(job: SearchJob, lease: Lease | None, **fields) -> None:
+    if lease is not None:
+        lease.update(**fields)
+    else:
+        SearchJob.objects.filter(pk=job.pk).update(**fields)
+
+
+def prepared_data(job: SearchJob, lease: Lease | None = None) -> nas_engine.PreparedData:
     """The job's data, split and encoded as the engine trains on it (the same on every worker: the
     split follows the seed); its preprocessing is saved on the job for the bundles."""
     path = job.dataset.file.path
     data = _prepare_cached(path, Path(path).stat().st_mtime_ns, job.target, job.task, job.seed)
     if job.preprocessing != data.preprocessing:
-        SearchJob.objects.filter(pk=job.pk).update(
-            preprocessing=data.preprocessing, n_inputs=data.n_features, n_outputs=data.n_outputs
-        )
+        _fenced_update(job, lease, preprocessing=data.preprocessing, n_inputs=data.n_features, n_outputs=data.n_outputs)
         job.preprocessing, job.n_inputs, job.n_outputs = data.preprocessing, data.n_features, data.n_outputs
     return data
 
@@ -393,35 +514,42 @@ def search_config(job: SearchJob) -> nas_engine.SearchConfig:
 
 
 def finish_front(
-    job: SearchJob, config: nas_engine.SearchConfig, data: nas_engine.PreparedData, result: nas_engine.SearchResult
+    job: SearchJob,
+    config: nas_engine.SearchConfig,
+    data: nas_engine.PreparedData,
+    result: nas_engine.SearchResult,
+    lease: Lease | None = None,
 ) -> None:
     """Save the recommendation and the knee, then refit the front (and an ensemble)."""
     if result.recommended is not None:
-        SearchJob.objects.filter(pk=job.pk).update(recommended_number=result.recommended.number)
+        _fenced_update(job, lease, recommended_number=result.recommended.number)
     knee = nas_engine.knee_point([t for t in result.trials if t.number in result.front], cost=config.objectives[1])
     if knee is not None:
-        SearchJob.objects.filter(pk=job.pk).update(knee_number=knee.number)
+        _fenced_update(job, lease, knee_number=knee.number)
     # A job ended meanwhile (its time limit, staff) is not refit: that work would be thrown away.
-    still_running = SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING).exists()
+    still_running = _jobs(job, lease).filter(status=Status.RUNNING).exists()
     if not result.cancelled and result.best is not None and still_running:
         finals = nas_engine.finalize_front(
             result,
             data,
             artifacts_dir=job.artifacts_dir,
             seed=job.seed,
-            on_status=lambda event: search_progress(job, event),
+            on_status=lambda event: search_progress(job, event, lease),
         )
-        _record_finals(job, finals)
+        _record_finals(job, finals, lease)
     return result
 
 
-def _kept_trials(job: SearchJob) -> list[nas_engine.TrialResult]:
+def _kept_trials(job: SearchJob, lease: Lease | None = None) -> list[nas_engine.TrialResult]:
     """Trials an interrupted attempt already saved, for the engine to build on instead of redoing.
 
     An ensemble row comes from the final step, which runs again at the end, so it is dropped.
     """
-    if job.trials.filter(architecture__space="ensemble").delete()[0]:
-        front_refresh(job)  # the ensemble may have held trials off the front
+    with transaction.atomic():
+        if lease is not None:
+            lease.lock()
+        if job.trials.filter(architecture__space="ensemble").delete()[0]:
+            front_refresh(job)  # the ensemble may have held trials off the front
     return job_trials(job)
 
 
@@ -455,25 +583,27 @@ def job_trials(job: SearchJob) -> list[nas_engine.TrialResult]:
     ]
 
 
-def _record_finals(job: SearchJob, finals: nas_engine.FinalModels) -> None:
+def _record_finals(job: SearchJob, finals: nas_engine.FinalModels, lease: Lease | None = None) -> None:
     """Keep the refit weights and test scores, add the ensemble as a trial, then push the updates."""
     if finals.ensemble is not None:
-        trial_record(job=job, result=finals.ensemble)
-    for final in [*finals.models, *([finals.ensemble_final] if finals.ensemble_final else [])]:
-        job.trials.filter(number=final.number).update(
-            test_metrics=final.test_metrics, final_weights_path=final.weights_path or ""
-        )
+        trial_record(job=job, result=finals.ensemble, lease=lease)
+    with transaction.atomic():
+        if lease is not None:
+            lease.lock()
+        for final in [*finals.models, *([finals.ensemble_final] if finals.ensemble_final else [])]:
+            job.trials.filter(number=final.number).update(
+                test_metrics=final.test_metrics, final_weights_path=final.weights_path or ""
+            )
     front = selectors.front_trial_ids(job=job)
     for trial in job.trials.exclude(test_metrics={}):
         events.send(job.pk, events.trial_payload(trial, front))
 
 
-def cancel_check(job_id: int) -> Callable[[], bool]:
+def cancel_check(lease: Lease) -> Callable[[], bool]:
     """A should_cancel callback, polled between epochs: at most every CANCEL_POLL_SECONDS it stamps
-    the job's heartbeat, which also tells whether the job is still running (not cancelled)."""
-    return polled_cancel(
-        lambda: SearchJob.objects.filter(pk=job_id, status=Status.RUNNING).update(heartbeat_at=timezone.now()) > 0
-    )
+    the job's heartbeat, which also tells whether the job is still this worker's to run (not
+    cancelled, not ended, not given to another worker)."""
+    return polled_cancel(lease.beat)
 
 
 def polled_cancel(alive: Callable[[], bool]) -> Callable[[], bool]:
@@ -491,41 +621,62 @@ def polled_cancel(alive: Callable[[], bool]) -> Callable[[], bool]:
     return should_cancel
 
 
-def search_progress(job: SearchJob, event: nas_engine.StatusEvent) -> None:
+def search_progress(job: SearchJob, event: nas_engine.StatusEvent, lease: Lease | None = None) -> None:
+    """Save and send a progress event; with a lease that is lost, raise LeaseLost instead."""
     if event.status not in ("running", "finalizing"):
         return  # the end state is saved by search_execute, from the result
     # Refitting comes after the budget is spent: the bar stays full, the message says what runs.
     progress = event.progress if event.status == "running" else 1.0
-    updated = SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        progress=progress, message=event.message[:500], heartbeat_at=timezone.now()
+    updated = (
+        _jobs(job, lease)
+        .filter(status=Status.RUNNING)
+        .update(progress=progress, message=event.message[:500], heartbeat_at=timezone.now())
     )
+    if not updated and lease is not None:
+        raise LeaseLost(f"{lease!r} is no longer held")
     if updated:
         job.progress, job.message = progress, event.message[:500]
         search_log_add(job_id=job.pk, status=Status.RUNNING, message=job.message)
         events.send(job.pk, events.status_payload(job))
 
 
-def _search_end(job: SearchJob, status: str, *, message: str, error: str = "") -> None:
-    # Only a running job ends here: a job cancelled meanwhile stays cancelled.
-    SearchJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        status=status,
-        progress=1.0 if status == Status.FINISHED else job.progress,
-        message=message,
-        error=error,
-        finished_at=timezone.now(),
+def _search_end(job: SearchJob, status: str, *, message: str, error: str = "", lease: Lease | None = None) -> None:
+    # Only a running job ends here: a job cancelled meanwhile stays cancelled. A lost lease writes nothing.
+    updated = (
+        _jobs(job, lease)
+        .filter(status=Status.RUNNING)
+        .update(
+            status=status,
+            progress=1.0 if status == Status.FINISHED else job.progress,
+            message=message,
+            error=error,
+            finished_at=timezone.now(),
+        )
     )
+    if not updated and lease is not None:
+        logger.warning("Search %s: %r is no longer held; its end (%s) is not saved.", job.pk, lease, status)
+        return
     job.refresh_from_db()
     search_log_add(job_id=job.pk, status=job.status, message=job.message, error=job.error)
     events.send(job.pk, events.status_payload(job))
 
 
-def trial_record(*, job: SearchJob, result: nas_engine.TrialResult, worker_host: str = "") -> Trial:
-    """Save one evaluated architecture, refresh the Pareto front, then push the trial event."""
+def trial_record(
+    *, job: SearchJob, result: nas_engine.TrialResult, worker_host: str = "", lease: Lease | None = None
+) -> Trial:
+    """Save one evaluated architecture, refresh the Pareto front, then push the trial event.
+
+    Raises:
+        LeaseLost: ``lease`` no longer holds the job; nothing was saved.
+    """
     costs = result.costs
     with transaction.atomic():
         # One writer of the job's trials at a time (workers of a spread-out search report at once):
         # the front refresh below reads the front another one may be changing.
-        SearchJob.objects.select_for_update().filter(pk=job.pk).first()
+        if lease is not None:
+            lease.lock()
+        else:
+            SearchJob.objects.select_for_update().filter(pk=job.pk).first()
         trial = Trial.objects.create(
             job=job,
             number=result.number,
