@@ -9,8 +9,11 @@ from django.test.html import parse_html
 from django.urls import reverse
 
 import nas_engine
+from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY, SearchConfig
 from tests.web.helpers import upload_dataset
 from tests.web.test_search_create import _elements, field_box
+from webapp.searches import services
+from webapp.searches.forms import SearchJobForm
 from webapp.searches.models import SearchJob
 
 pytestmark = pytest.mark.django_db
@@ -73,12 +76,31 @@ def test_the_page_passes_the_profile_and_the_strategy_descriptions_to_its_script
     assert url == reverse("search_estimate", args=[dataset.pk])
 
 
-def test_the_default_strategy_is_tpe_and_its_explanation_is_shown(alice_client, dataset):
+def test_the_default_strategy_is_the_engines_and_its_explanation_is_shown(alice_client, dataset):
     html = page(alice_client, dataset)
     options = [dict(e.attributes) for e in _elements(field_box(html, "strategy")) if e.name == "option"]
-    assert [o["value"] for o in options if "selected" in o] == ["tpe"]
+    assert [o["value"] for o in options if "selected" in o] == [DEFAULT_STRATEGY]
     assert "random" in [o["value"] for o in options]
-    assert _text_of(by_id(html, "strategy-hint")).strip() == nas_engine.STRATEGIES["tpe"].description
+    assert _text_of(by_id(html, "strategy-hint")).strip() == nas_engine.STRATEGIES[DEFAULT_STRATEGY].description
+
+
+def test_the_form_the_model_and_the_cli_start_from_the_same_defaults(alice_client, dataset):
+    """One place, nas_engine.config: the CLI's flags, the form's initial values and SearchJob's field
+    defaults (test_cli checks the flags against SearchConfig)."""
+    form = SearchJobForm(dataset=dataset)
+    assert DEFAULT_STRATEGY == SearchConfig.default("strategy") and DEFAULT_FIDELITY == SearchConfig.default("fidelity")
+    assert form.fields["strategy"].initial == SearchJob._meta.get_field("strategy").default == DEFAULT_STRATEGY
+    assert form.fields["fidelity"].initial == SearchJob._meta.get_field("fidelity").default == DEFAULT_FIDELITY
+    assert form.fields["budget_seconds"].initial == SearchConfig.default("budget_seconds")
+    html = page(alice_client, dataset)
+    fidelity = [dict(e.attributes) for e in _elements(field_box(html, "fidelity")) if e.name == "option"]
+    assert [o["value"] for o in fidelity if "selected" in o] == [DEFAULT_FIDELITY]
+    job = services.search_create(user=dataset.owner, dataset=dataset, target="diagnosis", task="classification",
+                                 budget_seconds=60)  # fmt: skip
+    assert (job.strategy, job.fidelity) == (DEFAULT_STRATEGY, DEFAULT_FIDELITY)
+    assert services.search_config(job) == SearchConfig(
+        target="diagnosis", task="classification", budget_seconds=60, objectives=job.objectives
+    )
 
 
 def test_the_objectives_are_radio_buttons_with_params_chosen(alice_client, dataset):

@@ -67,6 +67,11 @@ def wait_for_db_trials(job: SearchJob, count: int, timeout: float = 120) -> None
         time.sleep(0.2)
 
 
+def wait_until_chosen(page, number: int) -> None:
+    """The page redraws on a timer after a click: wait for the chosen model's number to show."""
+    page.wait_for_function(f"document.getElementById('chosen-number').textContent === '{number}'", timeout=5000)
+
+
 def row_ids(page) -> list[int]:
     return page.eval_on_selector_all(ROWS, "rows => rows.map(r => Number(r.dataset.trialId))")
 
@@ -177,6 +182,23 @@ def test_after_the_search_the_explorer_compares_and_downloads(
 
     assert page.get_attribute("#explorer-best", "data-number") == str(best_within(None).number)
     assert page.get_attribute("#pareto", "data-excluded") == "0"
+    # The recommended model (the ensemble when it beats the best single one) is chosen for the user.
+    wait_until_chosen(page, job.recommended_number)
+    assert page.is_visible("#chosen-recommended")
+
+    # A default gradient-boosting model's score on the same rows: named, and a dashed line on the plot.
+    score = job.reference["score"]
+    assert page.get_attribute("#pareto", "data-reference") == str(score)
+    words = page.inner_text("#explorer-reference")
+    assert words.startswith("A default gradient-boosting model scores ") and " on this split; " in words
+    line = page.evaluate(
+        "(() => { const d = document.getElementById('pareto').data.find(t => t.name.startsWith('default gradient'));"
+        " return { y: d.y, dash: d.line.dash }; })()"
+    )
+    assert line == {"y": [score, score], "dash": "dash"}
+    assert page.locator("#pareto .legendtext", has_text="default gradient boosting").count() == 1
+    drawn = page.locator("#pareto .scatterlayer .trace").last.locator("path.js-line")
+    assert drawn.evaluate("p => p.style.strokeDasharray") not in ("", "none")  # dashed on screen too
 
     # Lower the parameter limit from the keyboard until the named model changes.
     slider = page.locator("#limit-params")
@@ -211,17 +233,26 @@ def test_after_the_search_the_explorer_compares_and_downloads(
     assert fill == "rgb(208, 215, 222)"  # drawn grey on screen, not only in the data
     if expected:
         page.click("#explorer-choose")
-        assert page.inner_text("#chosen-number") == str(expected.number)
+        wait_until_chosen(page, expected.number)
     slider.focus()
     page.keyboard.press("End")  # back to no limit
     page.wait_for_function("document.getElementById('pareto').dataset.excluded === '0'")
     assert page.inner_text("#limit-params-value") == "no limit"
 
+    # The smallest model within one standard error is one click away.
+    smallest = job.smallest_number
+    assert page.is_visible("#smallest") == (smallest is not None)
+    if smallest is not None:
+        assert page.inner_text("#smallest-number") == str(smallest)
+        if page.is_visible("#smallest-choose"):
+            page.click("#smallest-choose")
+        wait_until_chosen(page, smallest)
+
     # The knee, when the front has one, is offered with a button that picks it.
     if job.knee_number is not None:
         assert page.is_visible("#knee") and page.inner_text("#knee-number") == str(job.knee_number)
         page.click("#knee-choose")
-        assert page.inner_text("#chosen-number") == str(job.knee_number)
+        wait_until_chosen(page, job.knee_number)
     else:
         assert page.is_hidden("#knee")
     chosen = page.inner_text("#chosen-number")

@@ -104,9 +104,23 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
     for trial in (t for t in trials if t.on_front):
         assert trial.final_weights_path and 0 <= trial.test_metrics["accuracy"] <= 1
     assert events[-1]["type"] == "status" and events[-1]["status"] == "finished"
-    # The search recommends a fully trained model, and tells the page which.
+    # The search recommends a fully trained model, and tells the page which: the ensemble when it beats
+    # the best single model on validation, else that model; the smallest within one standard error too.
     assert events[-1]["recommended"] == job.recommended_number
+    assert events[-1]["smallest"] == job.smallest_number
     assert job.trials.get(number=job.recommended_number).status == Trial.Status.COMPLETED
+    top = max(t.score for t in trials[:-1] if t.status == Trial.Status.COMPLETED)
+    if trials[-1].score is not None and trials[-1].score > top:
+        assert job.recommended_number == trials[-1].number
+    else:
+        assert job.trials.get(number=job.recommended_number).score == top
+    assert job.trials.get(number=job.smallest_number).on_front
+    # A default gradient-boosting model was scored on the same validation rows, for the page.
+    reference = job.reference
+    assert reference["model"] == "HistGradientBoostingClassifier" and reference["metric"] == "accuracy"
+    assert 0.63 < reference["score"] <= 1 and reference["cv_folds"] == 1
+    assert reference["validation_rows"] == job.split_rows["validation"] and sum(job.split_rows.values()) == 569
+    assert events[-1]["reference"] == reference
 
     # The front: completed trials that no other trial beats on both score and size.
     completed = [t for t in trials if t.status == Trial.Status.COMPLETED]

@@ -23,6 +23,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 import nas_engine
+from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
 from nas_engine.pareto import dominates
 from nas_engine.search import no_model_reason, trial_time_limit
 from webapp.searches import events, selectors
@@ -121,9 +122,9 @@ def search_create(
     target: str,
     task: str,
     budget_seconds: int,
-    strategy: str = "random",
+    strategy: str = DEFAULT_STRATEGY,
     space: str = SearchJob.Space.AUTO,
-    fidelity: str = SearchJob.Fidelity.NONE,
+    fidelity: str = DEFAULT_FIDELITY,
     objectives: list[str] | None = None,
     seed: int = 0,
     max_trials: int | None = None,
@@ -520,15 +521,21 @@ def finish_front(
     result: nas_engine.SearchResult,
     lease: Lease | None = None,
 ) -> None:
-    """Save the recommendation and the knee, then refit the front (and an ensemble)."""
+    """Save the choices (the best model, to become the ensemble if it beats it after the refit; the
+    smallest within one standard error; the knee), score the gradient-boosting reference, then refit
+    the front (and an ensemble)."""
+    _fenced_update(job, lease, split_rows=nas_engine.split_rows(data))
+    if result.best is not None:
+        _fenced_update(job, lease, recommended_number=result.best.number)
     if result.recommended is not None:
-        _fenced_update(job, lease, recommended_number=result.recommended.number)
+        _fenced_update(job, lease, smallest_number=result.recommended.number)
     knee = nas_engine.knee_point([t for t in result.trials if t.number in result.front], cost=config.objectives[1])
     if knee is not None:
         _fenced_update(job, lease, knee_number=knee.number)
     # A job ended meanwhile (its time limit, staff) is not refit: that work would be thrown away.
     still_running = _jobs(job, lease).filter(status=Status.RUNNING).exists()
     if not result.cancelled and result.best is not None and still_running:
+        _record_reference(job, config, data, lease)
         finals = nas_engine.finalize_front(
             result,
             data,
@@ -537,7 +544,25 @@ def finish_front(
             on_status=lambda event: search_progress(job, event, lease),
         )
         _record_finals(job, finals, lease)
+        choice = nas_engine.default_choice(result.best, finals.ensemble)
+        if choice is not None:
+            _fenced_update(job, lease, recommended_number=choice.number)
     return result
+
+
+def _record_reference(
+    job: SearchJob, config: nas_engine.SearchConfig, data: nas_engine.PreparedData, lease: Lease | None
+) -> None:
+    """Score a default gradient-boosting model on the search's validation rows, for the job page.
+    Its failure is logged and costs the job nothing but the reference."""
+    message = "Scoring a default gradient-boosting model on the same rows, for comparison."
+    search_progress(job, nas_engine.StatusEvent(status="finalizing", progress=0.0, message=message), lease)
+    try:
+        reference = nas_engine.reference_score(data, cv_folds=config.cv_folds, seed=job.seed)
+    except Exception:
+        logger.exception("The gradient-boosting reference of search %s failed; the search goes on without it", job.pk)
+        return
+    _fenced_update(job, lease, reference=reference.to_dict())
 
 
 def _kept_trials(job: SearchJob, lease: Lease | None = None) -> list[nas_engine.TrialResult]:
