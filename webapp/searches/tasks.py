@@ -112,6 +112,8 @@ def reap_stale() -> dict[str, list[int]]:
 
 
 @worker_ready.connect
-def reap_when_a_worker_starts(**kwargs) -> None:
-    """A worker that (re)starts picks up jobs a dead worker left running, even without beat."""
-    services.search_reap_stale()
+def reap_when_a_worker_starts(sender=None, **kwargs) -> None:
+    """A worker that (re)starts picks up jobs a dead worker left running, even without beat. What a
+    worker of its own name was running is taken at once, fresh heartbeat or not: it is this worker,
+    restarted after a crash (a supervisor restarts it within seconds), so that run cannot be alive."""
+    services.search_reap_stale(restarted_worker=getattr(sender, "hostname", "") or "")
