@@ -92,7 +92,9 @@ def _check_ratio(ratio: float | None) -> float:
 
 
 def _structured(arch: dict) -> bool:
-    return arch.get("space", "mlp") == "mlp" and bool(arch.get("layers")) and not arch.get("residual", False)
+    return (
+        arch.get("space", "mlp") in ("mlp", "tabular") and bool(arch.get("layers")) and not arch.get("residual", False)
+    )
 
 
 def kept_units(units: int, ratio: float) -> int:
@@ -135,6 +137,8 @@ def prune(
     else:
         model = copy.deepcopy(model)
         targets = [(module, "weight") for module in model.modules() if isinstance(module, _PRUNED_TYPES)]
+        if not targets:
+            raise ConstraintError("This network has no layer that magnitude pruning applies to.")
         torch_prune.global_unstructured(targets, pruning_method=torch_prune.L1Unstructured, amount=ratio)
     trainer = Trainer(
         model,
@@ -145,6 +149,7 @@ def prune(
         seed=seed,
         validation=(data.X_val, data.y_val),
         target_std=data.preprocessing["target"].get("std", 1.0),
+        target=data.preprocessing["target"],
     )
     with one_thread():
         trainer.train(until_epoch=max(1, epochs))
@@ -424,6 +429,8 @@ def compress_trial(
     """
     if kind not in KINDS:
         raise ConstraintError(f"Unknown compression '{kind}'; use one of: {', '.join(KINDS)}.")
+    if parent.architecture.get("embed", "none") != "none" or int(parent.architecture.get("members", 1)) > 1:
+        raise ConstraintError("Compression applies to plain networks, not to embeddings or TabM-style ensembles.")
     if parent.status is not TrialStatus.COMPLETED or parent.weights_path is None:
         raise ConstraintError(f"Trial {parent.number} has no trained weights to compress.")
     if parent.architecture.get("space") == "ensemble":
@@ -441,7 +448,9 @@ def compress_trial(
         assert ratio is not None  # checked above
         model, pruned = prune(model, parent.architecture, ratio, data, seed=seed, epochs=fine_tune_epochs)
         arch = variant_architecture(pruned, kind=kind, ratio=ratio, parent=parent.number)
-        metrics = evaluate_model(model, data.X_val, data.y_val, task=data.task, target_std=std)
+        metrics = evaluate_model(
+            model, data.X_val, data.y_val, task=data.task, target_std=std, target=data.preprocessing["target"]
+        )
         costs = dataclasses.replace(
             measured_costs(model, arch, n_in, n_out), latency_ms=measure_latency_ms(model, n_in)
         )
@@ -453,7 +462,14 @@ def compress_trial(
             float_path, int8_path = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
             _export_onnx(model, n_in, float_path)
             quantize_onnx(float_path, int8_path)
-            metrics = evaluate_model(OnnxModel(int8_path), data.X_val, data.y_val, task=data.task, target_std=std)
+            metrics = evaluate_model(
+                OnnxModel(int8_path),
+                data.X_val,
+                data.y_val,
+                task=data.task,
+                target_std=std,
+                target=data.preprocessing["target"],
+            )
             dense = measured_costs(model, arch, n_in, n_out)
             stored = onnx_weight_bytes(int8_path)
             costs = dataclasses.replace(

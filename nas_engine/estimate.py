@@ -240,7 +240,7 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
         NoNetworkFits: Not even the smallest network meets a limit.
         ConstraintError: The space does not suit the data (a CNN without pixel columns).
     """
-    space = make_space(config.space, n_inputs=shape.n_inputs, image_shape=shape.image_shape)
+    space = make_space(config.space, n_inputs=shape.n_inputs, image_shape=shape.image_shape, strategy=config.strategy)
     check_limits(space, shape, **config.analytic_limits())
     fitting, draws = _sample_fitting(space, shape, config, samples)
     share = len(fitting) / draws if draws else 0.0
@@ -452,7 +452,7 @@ def check_grid(config: SearchConfig, shape: DataShape) -> None:
     """
     if config.strategy != GridStrategy.name:
         return
-    space = make_space(config.space, n_inputs=shape.n_inputs, image_shape=shape.image_shape)
+    space = make_space(config.space, n_inputs=shape.n_inputs, image_shape=shape.image_shape, strategy=config.strategy)
     size = GridStrategy(space=space).size
     if config.max_trials is not None and config.max_trials < size:
         raise GridTooLarge(

@@ -8,6 +8,7 @@ import torch
 
 from nas_engine.evaluator import predict_raw
 from nas_engine.prepare import PreparedData
+from nas_engine.runtime import target_units
 
 MAX_POINTS = 2000  # regression pairs sent to a page; the metrics still use every test row
 
@@ -43,9 +44,8 @@ def evaluate_test_split(model: torch.nn.Module, data: PreparedData) -> dict:
             "accuracy": accuracy,
         }
     # Back to the target's units: the network learnt a standardised target.
-    mean, std = float(target["mean"]), float(target["std"])
-    y_true = data.y_test.astype(np.float64) * std + mean
-    y_pred = outputs[:, 0].astype(np.float64) * std + mean
+    y_true = target_units(data.y_test, target)
+    y_pred = target_units(outputs[:, 0], target)
     total = float(np.sum((y_true - y_true.mean()) ** 2))
     r2 = 1.0 - float(np.sum((y_pred - y_true) ** 2)) / total if total > 0 else 0.0
     mae = float(np.mean(np.abs(y_pred - y_true))) if n else 0.0

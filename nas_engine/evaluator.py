@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_engine.augment import Augmentation
+from nas_engine.runtime import target_units
 
 EVAL_CHUNK = 4096
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -66,6 +67,13 @@ class TrainingOutcome:
 
 
 def _loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """Cross-entropy or mean squared error. Outputs of shape ``[batch, members, outputs]`` (a
+    TabM-style ensemble while it trains) give the mean of every member's own loss, so each member
+    learns to predict on its own."""
+    if outputs.dim() == 3:
+        members = outputs.shape[1]
+        outputs = outputs.reshape(-1, outputs.shape[-1])
+        targets = targets.repeat_interleave(members)
     if task == "classification":
         return F.cross_entropy(outputs, targets)
     return F.mse_loss(outputs[:, 0], targets)
@@ -89,7 +97,15 @@ def f1_macro(y: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def evaluate_model(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, *, task: str, target_std: float = 1.0) -> dict:
+def evaluate_model(
+    model: torch.nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    task: str,
+    target_std: float = 1.0,
+    target: dict | None = None,
+) -> dict:
     """Measure a model on one split.
 
     Args:
@@ -98,6 +114,9 @@ def evaluate_model(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, *, task
         y: Class indices, or standardised targets.
         task: ``"classification"`` or ``"regression"``.
         target_std: Standard deviation of the original target, to report RMSE in its units.
+        target: The fitted target (``preprocessing["target"]``); when given, R² and RMSE are
+            measured in the target's own units (after undoing a log transform), as a user
+            scores the predictions. ``val_loss`` stays in the standardised units the network learns.
 
     Returns:
         Classification: accuracy, balanced_accuracy, f1_macro, val_loss, score (= accuracy).
@@ -116,8 +135,11 @@ def evaluate_model(model: torch.nn.Module, X: np.ndarray, y: np.ndarray, *, task
             "val_loss": loss,
             "score": accuracy,
         }
-    residual = outputs[:, 0].astype(np.float64) - y
-    total = float(np.sum((y - y.mean()) ** 2))
+    predicted, actual = outputs[:, 0].astype(np.float64), y.astype(np.float64)
+    if target is not None:
+        predicted, actual, target_std = target_units(predicted, target), target_units(actual, target), 1.0
+    residual = predicted - actual
+    total = float(np.sum((actual - actual.mean()) ** 2))
     r2 = 1.0 - float(np.sum(residual**2)) / total if total > 0 else 0.0
     rmse = math.sqrt(float(np.mean(residual**2))) * target_std
     return {"rmse": rmse, "r2": r2, "val_loss": loss, "score": r2}
@@ -159,8 +181,10 @@ class Trainer:
         patience: int | None = None,
         target_std: float = 1.0,
         augmentation: Augmentation | None = None,
+        target: dict | None = None,
     ) -> None:
         self.model, self.task, self.settings = model, task, settings
+        self.target = target
         self.augmentation = augmentation
         self.X, self.y = torch.from_numpy(X_train), torch.from_numpy(y_train)
         self.validation, self.patience, self.target_std = validation, patience, target_std
@@ -168,6 +192,7 @@ class Trainer:
         self._rng_state = torch.Generator().manual_seed(seed).get_state()  # dropout's, swapped in while training
         self.optimizer = settings.make_optimizer(model.parameters())
         self.epochs = 0
+        self.full_epochs = 0  # epochs that saw all their rows (not cut by the deadline)
         self.seconds = 0.0
         self.cancelled = self.out_of_time = False
         self.best_loss, self.stale = math.inf, 0
@@ -242,10 +267,14 @@ class Trainer:
             if deadline is not None and time.monotonic() > deadline:
                 self.out_of_time = True
                 break
+        else:
+            self.full_epochs += 1
         self.epochs += 1
         if self.validation is None:
             return
-        metrics = evaluate_model(self.model, *self.validation, task=self.task, target_std=self.target_std)
+        metrics = evaluate_model(
+            self.model, *self.validation, task=self.task, target_std=self.target_std, target=self.target
+        )
         if metrics["val_loss"] < self.best_loss:
             self.best_loss, self.stale = metrics["val_loss"], 0
             self.best_state = copy.deepcopy(self.model.state_dict())
@@ -304,7 +333,19 @@ class CrossValidatedTrainer:
     """
 
     def __init__(
-        self, build, *, X, y, folds, task, settings, seed, patience=None, target_std=1.0, augmentation=None
+        self,
+        build,
+        *,
+        X,
+        y,
+        folds,
+        task,
+        settings,
+        seed,
+        patience=None,
+        target_std=1.0,
+        augmentation=None,
+        target=None,
     ) -> None:
         parts = fold_indices(y, folds=folds, seed=seed, stratify=task == "classification")
         self.trainers = []
@@ -322,6 +363,7 @@ class CrossValidatedTrainer:
                     patience=patience,
                     target_std=target_std,
                     augmentation=augmentation,
+                    target=target,
                 )
             )
 
@@ -404,6 +446,7 @@ def train_model(
         validation=(data.X_val, data.y_val),
         patience=patience,
         target_std=data.preprocessing["target"].get("std", 1.0),
+        target=data.preprocessing["target"],
     )
     trainer.train(until_epoch=max_epochs, deadline=deadline, should_cancel=should_cancel)
     return trainer.finish()

@@ -110,7 +110,9 @@ def load_final_model(architecture: dict, weights_path: str | Path, *, n_inputs: 
 
 def _test_metrics(model: torch.nn.Module, data: PreparedData) -> dict:
     std = data.preprocessing["target"].get("std", 1.0)
-    return evaluate_model(model, data.X_test, data.y_test, task=data.task, target_std=std)
+    return evaluate_model(
+        model, data.X_test, data.y_test, task=data.task, target_std=std, target=data.preprocessing["target"]
+    )
 
 
 def refit(
@@ -198,7 +200,9 @@ def _ensemble_record(
         for member, trial_weights in zip(searched.members, searched_weights, strict=True):
             member.load_state_dict(torch.load(trial_weights, weights_only=True))
         std = data.preprocessing["target"].get("std", 1.0)
-        metrics = evaluate_model(searched, data.X_val, data.y_val, task=data.task, target_std=std)
+        metrics = evaluate_model(
+            searched, data.X_val, data.y_val, task=data.task, target_std=std, target=data.preprocessing["target"]
+        )
     costs = ensemble_costs([m.costs for m in members], latency_ms=measure_latency_ms(refitted, n_in))
     seconds = sum(f.train_seconds for f in finals)
     record = TrialResult(

@@ -205,7 +205,7 @@ def train_trial(
         The result (completed, rejected on latency, or failed), or None when it was cancelled, or
         the budget ran out before its first epoch: nothing to report.
     """
-    space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape)
+    space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape, strategy=config.strategy)
     results: list[TrialResult] = []
     with training_mode():
         loop = _loop(
@@ -232,7 +232,7 @@ def conclude_search(
     """The result of a search whose trials have all reported: the compressed variants of its front
     first when ``config.compress`` (reported to ``on_trial``), then front, best, test metrics and
     recommendation, as ``run_search`` returns them."""
-    space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape)
+    space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape, strategy=config.strategy)
     with training_mode():
         loop = _loop(
             config, data, space, seconds_left=0.0, on_trial=on_trial, on_status=on_status,

@@ -20,6 +20,10 @@ TASKS = ("classification", "regression")
 MIN_ROWS = 10
 MAX_CATEGORIES = 50  # rarer categories share the "other" slot, so width stays bounded
 MAX_CLASSES = 100
+IQR_PER_STD = 1.349  # the interquartile range of a normal distribution, in standard deviations
+SMOOTH_CLIP = 3.0  # robust-scaled values are squashed smoothly towards +-3 (RealMLP's choice)
+LOG_TARGET_MIN_SKEW = 1.0
+LOG_CHECK_MAX_ROWS = 20_000  # rows the log-target check fits on (a few seconds at most)
 
 
 @dataclass(frozen=True)
@@ -107,19 +111,25 @@ def prepare_data(
     train, val, test = _split(len(frame), rng, val_fraction, test_fraction, strata)
     rows = frame.to_dict("records")
     train_rows = [rows[i] for i in train]
+    image = read_image_meta(path)
+    is_image = image is not None and target == IMAGE_TARGET
     prep: dict[str, Any] = {
-        "version": 1,
+        "version": 1 if is_image else 2,
         "task": task,
         "feature_columns": features,
-        "features": [_fit_feature(name, [r[name] for r in train_rows]) for name in features],
+        # Pixels keep plain standardisation (their range is fixed); table columns get robust scaling.
+        "features": [_fit_feature(name, [r[name] for r in train_rows], robust=not is_image) for name in features],
         "target": _fit_target(target, task, labels, [raw_target[i] for i in train]),
     }
-    image = read_image_meta(path)
-    if image is not None and target == IMAGE_TARGET:
+    if is_image:
         prep["image"] = image  # size, channels, resampling, pixel columns: what predict.py needs for images
     prep["n_features"] = sum(1 if f["kind"] == "numeric" else len(f["categories"]) + 1 for f in prep["features"])
-    y_all = _encode_target(raw_target, prep["target"], task)
     X_train, X_val, X_test = (encode_rows([rows[i] for i in part], prep) for part in (train, val, test))
+    if task == "regression":
+        values = np.array([parse_number(v) for v in raw_target], dtype=np.float64)
+        if log_target_helps(values[train], values[val], X_train, X_val, seed=seed):
+            prep["target"] = _fit_target(target, task, labels, [raw_target[i] for i in train], log=True)
+    y_all = _encode_target(raw_target, prep["target"], task)
     return PreparedData(
         X_train=X_train,
         y_train=y_all[train],
@@ -203,31 +213,81 @@ def _split(n, rng, val_fraction, test_fraction, strata):
     return idx[n_test + n_val :], idx[n_test : n_test + n_val], idx[:n_test]
 
 
-def _fit_feature(name: str, train_cells: list[str]) -> dict:
+def _fit_feature(name: str, train_cells: list[str], *, robust: bool = True) -> dict:
     if is_numeric(train_cells):
         numbers = [parse_number(c) for c in train_cells]
         median = float(np.median([v for v in numbers if v is not None]))
         filled = np.array([median if v is None else v for v in numbers], dtype=np.float64)
         std = float(filled.std())
-        return {
+        fitted = {
             "name": name,
             "kind": "numeric",
             "median": median,
             "mean": float(filled.mean()),
             "std": std if std > 0 else 1.0,
         }
+        return fitted | (robust_scaling(filled) if robust else {})
     counts = Counter(c for c in map(category_of, train_cells) if c is not None)
     # Most frequent first; ties alphabetically so the encoding does not depend on row order.
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
     return {"name": name, "kind": "categorical", "categories": [c for c, _ in ranked]}
 
 
-def _fit_target(name: str, task: str, labels: list[str], train_values: list[str]) -> dict:
+def robust_scaling(values: np.ndarray) -> dict:
+    """RealMLP's robust scaling (NeurIPS 2024) of one numeric column: centred on the median and
+    divided by the interquartile range in standard-deviation units (half the range when the
+    quartiles coincide, as in a mostly-zero column), then smoothly clipped at ``SMOOTH_CLIP``
+    standard units by ``runtime.encode_rows``."""
+    q25, median, q75 = (float(q) for q in np.quantile(values, [0.25, 0.5, 0.75]))
+    spread = (q75 - q25) / IQR_PER_STD
+    if spread <= 0:
+        spread = (float(values.max()) - float(values.min())) / 2
+    return {"center": median, "scale": spread if spread > 0 else 1.0, "clip": SMOOTH_CLIP}
+
+
+def log_target_helps(
+    train: np.ndarray, val: np.ndarray, X_train: np.ndarray, X_val: np.ndarray, *, seed: int = 0
+) -> bool:
+    """Whether a regression target is better learnt as its logarithm. Only a positive, right-skewed
+    target (skewness above ``LOG_TARGET_MIN_SKEW``, less skewed as a logarithm: prices, incomes)
+    is a candidate; it is learnt as a logarithm when a quick gradient-boosting model fitted that
+    way scores a higher R² *in the target's own units* on the validation rows than one fitted on
+    the values as they are. A price model then cannot predict a negative price, and a few huge
+    values no longer dominate its loss; where the logarithm would only trade accuracy for it (a
+    wage), the values stay as they are."""
+    if len(train) < 3 or len(val) < 3 or float(train.min()) <= 0:
+        return False
+
+    def skewness(x: np.ndarray) -> float:
+        std = float(x.std())
+        return float(np.mean(((x - x.mean()) / std) ** 3)) if std > 0 else 0.0
+
+    raw = skewness(train)
+    if not (raw > LOG_TARGET_MIN_SKEW and abs(skewness(np.log(train))) < raw):
+        return False
+    from sklearn.ensemble import HistGradientBoostingRegressor  # only for a candidate target
+
+    rows = np.random.default_rng(seed).permutation(len(train))[:LOG_CHECK_MAX_ROWS]
+    scores = []
+    for log in (False, True):
+        model = HistGradientBoostingRegressor(max_iter=100, random_state=seed)
+        model.fit(X_train[rows], np.log(train[rows]) if log else train[rows])
+        predicted = model.predict(X_val)
+        predicted = np.exp(np.clip(predicted, -700, 700)) if log else predicted
+        scores.append(float(np.sum((val - predicted) ** 2)))
+    return scores[1] < scores[0]
+
+
+def _fit_target(name: str, task: str, labels: list[str], train_values: list[str], *, log: bool = False) -> dict:
     if task == "classification":
         return {"name": name, "labels": labels}
     values = np.array([parse_number(v) for v in train_values], dtype=np.float64)
-    std = float(values.std())
-    return {"name": name, "mean": float(values.mean()), "std": std if std > 0 else 1.0}
+    transform = "log" if log else None
+    learnt = np.log(values) if transform else values
+    std = float(learnt.std())
+    return {"name": name, "mean": float(learnt.mean()), "std": std if std > 0 else 1.0} | (
+        {"transform": transform, "floor": float(values.min())} if transform else {}
+    )
 
 
 def _encode_target(raw_target: list[str], target: dict, task: str) -> np.ndarray:
@@ -235,4 +295,6 @@ def _encode_target(raw_target: list[str], target: dict, task: str) -> np.ndarray
         index = {label: i for i, label in enumerate(target["labels"])}
         return np.array([index[v] for v in raw_target], dtype=np.int64)
     values = np.array([parse_number(v) for v in raw_target], dtype=np.float64)
+    if target.get("transform") == "log":  # a validation or test value at or below 0 counts as the training minimum
+        values = np.log(np.maximum(values, target["floor"]))
     return ((values - target["mean"]) / target["std"]).astype(np.float32)

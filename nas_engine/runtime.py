@@ -76,8 +76,11 @@ def missing_columns(columns, prep: dict) -> list[str]:
 def encode_rows(rows: list[dict], prep: dict) -> np.ndarray:
     """Encode raw CSV rows into the float32 matrix the network takes.
 
-    Numeric features: missing or unreadable cells get the training median, then
-    ``(x - mean) / std``. Categorical features: one-hot over the training categories plus a
+    Numeric features: missing or unreadable cells get the training median, then either
+    ``(x - mean) / std`` or, when the feature has a ``scale`` (preprocessing from engine v2 on),
+    RealMLP's robust scaling with smooth clipping: ``z = (x - center) / scale`` squashed to
+    ``z / sqrt(1 + (z / clip)^2)``, so one huge value (a price, an income) cannot dominate a
+    network's input. Categorical features: one-hot over the training categories plus a
     last slot for "other or missing".
 
     Args:
@@ -100,7 +103,11 @@ def encode_rows(rows: list[dict], prep: dict) -> np.ndarray:
         if feature["kind"] == "numeric":
             values = [parse_number(cell) for cell in cells]
             column = np.array([feature["median"] if v is None else v for v in values], dtype=np.float64)
-            blocks.append(((column - feature["mean"]) / feature["std"]).reshape(-1, 1))
+            if "scale" in feature:
+                z = (column - feature["center"]) / feature["scale"]
+                blocks.append((z / np.sqrt(1.0 + (z / feature["clip"]) ** 2)).reshape(-1, 1))
+            else:
+                blocks.append(((column - feature["mean"]) / feature["std"]).reshape(-1, 1))
         else:
             categories = feature["categories"]
             slot_of = {name: i for i, name in enumerate(categories)}
@@ -129,7 +136,17 @@ def decode_outputs(outputs: np.ndarray, prep: dict) -> list:
     if prep["task"] == "classification":
         labels = target["labels"]
         return [labels[int(i)] for i in np.argmax(outputs, axis=1)]
-    return [float(v) * target["std"] + target["mean"] for v in outputs.reshape(len(outputs), -1)[:, 0]]
+    return [float(v) for v in target_units(outputs.reshape(len(outputs), -1)[:, 0], target)]
+
+
+def target_units(standardised: np.ndarray, target: dict) -> np.ndarray:
+    """Regression outputs (standardised, as the network learns them) in the target's own units:
+    ``z * std + mean``, then ``exp`` when the target was learnt as its logarithm
+    (``transform: "log"``, a positive skewed target such as a price)."""
+    values = np.asarray(standardised, dtype=np.float64) * target["std"] + target["mean"]
+    if target.get("transform") == "log":
+        return np.exp(np.clip(values, -700.0, 700.0))
+    return values
 
 
 def read_csv_rows(path) -> list[dict]:

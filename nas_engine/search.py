@@ -130,6 +130,7 @@ class _Candidate:
         None  # built when it first trains, so a big bracket costs no memory upfront
     )
     epochs_budget: int = 0  # the highest rung it was trained for
+    cut_short: bool = False  # stopped at the per-model time limit, its best epoch kept
 
     @property
     def built_trainer(self) -> Trainer | CrossValidatedTrainer:
@@ -302,7 +303,9 @@ class _Loop:
             "number": candidate.number,
             "architecture": candidate.arch,
             "arch_hash": self.space.arch_hash(candidate.arch),
-            "metrics": {**outcome.metrics, "epochs_budget": candidate.epochs_budget} | self.one_shot_metrics(candidate),
+            "metrics": {**outcome.metrics, "epochs_budget": candidate.epochs_budget}
+            | self.one_shot_metrics(candidate)
+            | ({"cut_at_time_limit": True} if candidate.cut_short else {}),
             "costs": dataclasses.replace(candidate.costs, latency_ms=latency),
             "train_seconds": outcome.seconds,
         }
@@ -402,7 +405,7 @@ class _Loop:
         candidates: list[_Candidate] = []
         duplicates = 0
         while len(candidates) < n and not self.out_of_budget():
-            for arch in self.strategy.ask(n - len(candidates)):
+            for arch in self.portfolio_next(n - len(candidates)) or self.strategy.ask(n - len(candidates)):
                 arch_hash = self.space.arch_hash(arch)
                 if arch_hash in self.seen:
                     duplicates += 1
@@ -417,6 +420,15 @@ class _Loop:
                 if candidate is not None:
                     candidates.append(candidate)
         return candidates
+
+    def portfolio_next(self, n: int) -> list[dict]:
+        """Up to ``n`` architectures of the space's portfolio not tried yet (in its order), unless
+        the strategy opts out. The strategy learns from them like from its own proposals."""
+        if not self.strategy.uses_portfolio:
+            return []
+        rows = len(self.data.X_train) + (len(self.data.X_val) if self.cv_folds > 1 else 0)
+        portfolio = self.space.portfolio(rows=rows, task=self.data.task)
+        return [arch for arch in portfolio if self.space.arch_hash(arch) not in self.seen][:n]
 
     def admit(self, number: int, arch: dict) -> _Candidate | None:
         """Reject ``arch`` if it breaks an analytic limit, else make it a candidate."""
@@ -453,6 +465,7 @@ class _Loop:
             "seed": seed,
             "patience": self.config.patience,
             "target_std": data.preprocessing["target"].get("std", 1.0),
+            "target": data.preprocessing["target"],
             "augmentation": self.augmentation,
         }
         if self.cv_folds > 1:
@@ -505,7 +518,13 @@ class _Loop:
                     return self.expire(alive)
                 if trainer.out_of_time:
                     alive.remove(candidate)
-                    self.time_out(candidate)
+                    if isinstance(trainer, Trainer) and trainer.full_epochs > 0 and trainer.best_state is not None:
+                        # Cut at its time limit after validated epochs: its best epoch is a model
+                        # (on big data, a few good epochs beat a search that sees few models).
+                        candidate.cut_short = True
+                        self.conclude(candidate, TrialStatus.COMPLETED if rung == top else TrialStatus.PRUNED)
+                    else:
+                        self.time_out(candidate)
                     continue
                 self.failures = 0
             if rung == top:
@@ -661,7 +680,12 @@ class _Loop:
         model = self.space.build_model(trial.architecture, data.n_features, data.n_outputs)
         model.load_state_dict(state)
         return evaluate_model(
-            model, data.X_test, data.y_test, task=data.task, target_std=data.preprocessing["target"].get("std", 1.0)
+            model,
+            data.X_test,
+            data.y_test,
+            task=data.task,
+            target_std=data.preprocessing["target"].get("std", 1.0),
+            target=data.preprocessing["target"],
         )
 
 
@@ -763,7 +787,7 @@ def check_search(config: SearchConfig, data: PreparedData, *, resumed: bool = Fa
         ConstraintError: No architecture can meet the limits, or a grid search cannot try its whole
             grid within the budget (not checked when ``resumed``: it passed with the budget it then had).
     """
-    space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape)
+    space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape, strategy=config.strategy)
     _check_feasible(space, config, data)
     if not resumed:
         from nas_engine.estimate import DataShape, check_grid  # the estimate reads this module's constants

@@ -334,7 +334,11 @@ def one_shot_score(net: MixedNet, choice: dict[str, int], context: OneShotContex
     with net.fixed(choice):
         _recalibrate(net, torch.from_numpy(data.X_train[:RECALIBRATION_ROWS]))
         target_std = data.preprocessing.get("target", {}).get("std", 1.0)
-        return float(evaluate_model(net, data.X_val, data.y_val, task=data.task, target_std=target_std)["score"])
+        return float(
+            evaluate_model(
+                net, data.X_val, data.y_val, task=data.task, target_std=target_std, target=data.preprocessing["target"]
+            )["score"]
+        )
 
 
 def _order(scored: list[tuple[dict[str, int], float, float]], size: int) -> list[tuple[dict[str, int], float, float]]:

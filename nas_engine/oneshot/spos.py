@@ -303,7 +303,14 @@ def inherited_score(supernet: Supernet, arch: dict, data, rows: np.ndarray) -> f
     norms.mode = "eval"
     try:
         target_std = data.preprocessing["target"].get("std", 1.0)
-        metrics = evaluate_model(_Path(supernet, arch), data.X_val, data.y_val, task=data.task, target_std=target_std)
+        metrics = evaluate_model(
+            _Path(supernet, arch),
+            data.X_val,
+            data.y_val,
+            task=data.task,
+            target_std=target_std,
+            target=data.preprocessing["target"],
+        )
     finally:
         norms.mode, norms.stats = "train", {}
     score = float(metrics["score"])

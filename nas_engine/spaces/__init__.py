@@ -6,8 +6,9 @@ from nas_engine.errors import ConstraintError
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.cnn import CNNSpace
 from nas_engine.spaces.mlp import MLPSpace
+from nas_engine.spaces.tabular import TabularSpace
 
-SPACES: dict[str, type[SearchSpace]] = {"mlp": MLPSpace, "cnn": CNNSpace}
+SPACES: dict[str, type[SearchSpace]] = {"tabular": TabularSpace, "mlp": MLPSpace, "cnn": CNNSpace}
 
 
 def detect_image_shape(feature_kinds: list[str]) -> tuple[int, int, int] | None:
@@ -23,15 +24,23 @@ def detect_image_shape(feature_kinds: list[str]) -> tuple[int, int, int] | None:
     return None
 
 
-def make_space(name: str, *, n_inputs: int, image_shape: tuple[int, int, int] | None = None) -> SearchSpace:
+# One-shot strategies train a weight-sharing supernet of the MLP or CNN space; on tables ``auto``
+# gives them the MLP space.
+SUPERNET_STRATEGIES = ("spos", "darts")
+
+
+def make_space(
+    name: str, *, n_inputs: int, image_shape: tuple[int, int, int] | None = None, strategy: str = ""
+) -> SearchSpace:
     """The search space a search runs in. ``"auto"`` picks the CNN space when the columns form an
-    image, else the MLP space.
+    image, else the tabular space (MLPs with periodic embeddings and TabM-style ensembles).
 
     Raises:
         ConstraintError: The space is unknown, or it needs an image the data does not have.
     """
     if name == "auto":
-        name = "cnn" if image_shape is not None and "cnn" in SPACES else "mlp"
+        tables = "mlp" if strategy in SUPERNET_STRATEGIES else "tabular"
+        name = "cnn" if image_shape is not None and "cnn" in SPACES else tables
     return _space_class(name).for_data(n_inputs=n_inputs, image_shape=image_shape)
 
 
@@ -55,6 +64,7 @@ __all__ = [
     "CNNSpace",
     "MLPSpace",
     "SearchSpace",
+    "TabularSpace",
     "detect_image_shape",
     "make_space",
     "space_for_architecture",

@@ -68,6 +68,16 @@ class SearchSpace(ABC):
         """
         return 4 * self.smallest_params(n_inputs, n_outputs)
 
+    def portfolio(self, *, rows: int, task: str) -> list[dict]:
+        """Proven architectures a search trains first, before its strategy proposes (none by
+        default). The search loop skips those already tried, so a resumed search does not redo them.
+
+        Args:
+            rows: Training rows of the data.
+            task: ``"classification"`` or ``"regression"``.
+        """
+        return []
+
     @abstractmethod
     def describe(self, arch: dict) -> list[str]:
         """Return one readable line per layer."""

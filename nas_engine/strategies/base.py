@@ -37,6 +37,9 @@ class Strategy(ABC):
     name: str = ""
     label: str = ""  # one line for the web form
     description: str = ""  # a sentence or two for the web form
+    # Whether the search trains the space's portfolio (proven configurations) before asking this
+    # strategy; a strategy that must try exactly its own set (a grid) opts out.
+    uses_portfolio: bool = True
 
     def __init__(self, *, space: SearchSpace, seed: int = 0, objectives: Sequence[str] = ("score", "params")) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < MAX_SEED:

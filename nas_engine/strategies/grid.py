@@ -34,6 +34,7 @@ DEFAULT_GRIDS: dict[str, dict[str, tuple]] = {
         "batch_size": (64,),
     },
 }
+DEFAULT_GRIDS["tabular"] = DEFAULT_GRIDS["mlp"]  # no embedding, one member: the MLP grid
 MAX_GRID = 10_000  # enumerating more would take longer than any search that could try them
 
 
@@ -57,6 +58,8 @@ class GridStrategy(Strategy):
         ValueError: The grid names an unknown decision or option, or holds more than ``MAX_GRID``
             combinations.
     """
+
+    uses_portfolio = False
 
     name = "grid"
     label = "Grid search"

@@ -31,7 +31,7 @@ def digits_data(tmp_path_factory):
 
 
 def space_of(data):
-    return make_space("auto", n_inputs=data.n_features, image_shape=data.image_shape)
+    return make_space("auto", n_inputs=data.n_features, image_shape=data.image_shape, strategy="darts")
 
 
 def context_for(data, *, seconds=300.0, limits=None, epochs=None, **kwargs) -> OneShotContext:

@@ -195,7 +195,7 @@ def _regression_bundle(tmp_path: Path, name: str, target) -> tuple[Path, object,
 def test_a_regression_target_in_the_thousands_exports_and_its_predict_py_matches(tmp_path):
     folder, model, data = _regression_bundle(tmp_path, "thousands", lambda a, b: 1000 + 500 * np.tanh(a) + 80 * b)
     predictions = predict_csv(model, data.preprocessing, tmp_path / "thousands.csv")
-    assert 300 < min(predictions) and max(predictions) < 1800
+    assert 0 < min(predictions) and max(predictions) < 2500  # in the target's thousands, not standardised units
 
 
 def test_a_regression_whose_predictions_cross_zero_exports_and_a_wrong_predict_py_still_fails(tmp_path):

@@ -11,11 +11,12 @@ from nas_engine.config import SearchConfig, broken_limits
 from nas_engine.evaluator import one_thread
 from nas_engine.oneshot.darts import _excess
 from nas_engine.results import OBJECTIVES, Costs, ensemble_costs
-from nas_engine.spaces import CNNSpace, MLPSpace
+from nas_engine.spaces import CNNSpace, MLPSpace, TabularSpace
 from nas_engine.spaces.memory import ActivationPeak, memory_of
 
 SPACES = [
     pytest.param(MLPSpace(), 30, id="mlp-30"),
+    pytest.param(TabularSpace(), 30, id="tabular-30"),
     pytest.param(CNNSpace(image_shape=(1, 8, 8)), 64, id="cnn-1x8x8"),
     pytest.param(CNNSpace(image_shape=(3, 16, 16)), 768, id="cnn-3x16x16"),
 ]

@@ -87,7 +87,7 @@ def test_max_trials_counts_the_kept_trained_trials_only(first_run, cancer_data):
     rejected = TrialResult(
         number=3,
         status=TrialStatus.REJECTED,
-        architecture={"space": "mlp", "made_up": True},
+        architecture={**first_run.trials[0].architecture, "made_up": True},
         arch_hash="rejected-before-training",
         metrics={},
         costs=Costs(params=10**9, flops=10**9, latency_ms=None, size_bytes=4 * 10**9),

@@ -33,6 +33,17 @@ def test_a_runaway_trial_is_stopped_and_recorded_as_failed_and_the_search_goes_o
     assert "No model finished training in the time this search allows per model" in no_model_reason(result.trials)
 
 
+def test_a_model_cut_at_the_limit_after_whole_epochs_keeps_its_best_epoch(cancer_data):
+    # A limit that lets a model through a few epochs (not all 200): on big data a few good epochs
+    # beat a search that sees few models, so the model is kept, marked as cut.
+    config = SearchConfig(target="diagnosis", budget_seconds=60, max_trials=2, max_epochs=200, patience=200)
+    result = run_search(config, cancer_data, trial_seconds=0.5)
+    assert [t.status for t in result.trials] == [TrialStatus.COMPLETED] * 2
+    for trial in result.trials:
+        assert trial.metrics["cut_at_time_limit"] is True
+        assert 1 <= trial.metrics["epochs"] < 200 and trial.metrics["score"] > 0.5
+
+
 def test_without_the_limit_the_same_trials_complete(cancer_data):
     config = SearchConfig(target="diagnosis", budget_seconds=60, max_trials=3)
     result = run_search(config, cancer_data, trial_seconds=math.inf)

@@ -125,7 +125,9 @@ def _plan_step(job: SearchJob) -> bool:
     data, config = services.prepared_data(job), services.search_config(job)
     pending = list(job.pending_trials.all())
     reported = services.job_trials(job)
-    state = _driver_state(job, make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape))
+    state = _driver_state(
+        job, make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape, strategy=config.strategy)
+    )
     _states.pop(job.pk, None)  # the state changes now; cached again once saved
     plan = plan_trials(
         config, data, reported=reported, in_flight=[p.to_planned() for p in pending],

@@ -274,7 +274,12 @@ class SearchJobForm(forms.Form):
     def _clean_limits(self, cleaned: dict) -> None:
         """Refuse a limit that not even the smallest network meets, next to that limit."""
         shape = self.data_shape(target=cleaned["target"], task=cleaned["task"])
-        space = nas_engine.spaces.make_space(cleaned["space"], n_inputs=shape.n_inputs, image_shape=shape.image_shape)
+        space = nas_engine.spaces.make_space(
+            cleaned["space"],
+            n_inputs=shape.n_inputs,
+            image_shape=shape.image_shape,
+            strategy=cleaned.get("strategy", ""),
+        )
         try:
             nas_engine.check_limits(
                 space,
