@@ -429,7 +429,8 @@ def compress_trial(
     """
     if kind not in KINDS:
         raise ConstraintError(f"Unknown compression '{kind}'; use one of: {', '.join(KINDS)}.")
-    if parent.architecture.get("embed", "none") != "none" or int(parent.architecture.get("members", 1)) > 1:
+    arch = parent.architecture
+    if arch.get("space") == "tabular" and (arch.get("embed", "none") != "none" or int(arch.get("members", 1)) > 1):
         raise ConstraintError("Compression applies to plain networks, not to embeddings or TabM-style ensembles.")
     if parent.status is not TrialStatus.COMPLETED or parent.weights_path is None:
         raise ConstraintError(f"Trial {parent.number} has no trained weights to compress.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -360,10 +361,57 @@ def _built_children(architecture: dict, n_in: int, n_out: int) -> list[tuple[tor
 
 
 def _network_boxes(architecture: dict, n_in: int, n_out: int) -> tuple[LayerBox, ...]:
+    if architecture.get("space") == "tabular":
+        return _tabular_boxes(architecture, n_in, n_out)
     children = _built_children(architecture, n_in, n_out)
     if architecture.get("space", "mlp") == "cnn":
         return _cnn_boxes(architecture, children, n_out)
     return _mlp_boxes(architecture, children, n_out)
+
+
+def _tabular_boxes(architecture: dict, n_in: int, n_out: int) -> tuple[LayerBox, ...]:
+    """The tabular space's network: [periodic embedding] → [TabM-style members] → the hidden layers
+    (boxed as the MLP space's) → the members' heads. A plain genome builds an MLP as it is."""
+    from nas_engine.spaces.tabular import EMBED_DIM, EMBED_FREQUENCIES, tabular_defaults
+
+    arch = tabular_defaults(architecture)
+    model = space_for_architecture(arch).build_model(arch, n_in, n_out).eval()
+    if isinstance(model, torch.nn.Sequential):
+        return _mlp_boxes(arch, _built_children(arch, n_in, n_out), n_out)
+    boxes: list[LayerBox] = []
+    width = n_in
+    if model.embedding is not None:
+        width = n_in * EMBED_DIM
+        details = (f"{EMBED_FREQUENCIES} learned frequencies per column", f"{EMBED_DIM} numbers per column")
+        params = sum(p.numel() for p in model.embedding.parameters())
+        boxes.append(
+            LayerBox(kind="dense", title="Periodic embedding", details=details, params=params, shape=str(width))
+        )
+    k = arch["members"]
+    if model.scaling is not None:
+        details = ("the members share the hidden layers", "each scales the input by its own vector")
+        boxes.append(
+            LayerBox(
+                kind="dense", title=f"{k} ensemble members", details=details, params=k * width, shape=f"{k}×{width}"
+            )
+        )
+    backbone = list(model.backbone.children())
+    shapes: list[str] = []
+    hooks = [
+        c.register_forward_hook(lambda _m, _i, out: shapes.append(_shape_text(tuple(out.shape[1:])))) for c in backbone
+    ]
+    try:
+        with torch.inference_mode():
+            model.backbone(torch.zeros(2, width))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    children = [(c, sum(p.numel() for p in c.parameters()), shape) for c, shape in zip(backbone, shapes, strict=True)]
+    head_params = model.head_weight.numel() + model.head_bias.numel()
+    children.append((torch.nn.Linear(1, 1), head_params, str(n_out)))  # the heads, where the MLP has its last Linear
+    *hidden, head = _mlp_boxes(arch, children, n_out)
+    averaged = ("one head per member, their predictions averaged",) if k > 1 else ()
+    return (*boxes, *hidden, dataclasses.replace(head, details=(*averaged, *head.details)))
 
 
 def _head_box(children: list[tuple[torch.nn.Module, int, str]], n_out: int, details: tuple[str, ...]) -> LayerBox:

@@ -185,3 +185,18 @@ def test_predict_raw_of_a_log_target_model_is_standardised():
     model = TabularSpace().build_model(_arch("none", 4), 3, 1).eval()
     out = predict_raw(model, np.zeros((2, 3), dtype=np.float32))
     assert out.shape == (2, 1)
+
+
+@pytest.mark.parametrize("embed,members", [("none", 1), ("periodic", 1), ("none", 8), ("periodic", 4)])
+def test_the_layer_diagram_accounts_for_every_weight(embed, members):
+    from nas_engine.export import layer_diagram
+
+    prep = {"n_features": 5, "task": "classification", "target": {"name": "y", "labels": ["a", "b", "c"]}}
+    prep["features"] = [{"name": f"c{i}", "kind": "numeric"} for i in range(5)]
+    arch = _arch(embed, members, norm="layer")
+    boxes = layer_diagram(arch, prep)
+    model = TabularSpace().build_model(arch, 5, 3)
+    assert sum(box.params or 0 for box in boxes) == sum(p.numel() for p in model.parameters())
+    assert [box.kind for box in boxes][0] == "input" and boxes[-2].kind == "head"
+    assert any("Periodic embedding" == box.title for box in boxes) == (embed == "periodic")
+    assert any(box.title == f"{members} ensemble members" for box in boxes) == (members > 1)

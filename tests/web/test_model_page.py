@@ -132,7 +132,9 @@ def test_the_owner_sees_the_card_the_layer_diagram_and_the_try_it_form(alice_cli
     assert response.status_code == 200
     content = response.content.decode()
     layers = best.architecture["layers"]
-    assert kinds(content) == ["input", *["dense"] * len(layers), "head", "output"]
+    # The tabular space adds a box for a periodic embedding and one for TabM-style members.
+    extra = (best.architecture.get("embed", "none") != "none") + (best.architecture.get("members", 1) > 1)
+    assert kinds(content) == ["input", *["dense"] * (len(layers) + extra), "head", "output"]
     for title in ("Model card", "Architecture", "Metrics", "Costs", "Inputs", "Limits", "How to run"):
         assert f">{title}</h" in content
     assert "<strong>diagnosis</strong> (classification) from tabular data" in content
