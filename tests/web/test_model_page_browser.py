@@ -77,7 +77,9 @@ def test_a_practitioner_reads_the_model_page_and_tries_the_model(
     assert "diagnosis (classification)" in page.inner_text("#model-card")
     boxes = page.locator("#layer-diagram > li.layer")
     kinds = [boxes.nth(i).get_attribute("data-kind") for i in range(boxes.count())]
-    assert kinds == ["input", *["dense"] * len(trial.architecture["layers"]), "head", "output"]
+    arch = trial.architecture  # the tabular space adds a box for an embedding and one for TabM-style members
+    extra = (arch.get("embed", "none") != "none") + (arch.get("members", 1) > 1)
+    assert kinds == ["input", *["dense"] * (len(arch["layers"]) + extra), "head", "output"]
     page.evaluate("window.loadedOnce = true")  # gone if the page reloads
 
     # Try it: five rows without the target column, predicted in the page.
