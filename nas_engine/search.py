@@ -422,13 +422,22 @@ class _Loop:
         return candidates
 
     def portfolio_next(self, n: int) -> list[dict]:
-        """Up to ``n`` architectures of the space's portfolio not tried yet (in its order), unless
-        the strategy opts out. The strategy learns from them like from its own proposals."""
+        """Up to ``n`` architectures of the space's portfolio not tried yet and within the analytic
+        limits (in its order), unless the strategy opts out. The strategy learns from them like
+        from its own proposals."""
         if not self.strategy.uses_portfolio:
             return []
         rows = len(self.data.X_train) + (len(self.data.X_val) if self.cv_folds > 1 else 0)
         portfolio = self.space.portfolio(rows=rows, task=self.data.task)
-        return [arch for arch in portfolio if self.space.arch_hash(arch) not in self.seen][:n]
+        data = self.data
+        return [
+            arch
+            for arch in portfolio
+            if self.space.arch_hash(arch) not in self.seen
+            # one that breaks a limit is left out, not proposed and rejected: the strategy would
+            # learn from a configuration the user ruled out, not from one of its own
+            and not _analytic_violation(self.space.costs(arch, data.n_features, data.n_outputs), self.config)
+        ][:n]
 
     def admit(self, number: int, arch: dict) -> _Candidate | None:
         """Reject ``arch`` if it breaks an analytic limit, else make it a candidate."""

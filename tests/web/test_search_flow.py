@@ -198,7 +198,10 @@ def test_a_multi_fidelity_search_over_three_objectives_keeps_their_front(
             "seed": 4,
             "cost_objective": "latency_ms",
             "third_objective": "params",
-            "space": "auto",
+            # The MLP space: under a 20,000-parameter limit most tabular genomes (embeddings) are
+            # over it, and NSGA-II breeds its next generation from those rejections while the
+            # bracket's admitted models wait to train (a known weakness, see issue 20's note).
+            "space": "mlp",
             "fidelity": "successive_halving",
             "max_params": 20000,
         },  # fmt: skip
