@@ -9,6 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -187,8 +188,11 @@ def test_a_worker_whose_lease_was_taken_stops_without_writing(
         assert wait_for_trials(job, 2, statuses=["completed", "pruned"]), worker.log()[-3000:]
         # What happens when the reaper wrongly takes it for dead and another worker claims it. (The
         # reaper sends the job to this test's own queues, which the worker above does not read.)
-        assert services.search_reap_stale(now=timezone.now() + timedelta(hours=1))["requeued"] == [job.pk]
-        lease = services.search_claim(job_id=job.pk, worker_host="second@host")
+        # One transaction: the requeued job's message goes out on commit, after this test's claim, so
+        # no other worker of the session (which reads the default queues) can claim it first.
+        with transaction.atomic():
+            assert services.search_reap_stale(now=timezone.now() + timedelta(hours=1))["requeued"] == [job.pk]
+            lease = services.search_claim(job_id=job.pk, worker_host="second@host")
         assert lease is not None and lease.fence == {"attempts": 2}
         job.refresh_from_db()
         taken = {name: getattr(job, name) for name in JOB_FIELDS}
