@@ -166,6 +166,7 @@ class _Loop:
         min_epochs = min(config.min_epochs, config.max_epochs)  # only checked when fidelity is on
         self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=config.max_epochs, eta=config.eta)
         self.cv_folds = config.cv_folds or auto_cv_folds(len(data.X_train))
+        self.portfolio = self._portfolio()  # fixed for the search: computed once, not per proposal
         self.start = time.monotonic()
         self.elapsed_before = float(elapsed_before)  # spent by earlier, interrupted runs of this search
         self.deadline = self.start + config.budget_seconds - self.elapsed_before
@@ -422,22 +423,23 @@ class _Loop:
         return candidates
 
     def portfolio_next(self, n: int) -> list[dict]:
-        """Up to ``n`` architectures of the space's portfolio not tried yet and within the analytic
-        limits (in its order), unless the strategy opts out. The strategy learns from them like
-        from its own proposals."""
+        """Up to ``n`` architectures of the portfolio not tried yet (in its order). The strategy
+        learns from them like from its own proposals."""
+        return [arch for arch in self.portfolio if self.space.arch_hash(arch) not in self.seen][:n]
+
+    def _portfolio(self) -> list[dict]:
+        """The space's portfolio for this data, within the analytic limits (none when the strategy
+        opts out). One that breaks a limit is left out, not proposed and rejected: the strategy
+        would learn from a configuration the user ruled out, not from one of its own."""
         if not self.strategy.uses_portfolio:
             return []
-        rows = len(self.data.X_train) + (len(self.data.X_val) if self.cv_folds > 1 else 0)
-        portfolio = self.space.portfolio(rows=rows, task=self.data.task)
         data = self.data
+        rows = len(data.X_train) + (len(data.X_val) if self.cv_folds > 1 else 0)
         return [
             arch
-            for arch in portfolio
-            if self.space.arch_hash(arch) not in self.seen
-            # one that breaks a limit is left out, not proposed and rejected: the strategy would
-            # learn from a configuration the user ruled out, not from one of its own
-            and not _analytic_violation(self.space.costs(arch, data.n_features, data.n_outputs), self.config)
-        ][:n]
+            for arch in self.space.portfolio(rows=rows, task=data.task)
+            if not _analytic_violation(self.space.costs(arch, data.n_features, data.n_outputs), self.config)
+        ]
 
     def admit(self, number: int, arch: dict) -> _Candidate | None:
         """Reject ``arch`` if it breaks an analytic limit, else make it a candidate."""

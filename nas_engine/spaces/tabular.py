@@ -118,8 +118,7 @@ class TabularSpace(MLPSpace):
             params += k * width
             flops += k * width
             activations.op(k * width)  # each member's scaled copy of the input
-        hidden = {**arch, "layers": arch["layers"]}
-        mlp = super().costs(hidden, width, 1)  # hidden layers plus a 1-output layer, taken off below
+        mlp = super().costs(arch, width, 1)  # hidden layers plus a 1-output layer, taken off below
         last = arch["layers"][-1]["units"] if arch["layers"] else width
         body_params = mlp.params - (last + 1)
         body_macs = mlp.flops - last
