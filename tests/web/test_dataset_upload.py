@@ -164,7 +164,7 @@ def test_it_deletes_a_dataset_and_its_file(alice_client, breast_cancer_csv, djan
     path = Path(dataset.file.path)
     assert path.exists()
     with django_capture_on_commit_callbacks(execute=True):
-        alice_client.post(reverse("dataset_delete", args=[dataset.pk]))
+        alice_client.post(reverse("dataset_delete", args=[dataset.pk]), {"confirm": "yes"})
     assert not Dataset.objects.exists()
     assert not path.exists()
 

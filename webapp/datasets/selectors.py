@@ -8,7 +8,7 @@ from django.utils import timezone
 
 import nas_engine
 from webapp.datasets.models import Dataset
-from webapp.searches.selectors import search_summaries
+from webapp.searches.selectors import search_summaries, with_model_counts
 
 PER_PAGE = 20
 
@@ -20,6 +20,17 @@ def dataset_list(*, user) -> QuerySet[Dataset]:
 def get_dataset_for_user(*, user, pk: int) -> Dataset:
     """The user's dataset, or 404 (also for other users' datasets, so ids leak nothing)."""
     return get_object_or_404(Dataset, pk=pk, owner=user)
+
+
+def dataset_deletion(*, dataset: Dataset) -> dict:
+    """What deleting ``dataset`` takes with it: every search on it (each with ``models``, its trained
+    models), their total, and how many are still queued or running (they are cancelled)."""
+    searches = list(with_model_counts(dataset.search_jobs.all()))
+    return {
+        "searches": searches,
+        "models": sum(job.models for job in searches),
+        "active": sum(not job.is_ended for job in searches),
+    }
 
 
 def dataset_page(*, user, number) -> Page:

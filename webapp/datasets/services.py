@@ -91,7 +91,13 @@ def csv_limits() -> nas_engine.CsvLimits:
 
 
 def dataset_delete(*, dataset: Dataset) -> None:
-    """Delete the row (and its jobs) first, then the file, so no row ever points at nothing."""
+    """Delete the row and its jobs first (each one cancelled, its files removed after commit, as
+    ``search_delete`` does), then the file, so no row ever points at nothing."""
+    from webapp.searches.services import search_delete
+
     path = Path(dataset.file.path)
-    dataset.delete()
+    with transaction.atomic():
+        for job in dataset.search_jobs.all():
+            search_delete(job=job)
+        dataset.delete()
     transaction.on_commit(lambda: path.unlink(missing_ok=True))

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 import nas_engine
 from webapp.accounts import quotas
@@ -97,9 +97,14 @@ def dataset_detail(request, pk: int):
     return render(request, "datasets/detail.html", {"dataset": dataset, "form": SearchJobForm(dataset=dataset)})
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def dataset_delete(request, pk: int):
+    """GET (or a POST without ``confirm``) asks first, saying what goes with the dataset: its
+    searches and their models. Only the confirmation page's POST deletes."""
     dataset = selectors.get_dataset_for_user(user=request.user, pk=pk)
+    if request.method != "POST" or request.POST.get("confirm") != "yes":
+        context = {"dataset": dataset} | selectors.dataset_deletion(dataset=dataset)
+        return render(request, "datasets/delete.html", context)
     services.dataset_delete(dataset=dataset)
     messages.success(request, f"Deleted {dataset.name}.")
     return redirect("home")

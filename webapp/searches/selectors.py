@@ -29,6 +29,12 @@ def get_search_for_user(*, user, pk: int) -> SearchJob:
     return get_object_or_404(SearchJob.objects.select_related("dataset"), pk=pk, **_visible_to(user))
 
 
+def with_model_counts(jobs: QuerySet[SearchJob]) -> QuerySet[SearchJob]:
+    """``jobs``, each with ``models``: its trained trials (weights on disk, maybe bundles), which a
+    deletion takes with it. What a confirmation page lists before anything is deleted."""
+    return jobs.annotate(models=Count("trials", filter=Q(trials__status__in=Trial.WITH_MODEL))).order_by("-pk")
+
+
 def get_trial_for_user(*, user, pk: int, number: int) -> Trial:
     return get_object_or_404(
         Trial.objects.select_related("job", "job__dataset"),

@@ -7,13 +7,14 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 import nas_engine
 from webapp.accounts import quotas
 from webapp.datasets.selectors import get_dataset_for_user
 from webapp.searches import bundles, evaluation, selectors, services
 from webapp.searches.forms import SearchJobForm
+from webapp.searches.models import Trial
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,19 @@ def search_cancel(request, pk: int):
     else:
         messages.info(request, "The search had already ended.")
     return redirect("search_detail", pk=job.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def search_delete(request, pk: int):
+    """GET (or a POST without ``confirm``) asks first, saying what goes with the search (its trained
+    models and bundles; a running search is cancelled). Only the confirmation page's POST deletes."""
+    job = selectors.get_search_for_user(user=request.user, pk=pk)
+    if request.method != "POST" or request.POST.get("confirm") != "yes":
+        models = job.trials.filter(status__in=Trial.WITH_MODEL).count()
+        return render(request, "searches/delete.html", {"job": job, "models": models})
+    services.search_delete(job=job)
+    messages.success(request, f"Deleted search #{pk} and its models.")
+    return redirect("home")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
