@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets to the Channels consumers (login required)."""
+"""ASGI entry point: HTTP goes to Django (a body over the upload limit is refused with 413 first, see
+webapp/bodylimit.py), WebSockets to the Channels consumers (login required)."""
 
 import os
 
@@ -11,11 +12,14 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from webapp.bodylimit import BodyLimitMiddleware, install_daphne_guard  # noqa: E402
 from webapp.searches.routing import websocket_urlpatterns  # noqa: E402
+
+install_daphne_guard()  # under daphne, which reads a whole body before the application starts
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

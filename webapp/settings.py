@@ -264,6 +264,11 @@ IMAGE_CONVERT_MEMORY_MB = env_int("IMAGE_CONVERT_MEMORY_MB", 2 * IMAGE_MAX_TOTAL
 # Uploads always stream to a temporary file on disk, never into memory.
 FILE_UPLOAD_HANDLERS = ["webapp.datasets.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = None
+# Every form takes at most one file; the other fields of a form (or a body that is not an upload) stay
+# under 1 MB. A request body larger than MAX_UPLOAD_BYTES plus this is refused with 413 before it is
+# read (webapp/bodylimit.py).
+DATA_UPLOAD_MAX_NUMBER_FILES = 1
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # --- search limits the form allows ---
 MAX_BUDGET_SECONDS = env_int("MAX_BUDGET_SECONDS", 3600, minimum=5)
