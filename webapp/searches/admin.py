@@ -101,17 +101,19 @@ class SearchJobAdmin(admin.ModelAdmin):
         seconds = ((job.finished_at or timezone.now()) - job.started_at).total_seconds()
         return f"{seconds:.0f} s"
 
-    @admin.action(description="Cancel the selected searches")
+    # Each action asks for the permission its effect needs: a view-only staff account is offered
+    # none of them, and Django refuses a forged post of one it does not offer.
+    @admin.action(description="Cancel the selected searches", permissions=["change"])
     def cancel_jobs(self, request, queryset):
         cancelled = sum(services.search_cancel(job=job) for job in queryset)
         self.message_user(request, f"Cancelled {cancelled} of {queryset.count()} searches (the rest had ended).")
 
-    @admin.action(description="Re-run the selected searches (same settings and seed)")
+    @admin.action(description="Re-run the selected searches (same settings and seed)", permissions=["rerun"])
     def rerun_jobs(self, request, queryset):
         reruns = [services.search_rerun(job=job) for job in queryset]
         self.message_user(request, "Queued " + ", ".join(f"#{job.pk}" for job in reruns) + ".")
 
-    @admin.action(description="Mark the selected searches failed (give a reason)")
+    @admin.action(description="Mark the selected searches failed (give a reason)", permissions=["change"])
     def mark_failed(self, request, queryset):
         reason = request.POST.get("reason", "").strip()
         if not reason:
@@ -120,13 +122,19 @@ class SearchJobAdmin(admin.ModelAdmin):
         marked = sum(services.search_mark_failed(job=job, reason=reason) for job in queryset)
         self.message_user(request, f"Marked {marked} searches failed (the rest had ended).")
 
-    @admin.action(description="Delete the selected searches and their files")
+    @admin.action(description="Delete the selected searches and their files", permissions=["delete"])
     def delete_with_files(self, request, queryset):
         count = 0
         for job in queryset:
             services.search_delete(job=job)
             count += 1
         self.message_user(request, f"Deleted {count} searches and their files.")
+
+    def has_rerun_permission(self, request):
+        """A re-run queues a new search (outside the owner's quota) from an existing one: it needs
+        both the add and the change permission (``has_add_permission`` is False for everyone here,
+        since the admin has no form to start a job)."""
+        return request.user.has_perms(["searches.add_searchjob", "searches.change_searchjob"])
 
     def delete_model(self, request, obj):
         services.search_delete(job=obj)
