@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from nas_engine import runtime
 from nas_engine.augment import AUGMENTATIONS
+from nas_engine.bundle_files import extract_bundle
 from nas_engine.config import DEFAULT_EXPORT, SearchConfig
 from nas_engine.errors import NasError
 from nas_engine.export import export_bundle
@@ -101,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("bundle", help="bundle zip written by 'search'")
     predict.add_argument("input", help="CSV to predict; for a model trained on images, an image, a folder or an .npz")
     predict.add_argument("-o", "--output", help="CSV to write (default: stdout)")
+    predict.add_argument(
+        "--torchscript", action="store_true",
+        help="run the bundle's model.pt instead of model.onnx; loading TorchScript can run code from the file, "
+        "so only for a bundle you trust",
+    )  # fmt: skip
     return parser
 
 
@@ -276,10 +282,14 @@ def _reference(config: SearchConfig, data: PreparedData, progress: _Progress) ->
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """Unzip the bundle within limits (it may come from anyone) and run its model: the ONNX one,
+    unless ``--torchscript`` asks for model.pt (never a fallback: loading TorchScript can run code)."""
     try:
-        with zipfile.ZipFile(args.bundle) as bundle, tempfile.TemporaryDirectory() as tmp:
-            bundle.extractall(tmp)
+        with tempfile.TemporaryDirectory() as tmp:
+            extract_bundle(args.bundle, tmp)
             argv = [args.input, "--bundle-dir", tmp] + (["-o", args.output] if args.output else [])
+            if args.torchscript:
+                argv += ["--model", str(Path(tmp) / "model.pt")]
             return runtime.main(argv)
     except zipfile.BadZipFile:
         raise NasError(f"'{args.bundle}' is not a model bundle (not a zip file).") from None

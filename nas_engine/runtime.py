@@ -448,18 +448,25 @@ def write_image_predictions(results: list[tuple[str, str, float | None]], handle
 
 
 def _run_model(matrix: np.ndarray, bundle_dir: Path, model_path: Path | None) -> np.ndarray:
-    try:
-        import onnxruntime
-    except ImportError:
-        onnxruntime = None
-    if onnxruntime is not None and (model_path is None or model_path.suffix == ".onnx"):
+    """Run the ONNX model (the bundle's model.onnx, or ``model_path``). TorchScript (model.pt) only
+    when ``model_path`` names it: loading TorchScript can run code from the file, so it is never a
+    silent fallback."""
+    if model_path is None or model_path.suffix == ".onnx":
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ValueError(
+                "onnxruntime is not installed: pip install onnxruntime. (With torch installed, --model model.pt "
+                "runs the TorchScript model instead; loading TorchScript can run code from the file, so only for a "
+                "bundle you trust.)"
+            ) from None
         session = onnxruntime.InferenceSession(
             str(model_path or bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"]
         )
         return session.run(["output"], {"input": matrix})[0]
-    import torch  # fallback when onnxruntime is not installed
+    import torch  # asked for by name: --model model.pt
 
-    module = torch.jit.load(str(model_path or bundle_dir / "model.pt"))
+    module = torch.jit.load(str(model_path))
     module.eval()
     with torch.inference_mode():
         return module(torch.from_numpy(matrix)).numpy()
@@ -506,7 +513,11 @@ def main(argv: list[str] | None = None) -> int:
         "a PNG/JPEG file, a folder of them or an .npz with x",
     )
     parser.add_argument("-o", "--output", help="where to write predictions (default: stdout)")
-    parser.add_argument("--model", help="model file (default: model.onnx next to this script)")
+    parser.add_argument(
+        "--model",
+        help="model file (default: model.onnx next to this script); model.pt runs the TorchScript model with torch "
+        "instead of onnxruntime (loading TorchScript can run code from the file: only for a bundle you trust)",
+    )
     parser.add_argument("--bundle-dir", default=str(Path(__file__).resolve().parent), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     images = is_image_input(args.input)

@@ -78,7 +78,7 @@ def test_bundle_predict_py_matches_in_process_predictions(bundle_dir, trained, m
     expected = predict_csv(model, mixed_data.preprocessing, new_data)
     assert len(expected) == 4 and set(expected) <= {"yes", "no"}
     assert out.read_text().splitlines() == ["prediction"] + [format_prediction(p) for p in expected]
-    # Without onnxruntime predict.py falls back to TorchScript; it must agree too.
+    # Asked for by name (--model model.pt), predict.py runs TorchScript; it must agree too.
     fallback = subprocess.run(
         [sys.executable, "predict.py", str(new_data), "--model", "model.pt"],
         cwd=bundle_dir,
