@@ -25,7 +25,7 @@ from django.urls import reverse
 from tests.conftest import ROOT, _child_env, _free_port
 from tests.web.helpers import upload_dataset
 from tests.web.test_search_flow import wait_until_ended
-from webapp.searches import services
+from webapp.searches import bundles, services
 from webapp.searches.models import SearchJob, Trial
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -107,7 +107,7 @@ def test_a_bundle_that_cannot_be_written_is_a_507_and_leaves_nothing_behind(
 
     status, body, _ = get(live_server_url + path, session)  # room again: the same download succeeds
     assert status == 200
-    saved = folder / f"trial_{trial.number}.zip"
+    saved = bundles.bundle_path(trial)
     assert saved.read_bytes() == body and [p.name for p in folder.iterdir()] == [saved.name]
     with zipfile.ZipFile(saved) as archive:
         assert {"model.onnx", "model.pt", "predict.py", "preprocessing.json"} <= set(archive.namelist())

@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -87,14 +89,47 @@ def _storage_errors() -> Iterator[None]:
         raise BundleStorageError(message, status=503) from exc
 
 
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def weights_key(trial: Trial) -> str:
+    """Names the weights the trial's model is served from (the refit's once recorded, else the
+    searched ones) with their file's size and modification time: what is cached from a model (its
+    bundle, its test-split evaluation) is served only while this key is the same, so a refit that
+    replaces the weights, or a conclusion that writes them again, is never answered from a cache."""
+    path = trial.final_weights_path or trial.weights_path
+    try:
+        info = os.stat(path) if path else None
+    except OSError:
+        info = None
+    return _digest([path, info.st_size if info else None, info.st_mtime_ns if info else None])
+
+
+def bundle_path(trial: Trial) -> Path:
+    """Where the trial's bundle is kept: named by its weights and by what its card records (test
+    scores, the reference, the splits), so a bundle made before the refit is never served after it."""
+    job = trial.job
+    key = _digest([weights_key(trial), _card_metrics(trial), job.reference, job.split_rows])
+    return Path(job.artifacts_dir) / "bundles" / f"trial_{trial.number}-{key}.zip"
+
+
+def _drop_other_bundles(path: Path, number: int) -> None:
+    """Delete the trial's bundles made from other weights or another card (no longer served)."""
+    for old in [*path.parent.glob(f"trial_{number}-*.zip"), path.parent / f"trial_{number}.zip"]:
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
 def trial_bundle(*, trial: Trial) -> Path:
-    """The trial's model bundle (.zip), exported and verified once, then kept beside the job's files.
+    """The trial's model bundle (.zip), exported and verified once for its current weights
+    (``bundle_path``), then kept beside the job's files.
 
     Raises:
         nas_engine.NasError: The trial has no model, or the bundle failed its checks.
         BundleStorageError: It could not be written; no file (partial or whole) is left behind.
     """
-    path = Path(trial.job.artifacts_dir) / "bundles" / f"trial_{trial.number}.zip"
+    path = bundle_path(trial)
     if path.exists():
         return path
     model = _load_trial_model(trial, as_served=False)  # the export quantizes the float network itself
@@ -130,6 +165,9 @@ def trial_bundle(*, trial: Trial) -> Path:
             os.replace(part, path)
         finally:
             Path(part).unlink(missing_ok=True)
+    current = Trial.objects.select_related("job").filter(pk=trial.pk).first()
+    if current is not None and bundle_path(current) == path:  # not when the refit came while this exported
+        _drop_other_bundles(path, trial.number)
     return path
 
 

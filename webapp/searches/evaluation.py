@@ -7,7 +7,7 @@ import json
 
 import nas_engine
 from nas_engine.export import describe_architecture
-from webapp.searches.bundles import _load_trial_model  # one loader for downloads and evaluations
+from webapp.searches.bundles import _load_trial_model, weights_key  # one loader for downloads and evaluations
 from webapp.searches.models import Trial
 
 SPLIT_CHANGED = (
@@ -17,7 +17,9 @@ SPLIT_CHANGED = (
 
 
 def trial_test_evaluation(*, trial: Trial) -> dict:
-    """The trial's test-split evaluation (see ``nas_engine.evaluate_test_split``), cached on the trial.
+    """The trial's test-split evaluation (see ``nas_engine.evaluate_test_split``), cached on the trial
+    with the key of the weights it was computed from (``bundles.weights_key``): once the refit
+    replaces them, it is computed again.
 
     The split is rebuilt as the search made it: the same CSV, target, task and seed through
     ``prepare_data``. Its fitted preprocessing must equal the one the job saved, or the rows
@@ -26,16 +28,18 @@ def trial_test_evaluation(*, trial: Trial) -> dict:
     Raises:
         NasError: The trial has no model, its weights are gone, or the split cannot be rebuilt.
     """
-    if trial.test_evaluation:
-        return trial.test_evaluation
+    key = weights_key(trial)  # before loading: weights replaced meanwhile leave a key that no longer matches
+    cached = trial.test_evaluation or {}
+    if cached.get("weights") == key and "result" in cached:
+        return cached["result"]
     model = _load_trial_model(trial)
     job = trial.job
     data = nas_engine.prepare_data(job.dataset.file.path, target=job.target, task=job.task, seed=job.seed)
     if json.loads(json.dumps(data.preprocessing)) != job.preprocessing:  # as the JSON field stores it
         raise nas_engine.NasError(SPLIT_CHANGED)
     result = nas_engine.evaluate_test_split(model, data)
-    Trial.objects.filter(pk=trial.pk).update(test_evaluation=result)
-    trial.test_evaluation = result
+    trial.test_evaluation = {"weights": key, "result": result}
+    Trial.objects.filter(pk=trial.pk).update(test_evaluation=trial.test_evaluation)
     return result
 
 
