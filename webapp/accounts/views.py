@@ -17,6 +17,9 @@ from django.utils.translation import gettext as _
 def signup(request):
     if request.user.is_authenticated:
         return redirect("home")
+    if not settings.SIGNUP_OPEN:  # the page says so; a post creates nobody
+        status = 403 if request.method == "POST" else 200
+        return render(request, "accounts/signup.html", {"signup_closed": True}, status=status)
     form = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
