@@ -77,5 +77,16 @@ def test_the_env_example_sets_every_variable_the_compose_file_requires():
         line.split("=", 1) for line in (ROOT / "docker" / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     )  # fmt: skip
-    assert required == {"SECRET_KEY", "ADMIN_PASSWORD"} and required <= set(example)
+    assert required == {"SECRET_KEY", "ADMIN_PASSWORD", "FLOWER_BASIC_AUTH"} and required <= set(example)
     assert "docker/.env" in (ROOT / ".gitignore").read_text().splitlines()  # secrets are never committed
+
+
+def test_no_secret_has_a_default_and_flower_listens_on_this_machine_only():
+    text = (ROOT / "docker" / "docker-compose.yml").read_text()
+    # A password with a default is a password everyone knows: each must be given (`:?`).
+    assert re.findall(r"\$\{(\w*(?:PASSWORD|AUTH|SECRET)\w*)(?::?-|\})", text) == []
+    flower = COMPOSE["services"]["flower"]
+    assert re.fullmatch(r"\$\{FLOWER_BASIC_AUTH:\?.+\}", flower["environment"]["FLOWER_BASIC_AUTH"])
+    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    example = (ROOT / "docker" / ".env.example").read_text()
+    assert "change-me" not in example and "change-me" not in text
