@@ -2,11 +2,14 @@
 cannot be pushed), the log keeps a line per new message, and the socket's snapshot and status events
 carry the log and the knee through the real Redis channel layer."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import channel_layers
+from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -36,13 +39,15 @@ def trial_result(number: int = 0) -> nas_engine.TrialResult:
 
 
 @pytest.mark.django_db
-def test_a_trial_is_saved_when_the_channel_layer_is_down(queued_job):
+def test_a_trial_is_saved_when_the_channel_layer_is_down(queued_job, django_capture_on_commit_callbacks):
     job = queued_job
     with override_settings(CHANNEL_LAYERS=DEAD_CHANNEL_LAYER):
-        assert events.send(job.pk, events.status_payload(job)) is False
-        trial = services.trial_record(job=job, result=trial_result())
+        assert events.push(job.pk, events.status_payload(job)) is False
+        with django_capture_on_commit_callbacks(execute=True) as sent:  # its event is pushed as after a commit
+            trial = services.trial_record(job=job, result=trial_result())
+    assert len(sent) == 1
     assert job.trials.get().pk == trial.pk and trial.on_front
-    assert events.send(job.pk, events.status_payload(job)) is True  # back once the layer answers
+    assert events.push(job.pk, events.status_payload(job)) is True  # back once the layer answers
 
 
 @pytest.mark.django_db
@@ -109,3 +114,63 @@ def test_the_socket_sends_the_latest_log_and_the_knee_then_appends_live(alice, a
     latest = list(job.log_entries.order_by("-id")[:5])[::-1]
     assert status["log"] == [entry.to_dict() for entry in latest] and latest[-1].message == "Cancelled"
     assert status["log"][-1]["id"] > snapshot["log"][-1]["id"]  # new to the page, which appends it
+
+
+class Listener:
+    """A channel in the job's group on the real Redis channel layer, as a job page's socket is: a layer
+    of its own, used on one event loop of its own (its receive buffer belongs to one loop)."""
+
+    def __init__(self, job_id: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.layer = channel_layers.make_backend("default")
+        self.group = events.group_name(job_id)
+        self.channel = self.loop.run_until_complete(self.layer.new_channel())
+        self.loop.run_until_complete(self.layer.group_add(self.group, self.channel))
+
+    def receive(self, timeout: float) -> dict | None:
+        try:
+            message = self.loop.run_until_complete(asyncio.wait_for(self.layer.receive(self.channel), timeout))
+        except TimeoutError:
+            return None
+        return message["payload"]
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.layer.group_discard(self.group, self.channel))
+        self.loop.run_until_complete(self.layer.close_pools())  # its connections only; never flush(): shared Redis
+        self.loop.close()
+
+
+class RolledBack(Exception):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)  # real commits and rollbacks
+def test_an_event_reaches_a_page_only_once_its_rows_are_committed_and_never_after_a_rollback(
+    alice, alice_client, breast_cancer_csv
+):
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    job = SearchJob.objects.create(  # made directly: never sent to a broker
+        owner=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30,
+        status=SearchJob.Status.RUNNING,
+    )  # fmt: skip
+    listener = Listener(job.pk)
+    try:
+        # As a spread-out trial reports: trial_record inside the trial task's (or a driver step's) transaction.
+        with transaction.atomic():
+            trial = services.trial_record(job=job, result=trial_result(0))
+            services.search_progress(job, nas_engine.StatusEvent(status="running", progress=0.5, message="1 trained"))
+            assert listener.receive(timeout=0.5) is None  # nothing before the commit
+        first, second = listener.receive(timeout=5), listener.receive(timeout=5)
+        assert first["type"] == "trial" and first["trial"]["id"] == trial.pk
+        assert second["type"] == "status" and second["progress"] == 0.5
+
+        with pytest.raises(RolledBack), transaction.atomic():
+            services.trial_record(job=job, result=trial_result(1))
+            raise RolledBack  # e.g. the job's lease was lost before the commit
+        assert not job.trials.filter(number=1).exists()
+        assert listener.receive(timeout=0.5) is None  # the rolled-back trial is never announced
+
+        services.trial_record(job=job, result=trial_result(2))  # outside a transaction: at once
+        assert listener.receive(timeout=5)["trial"]["number"] == 2
+    finally:
+        listener.close()

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 
 from channels.layers import get_channel_layer
+from django.db import transaction
 from redis.exceptions import RedisError
 
 from webapp.searches.models import SearchJob, SearchLogEntry, Trial
@@ -59,8 +60,15 @@ def snapshot_payload(job: SearchJob, trials: list[Trial], log: Sequence[SearchLo
     }
 
 
-def send(job_id: int, payload: dict) -> bool:
-    """Push one event to every browser watching the job. Call it after the rows are committed.
+def send(job_id: int, payload: dict) -> None:
+    """Push one event to every browser watching the job once what it announces is committed: inside a
+    transaction (a driver step, a spread-out trial's report, the reaper) when it commits, never if it
+    rolls back; outside one at once. A page that hears of a row can always read it."""
+    transaction.on_commit(lambda: push(job_id, payload), robust=True)
+
+
+def push(job_id: int, payload: dict) -> bool:
+    """Push one event now (``send`` calls it after the commit).
 
     The database already holds what the event says, so a channel layer that is down must not stop
     the search: the failure is logged, and a page that reconnects gets it all in its snapshot.
