@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import optuna_mlp
 from benchmarks.report import QUICK, RESULTS, run_and_print, write_table
 
 BUDGETS = [float(b) for b in os.environ.get("BENCH_SQ_BUDGETS", "20" if QUICK else "60,180,600").split(",")]
@@ -112,20 +113,6 @@ def nas_run(dataset: str, seed: int, budget: float, workdir: Path) -> dict:
     }
 
 
-def _mlp(task: str, params: dict, seed: int):
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-    model = MLPClassifier if task == "classification" else MLPRegressor
-    return model(
-        hidden_layer_sizes=(params["width"],) * params["layers"],
-        activation=params["activation"],
-        alpha=params["alpha"],
-        learning_rate_init=params["learning_rate"],
-        max_iter=300,
-        random_state=seed,
-    )
-
-
 def optuna_run(dataset: str, seed: int, budget: float, workdir: Path) -> dict:
     """scikit-learn's MLP tuned by Optuna TPE for ``budget`` seconds, then refit on train+validation."""
     import optuna
@@ -138,21 +125,15 @@ def optuna_run(dataset: str, seed: int, budget: float, workdir: Path) -> dict:
     metric, score = _metric(data)
 
     def objective(trial: optuna.Trial) -> float:
-        params = {
-            "layers": trial.suggest_int("layers", 1, 3),
-            "width": trial.suggest_int("width", 16, 512, log=True),
-            "activation": trial.suggest_categorical("activation", ["relu", "tanh"]),
-            "alpha": trial.suggest_float("alpha", 1e-6, 1e-1, log=True),
-            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
-        }
-        model = _mlp(data.task, params, seed).fit(data.X_train, data.y_train)
+        model = optuna_mlp.model(data.task, optuna_mlp.suggest(trial), seed=seed, max_iter=300)
+        model = model.fit(data.X_train, data.y_train)
         return float(score(data.y_val, model.predict(data.X_val)))
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, timeout=budget)
     best = study.best_params
     x, y = _train_val(data)
-    model = _mlp(data.task, best, seed).fit(x, y)
+    model = optuna_mlp.model(data.task, best, seed=seed, max_iter=300).fit(x, y)
     return {
         "score": float(score(data.y_test, model.predict(data.X_test))),
         "seconds": time.monotonic() - started,

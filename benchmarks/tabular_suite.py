@@ -58,6 +58,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import optuna_mlp
 from benchmarks.report import QUICK, RESULTS, run_and_print, write_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -438,20 +439,6 @@ def _predict(dataset: Dataset, split_: Split, bundle: Path, folder: Path) -> tup
 # --- optuna_mlp, in a process of its own ----------------------------------------------------------
 
 
-def _mlp(task: str, params: dict):
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-    model = MLPClassifier if task == "classification" else MLPRegressor
-    return model(
-        hidden_layer_sizes=(params["width"],) * params["layers"],
-        activation=params["activation"],
-        alpha=params["alpha"],
-        learning_rate_init=params["learning_rate"],
-        max_iter=MLP_EPOCHS,
-        random_state=SEED,
-    )
-
-
 def _fit_mlp(task: str, params: dict, x, y, *, deadline: float | None = None, epochs: int = MLP_EPOCHS):
     """The MLP on the shared preprocessing, trained an epoch at a time: ``partial_fit`` takes the same
     Adam steps and the same stopping rule (training loss not better by ``tol`` for ``n_iter_no_change``
@@ -461,7 +448,7 @@ def _fit_mlp(task: str, params: dict, x, y, *, deadline: float | None = None, ep
 
     preprocess = _preprocessor(x).fit(x)
     inputs = preprocess.transform(x)
-    mlp = _mlp(task, params)
+    mlp = optuna_mlp.model(task, params, seed=SEED, max_iter=MLP_EPOCHS)
     if task == "classification":
         target, extra, mean, std = np.asarray(y), {"classes": np.unique(y)}, 0.0, 1.0
     else:
@@ -506,14 +493,7 @@ def optuna_run(dataset: Dataset, split_: Split, budget: float) -> dict:
     metric = accuracy_score if classification else r2_score
 
     def objective(trial: optuna.Trial) -> float:
-        params = {
-            "layers": trial.suggest_int("layers", 1, 3),
-            "width": trial.suggest_int("width", 16, 512, log=True),
-            "activation": trial.suggest_categorical("activation", ["relu", "tanh"]),
-            "alpha": trial.suggest_float("alpha", 1e-6, 1e-1, log=True),
-            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
-        }
-        predict, epochs = _fit_mlp(dataset.task, params, x_fit, y_fit, deadline=deadline)
+        predict, epochs = _fit_mlp(dataset.task, optuna_mlp.suggest(trial), x_fit, y_fit, deadline=deadline)
         trial.set_user_attr("epochs", epochs)
         return float(metric(y_val, predict(x_val)))
 
