@@ -1,4 +1,4 @@
-"""Events pushed to the job page over the channel layer (JSON shapes in DESIGN.md)."""
+"""Events pushed to the job page over the channel layer (JSON shapes in docs/architecture.md)."""
 
 import asyncio
 import logging
