@@ -3,6 +3,8 @@
 // Without this script the form still works as a normal POST.
 (function () {
   "use strict";
+  // The bundle link: prepared by a worker, with its progress shown beside it (job/download.js).
+  if (window.NasJob && window.NasJob.download) window.NasJob.download.init(document.body);
   const form = document.getElementById("try-form");
   if (!form || !window.fetch || !window.DOMParser || !window.FormData || !window.NasFiles) return;
   const status = document.getElementById("try-status");

@@ -46,3 +46,16 @@ def communicator_for(client, job_id: int, *, origin: bytes = b"http://localhost"
         f"/ws/searches/{job_id}/",
         headers=[(b"cookie", cookie.encode()), (b"origin", origin), (b"host", b"localhost")],
     )
+
+
+def prepared(client, url: str, *, timeout: float = 120):
+    """GET a download a worker prepares (a bundle, predictions, an evaluation): ask with
+    ``Accept: application/json`` until it is no longer 202, then fetch the file itself when the
+    answer says it is ready; else that answer (an evaluation's JSON, or a failure)."""
+    deadline = time.monotonic() + timeout
+    while (response := client.get(url, HTTP_ACCEPT="application/json")).status_code == 202:
+        assert time.monotonic() < deadline, f"{url} was still being prepared after {timeout} s: {response.json()}"
+        time.sleep(0.2)
+    if response.status_code == 200 and response.json().get("state") == "ready":
+        return client.get(url)
+    return response

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from django.urls import reverse
 
-from tests.web.helpers import upload_dataset
+from tests.web.helpers import prepared, upload_dataset
 from tests.web.test_search_flow import wait_until_ended
 from webapp.searches.models import SearchJob
 
@@ -42,7 +42,7 @@ def test_compressed_variants_become_trials_and_an_int8_one_downloads_quantized(
     int8 = next(t for t in variants if t.architecture["compression"]["kind"] == "int8")
     assert int8.size_bytes < parents[int8.architecture["compression"]["parent"]].size_bytes
 
-    response = alice_client.get(reverse("trial_bundle", args=[job.pk, int8.number]))
+    response = prepared(alice_client, reverse("trial_bundle", args=[job.pk, int8.number]))  # made by the worker
     assert response.status_code == 200
     content = b"".join(response.streaming_content)
     bundle = zipfile.ZipFile(io.BytesIO(content))
@@ -56,7 +56,8 @@ def test_compressed_variants_become_trials_and_an_int8_one_downloads_quantized(
     command = [sys.executable, "-m", "nas_engine", "predict", str(tmp_path / "bundle.zip"), str(breast_cancer_csv)]
     subprocess.run([*command, "-o", str(out)], check=True, capture_output=True)
     bundled = [row["prediction"] for row in csv.DictReader(out.open())]
-    served = alice_client.get(reverse("trial_predictions", args=[job.pk, int8.number])).content.decode()
+    predictions = prepared(alice_client, reverse("trial_predictions", args=[job.pk, int8.number]))
+    served = b"".join(predictions.streaming_content).decode()
     shown = [row["prediction"] for row in csv.DictReader(io.StringIO(served))]
     assert len(shown) == len(bundled) == 569
     assert sum(a == b for a, b in zip(shown, bundled, strict=True)) >= 0.99 * 569

@@ -275,7 +275,7 @@ def test_after_the_search_the_explorer_compares_and_downloads(
     assert page.is_visible("#compare-message") and "at most 3" in page.inner_text("#compare-message")
     assert not boxes.nth(3).is_checked() and page.locator("#compare-panels .compare-card").count() == 3
 
-    # Download the first compared model's bundle: "building" first, then bytes, then a saved zip.
+    # Download the first compared model's bundle: "preparing" (by the worker) first, then bytes, then a saved zip.
     number = models[0].number
     link = page.locator(f"#compare-panels .compare-card[data-number='{number}'] a[data-download]")
     page.evaluate(
@@ -292,7 +292,7 @@ def test_after_the_search_the_explorer_compares_and_downloads(
     with zipfile.ZipFile(saved) as archive:
         assert {"model.onnx", "predict.py", "preprocessing.json"} <= set(archive.namelist())
     states = page.evaluate("window.downloadStates")
-    assert states[0] == "Building the bundle…" and any(s.startswith("Downloading…") for s in states)
+    assert states[0] == "Preparing…" and any(s.startswith("Downloading…") for s in states)
     page.wait_for_function(f"document.getElementById('compare-download-{number}').textContent.startsWith('Saved')")
 
     # On a phone the page stays within the screen (the table scrolls inside its own box).

@@ -309,7 +309,25 @@ BAD_FILES = {
         lambda tmp, src: _big_csv(tmp / "big.csv", src, bundles.TRY_MAX_ROWS + 1),
         "The file has more than 10,000 rows",
     ),
+    "too many columns": (  # the model's 30 and the target, then 240 more: refused before any row is read
+        lambda tmp, src: _wide_csv(tmp / "wide.csv", src, extra=240),
+        "The file has 271 columns; at most 256 are read here, and this model uses 30. Leave out the columns",
+    ),
+    "a row with too many cells": (
+        lambda tmp, src: _write(tmp / "row.csv", Path(src).read_text().splitlines()[0].encode() + b"\n" + b"1," * 300),
+        "Row 1 (line 2) has 301 columns; at most 256 are read here",
+    ),
 }
+
+
+def _wide_csv(path: Path, source: Path, *, extra: int) -> Path:
+    rows = runtime.read_csv_rows(source)[:3]
+    notes = {f"note {i}": "x" for i in range(extra)}
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*rows[0], *notes])
+        writer.writeheader()
+        writer.writerows([row | notes for row in rows])
+    return path
 
 
 def _write(path: Path, content: bytes) -> Path:

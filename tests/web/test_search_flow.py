@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 
-from tests.web.helpers import communicator_for, upload_dataset, wait_for_trials
+from tests.web.helpers import communicator_for, prepared, upload_dataset, wait_for_trials
 from webapp.searches.models import SearchJob, Trial
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -139,7 +139,7 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
     assert async_to_sync(refused)(communicator_for(bob_client, job.pk))
 
     # The bundle's own predict.py, run from raw CSV columns, gives the app's predictions.
-    bundle = alice_client.get(reverse("trial_bundle", args=[job.pk, best.number]))
+    bundle = prepared(alice_client, reverse("trial_bundle", args=[job.pk, best.number]))  # made by the worker
     assert bundle.status_code == 200 and bundle["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(b"".join(bundle.streaming_content))) as archive:
         assert {"model.onnx", "model.pt", "preprocessing.json", "architecture.json", "metrics.json",
@@ -150,9 +150,9 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
         [sys.executable, "predict.py", str(breast_cancer_csv), "-o", str(out)],
         cwd=tmp_path / "bundle", check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    app = alice_client.get(reverse("trial_predictions", args=[job.pk, best.number]))
+    app = prepared(alice_client, reverse("trial_predictions", args=[job.pk, best.number]))
     assert app.status_code == 200
-    from_app = read_predictions(app.content.decode())
+    from_app = read_predictions(b"".join(app.streaming_content).decode())
     assert len(from_app) == 569
     assert read_predictions(out.read_text()) == from_app
 

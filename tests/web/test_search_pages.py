@@ -1,10 +1,12 @@
 """The job page, cancel, downloads and test-split evaluations: owners (and staff) only."""
 
+import shutil
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
+from tests.web.helpers import prepared
 from webapp.searches import services
 from webapp.searches.models import SearchJob
 
@@ -111,6 +113,28 @@ def trained_trial(job):
     return train_trial(job)
 
 
+# A worker computes an evaluation: these tests commit their rows (transaction=True) for the real one.
+on_the_worker = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def committed_job(alice, alice_client, breast_cancer_csv):
+    """Alice's search on breast_cancer, made directly (never sent to a broker), its rows committed."""
+    from tests.web.helpers import upload_dataset
+
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    job = SearchJob.objects.create(
+        owner=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=30
+    )
+    shutil.rmtree(job.artifacts_dir, ignore_errors=True)  # a flushed test database reuses job ids
+    return job
+
+
+@pytest.fixture
+def committed_trial(committed_job):
+    return train_trial(committed_job)
+
+
 def train_trial(job):
     """Trial 0 of ``job`` with real weights, trained briefly on the job's own training split, as a
     finished search leaves it (the job keeps the preprocessing fitted on that split)."""
@@ -153,9 +177,15 @@ def test_it_shows_the_explorer_with_labelled_sliders_and_its_scripts(alice_clien
     assert 'data-sort-key="params"' in html and 'id="job-log"' in html
 
 
-def test_the_evaluation_is_a_confusion_matrix_of_the_test_split_computed_once(alice_client, job, trained_trial):
+@on_the_worker
+def test_the_evaluation_is_a_confusion_matrix_of_the_test_split_computed_once(
+    celery_worker_process, alice_client, committed_job, committed_trial
+):
+    job, trained_trial = committed_job, committed_trial
     url = reverse("trial_evaluation", args=[job.pk, 0])
-    body = alice_client.get(url).json()
+    asked = alice_client.get(url)
+    assert asked.status_code == 202 and asked.json()["state"] in ("queued", "running")  # a worker computes it
+    body = prepared(alice_client, url).json()
     evaluation = body["evaluation"]
     assert evaluation["task"] == "classification" and evaluation["labels"] == ["0", "1"]
     assert sum(map(sum, evaluation["confusion"])) == evaluation["n"] == held_out_rows(job)
@@ -166,14 +196,18 @@ def test_the_evaluation_is_a_confusion_matrix_of_the_test_split_computed_once(al
     assert alice_client.get(url).json()["evaluation"] == evaluation
 
 
-def test_other_users_get_404_for_an_evaluation_and_staff_get_it(bob_client, job, trained_trial, django_user_model):
+@on_the_worker
+def test_other_users_get_404_for_an_evaluation_and_staff_get_it(
+    celery_worker_process, bob_client, committed_job, committed_trial, django_user_model
+):
     from django.test import Client
 
+    job = committed_job
     url = reverse("trial_evaluation", args=[job.pk, 0])
     assert bob_client.get(url).status_code == 404
     staff = Client()
     staff.force_login(django_user_model.objects.create_user(username="sam", password="x", is_staff=True))
-    response = staff.get(url)
+    response = prepared(staff, url)
     assert response.status_code == 200 and response.json()["evaluation"]["n"] == held_out_rows(job)
 
 
@@ -191,26 +225,31 @@ def test_an_evaluation_without_a_model_says_why_with_409(alice_client, job, trai
     assert alice_client.get(reverse("trial_evaluation", args=[job.pk, 7])).status_code == 404
 
 
-def test_an_evaluation_refuses_a_test_split_it_cannot_rebuild(alice_client, job, trained_trial):
+@on_the_worker
+def test_an_evaluation_refuses_a_test_split_it_cannot_rebuild(
+    celery_worker_process, alice_client, committed_job, committed_trial
+):
     from webapp.searches.evaluation import SPLIT_CHANGED
 
+    job = committed_job
     SearchJob.objects.filter(pk=job.pk).update(seed=job.seed + 1)  # another seed: other rows in the split
-    response = alice_client.get(reverse("trial_evaluation", args=[job.pk, 0]))
+    response = prepared(alice_client, reverse("trial_evaluation", args=[job.pk, 0]))
     assert response.status_code == 409 and response.json()["error"] == SPLIT_CHANGED
 
 
+@on_the_worker
 def test_a_regression_evaluation_gives_true_and_predicted_values_in_the_targets_units(
-    alice, alice_client, diabetes_csv, django_capture_on_commit_callbacks
+    celery_worker_process, alice, alice_client, diabetes_csv
 ):
     from tests.web.helpers import upload_dataset
 
     dataset = upload_dataset(alice_client, diabetes_csv)
-    with django_capture_on_commit_callbacks(execute=False):  # never sent to a worker
-        job = services.search_create(
-            user=alice, dataset=dataset, target="progression", task="regression", budget_seconds=30
-        )
+    job = SearchJob.objects.create(  # made directly: never sent to a broker
+        owner=alice, dataset=dataset, target="progression", task="regression", budget_seconds=30
+    )
+    shutil.rmtree(job.artifacts_dir, ignore_errors=True)
     train_trial(job)
-    evaluation = alice_client.get(reverse("trial_evaluation", args=[job.pk, 0])).json()["evaluation"]
+    evaluation = prepared(alice_client, reverse("trial_evaluation", args=[job.pk, 0])).json()["evaluation"]
     assert evaluation["task"] == "regression" and len(evaluation["y_true"]) == len(evaluation["y_pred"])
     assert len(evaluation["y_true"]) == evaluation["n"] == held_out_rows(job)
     assert 25 <= min(evaluation["y_true"]) and max(evaluation["y_true"]) <= 346  # diabetes progression's range

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import errno
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -177,8 +178,10 @@ def dataset_rows(dataset, *, max_rows: int | None = None) -> list[dict]:
     path = dataset.file.path
     if dataset.image:
         return nas_engine.dataset.read_table(path, max_rows=max_rows).to_dict("records")
-    rows = runtime.read_csv_rows(path)
-    return rows if max_rows is None else rows[:max_rows]
+    if max_rows is None:
+        return runtime.read_csv_rows(path)
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # as read_csv_rows, up to max_rows only
+        return [dict(row) for row in itertools.islice(csv.DictReader(handle), max_rows)]
 
 
 def trial_predictions(*, trial: Trial, csv_path: str) -> list:
@@ -199,6 +202,7 @@ def trial_dataset_predictions(*, trial: Trial) -> list:
 # --- the model page: its card, its layer diagram, and "try it" predictions ---------------------
 
 TRY_MAX_ROWS = 10_000  # rows one "try it" upload may hold: answered while the person waits
+TRY_MAX_COLUMNS = 256  # columns it may hold (twice the model's own when it has more): every cell is read
 _NAMES_SHOWN = 10  # missing columns named in an error before "and N more"
 
 
@@ -248,19 +252,39 @@ def _names(names: list[str]) -> str:
     return shown + (f" and {len(names) - _NAMES_SHOWN} more" if len(names) > _NAMES_SHOWN else "")
 
 
+def try_max_columns(preprocessing: dict) -> int:
+    """The most columns a "try it" file may have for this model: TRY_MAX_COLUMNS, or twice the
+    model's own columns when it has more (room for the target, IDs and notes beside them)."""
+    return max(TRY_MAX_COLUMNS, 2 * len(preprocessing["feature_columns"]))
+
+
+def _too_many_columns(count: int, max_columns: int, preprocessing: dict, *, where: str) -> nas_engine.DatasetError:
+    return nas_engine.DatasetError(
+        f"{where} has {count:,} columns; at most {max_columns:,} are read here, and this model uses "
+        f"{len(preprocessing['feature_columns']):,}. Leave out the columns it does not use, or run the "
+        "downloaded bundle's predict.py on the file."
+    )
+
+
 def _check_try_csv(csv_path: str, preprocessing: dict, *, max_rows: int) -> None:
     """Refuse a file the model cannot predict, saying what to fix.
 
     Raises:
-        DatasetError: Not UTF-8 CSV text, no rows, too many rows, or feature columns missing.
+        DatasetError: Not UTF-8 CSV text, no rows, too many rows or columns, or feature columns missing.
     """
     rows = 0
+    max_columns = try_max_columns(preprocessing)
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
+            if header and len(header) > max_columns:  # refused before a single data row is read
+                raise _too_many_columns(len(header), max_columns, preprocessing, where="The file")
             for row in reader:
                 rows += bool(row)  # blank lines are skipped, as predict.py's reader skips them
+                if len(row) > max_columns:
+                    where = f"Row {rows} (line {reader.line_num})"
+                    raise _too_many_columns(len(row), max_columns, preprocessing, where=where)
                 if rows > max_rows:
                     raise nas_engine.DatasetError(
                         f"The file has more than {max_rows:,} rows; try at most {max_rows:,} at a time here, "

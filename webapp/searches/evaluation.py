@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import nas_engine
-from nas_engine.export import describe_architecture
 from webapp.searches.bundles import _load_trial_model, weights_key  # one loader for downloads and evaluations
 from webapp.searches.models import Trial
 
@@ -14,6 +13,13 @@ SPLIT_CHANGED = (
     "The test split of this search cannot be rebuilt: the dataset or the data preparation changed since "
     "it ran. Re-run the search to compare its models on a test split."
 )
+
+
+def cached_test_evaluation(trial: Trial) -> dict | None:
+    """The trial's kept test-split evaluation when it was computed from its current weights, else None;
+    cheap (no model is loaded), for a web request to answer from."""
+    cached = trial.test_evaluation or {}
+    return cached["result"] if cached.get("weights") == weights_key(trial) and "result" in cached else None
 
 
 def trial_test_evaluation(*, trial: Trial) -> dict:
@@ -41,12 +47,3 @@ def trial_test_evaluation(*, trial: Trial) -> dict:
     trial.test_evaluation = {"weights": key, "result": result}
     Trial.objects.filter(pk=trial.pk).update(test_evaluation=trial.test_evaluation)
     return result
-
-
-def trial_comparison(*, trial: Trial) -> dict:
-    """What the comparison panel shows of one trial: its row, its layers and its test-split evaluation."""
-    return {
-        "trial": trial.to_dict(),
-        "layers": describe_architecture(trial.architecture),
-        "evaluation": trial_test_evaluation(trial=trial),
-    }

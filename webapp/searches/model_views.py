@@ -33,10 +33,16 @@ class TryItForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, images: bool = False, too_large: bool = False, **kwargs):
+    def __init__(self, *args, images: bool = False, too_large: bool = False, max_columns: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.too_large = too_large
         self.images = images
+        if max_columns:
+            self.fields["file"].help_text = (
+                f"The same columns as the training data (the target column may be left out); at most "
+                f"{bundles.TRY_MAX_ROWS:,} rows, {max_columns:,} columns and {settings.MAX_UPLOAD_MB} MB. "
+                "Nothing is kept."
+            )
         self.accept = ".png,.jpg,.jpeg,image/png,image/jpeg" if images else ".csv,text/csv"
         if images:
             self.fields["file"].label = "Image file (PNG or JPEG)"
@@ -75,9 +81,12 @@ def trial_detail(request, pk: int, number: int):
         return _page(request, trial, status=409, no_model=_no_model_reason(trial))
     card = bundles.trial_model_card(trial=trial)
     images = "image" in trial.job.preprocessing
+    max_columns = 0 if images else bundles.try_max_columns(trial.job.preprocessing)
     if request.method == "GET":
-        return _page(request, trial, card=card, form=TryItForm(images=images))
-    form = TryItForm(request.POST, request.FILES, images=images, too_large=getattr(request, "upload_too_large", False))
+        return _page(request, trial, card=card, form=TryItForm(images=images, max_columns=max_columns))
+    data, files = request.POST, request.FILES  # reading the upload sets upload_too_large
+    too_large = getattr(request, "upload_too_large", False)
+    form = TryItForm(data, files, images=images, too_large=too_large, max_columns=max_columns)
     try:
         tried, status = _predict_upload(trial, form)
     finally:

@@ -32,7 +32,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connections
 
-from webapp.searches import distributed, services
+from webapp.searches import distributed, downloads, services
 from webapp.searches.models import SearchJob
 
 logger = logging.getLogger(__name__)
@@ -117,3 +117,10 @@ def reap_when_a_worker_starts(sender=None, **kwargs) -> None:
     worker of its own name was running is taken at once, fresh heartbeat or not: it is this worker,
     restarted after a crash (a supervisor restarts it within seconds), so that run cannot be alive."""
     services.search_reap_stale(restarted_worker=getattr(sender, "hostname", "") or "")
+
+
+@shared_task(name="searches.prepare_download")
+def prepare_download(trial_id: int, kind: str, key: str = "") -> None:
+    """Make a trial's bundle, its predictions or its test-split evaluation for the page that asked
+    (routed to the default queue, the web tasks' one; see ``webapp.searches.downloads``)."""
+    downloads.prepare(trial_id=trial_id, kind=kind, key=key)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from webapp.searches import model_views, views
+from webapp.searches import download_views, model_views, views
 
 urlpatterns = [
     path("new/<int:dataset_pk>/", views.search_create, name="search_create"),
@@ -9,7 +9,7 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.search_cancel, name="search_cancel"),
     path("<int:pk>/delete/", views.search_delete, name="search_delete"),
     path("<int:pk>/trials/<int:number>/", model_views.trial_detail, name="trial_detail"),
-    path("<int:pk>/trials/<int:number>/bundle.zip", views.trial_bundle, name="trial_bundle"),
-    path("<int:pk>/trials/<int:number>/predictions.csv", views.trial_predictions, name="trial_predictions"),
-    path("<int:pk>/trials/<int:number>/evaluation.json", views.trial_evaluation, name="trial_evaluation"),
+    path("<int:pk>/trials/<int:number>/bundle.zip", download_views.trial_bundle, name="trial_bundle"),
+    path("<int:pk>/trials/<int:number>/predictions.csv", download_views.trial_predictions, name="trial_predictions"),
+    path("<int:pk>/trials/<int:number>/evaluation.json", download_views.trial_evaluation, name="trial_evaluation"),
 ]

@@ -1,18 +1,17 @@
-"""Search pages: start a job, watch it live, cancel it, download a trial's bundle or predictions."""
+"""Search pages: start a job, watch it live, cancel or delete it (downloads: download_views)."""
 
-import csv
 import logging
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import FileResponse, HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 import nas_engine
 from webapp.accounts import quotas
 from webapp.datasets.selectors import get_dataset_for_user
-from webapp.searches import bundles, evaluation, selectors, services
+from webapp.searches import selectors, services
 from webapp.searches.forms import SearchJobForm
 from webapp.searches.models import Trial
 
@@ -92,58 +91,3 @@ def spreadsheet_safe(value) -> str:
     except ValueError:
         return "'" + text
     return text
-
-
-def _trial_or_error(request, pk: int, number: int):
-    trial = selectors.get_trial_for_user(user=request.user, pk=pk, number=number)
-    if trial.status not in trial.WITH_MODEL:
-        return trial, HttpResponse(f"Trial {number} was {trial.status}; it has no model.", status=409)
-    return trial, None
-
-
-@require_GET
-def trial_bundle(request, pk: int, number: int):
-    trial, error = _trial_or_error(request, pk, number)
-    if error:
-        return error
-    try:
-        path = bundles.trial_bundle(trial=trial)
-    except nas_engine.NasError as exc:
-        return HttpResponse(str(exc), status=409)
-    except bundles.BundleStorageError as exc:
-        response = HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
-        response["Retry-After"] = "60"  # a full disk is usually freed by the operator, not in seconds
-        return response
-    filename = f"nas-studio-search{pk}-trial{number}.zip"
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename, content_type="application/zip")
-
-
-@require_GET
-def trial_predictions(request, pk: int, number: int):
-    """Predictions of one trial's model for every row of the job's dataset, as CSV."""
-    trial, error = _trial_or_error(request, pk, number)
-    if error:
-        return error
-    try:
-        predictions = bundles.trial_dataset_predictions(trial=trial)
-    except nas_engine.NasError as exc:
-        return HttpResponse(str(exc), status=409)
-    response = HttpResponse(content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="search{pk}-trial{number}-predictions.csv"'
-    writer = csv.writer(response)
-    writer.writerow(["prediction"])
-    writer.writerows([spreadsheet_safe(value)] for value in predictions)
-    return response
-
-
-@require_GET
-def trial_evaluation(request, pk: int, number: int):
-    """One trial for the comparison panel: its metrics and costs, its layers, and its confusion matrix
-    or residuals on the test split (JSON). 409 with an ``error`` when it has no model to evaluate."""
-    trial = selectors.get_trial_for_user(user=request.user, pk=pk, number=number)
-    if trial.status not in trial.WITH_MODEL:
-        return JsonResponse({"error": f"Trial {number} was {trial.status}; it has no model."}, status=409)
-    try:
-        return JsonResponse(evaluation.trial_comparison(trial=trial))
-    except nas_engine.NasError as exc:
-        return JsonResponse({"error": str(exc)}, status=409)

@@ -5,6 +5,7 @@
   window.NasJob = window.NasJob || {};
   const D = window.NasJob.describe;
   const evaluations = new Map(); // trial number -> Promise of its evaluation.json body
+  const progressOf = new Map(); // trial number -> what shows a pending evaluation's progress
   let store = null;
   let root = null;
   let changed = () => {};
@@ -32,13 +33,21 @@
     return true;
   }
 
-  function fetchEvaluation(number) {
+  // A worker computes an evaluation the first time: 202 answers say how far it got, until the result comes.
+  function fetchEvaluation(number, onProgress) {
+    progressOf.set(number, onProgress);
     if (!evaluations.has(number)) {
-      const request = fetch(store.url(root.dataset.evaluationUrl, number), { credentials: "same-origin" })
+      const url = store.url(root.dataset.evaluationUrl, number);
+      const ask = () => fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then((response) => response.json().catch(() => ({})).then((body) => {
+          if (response.status === 202) {
+            (progressOf.get(number) || (() => {}))(body);
+            return new Promise((resolve) => setTimeout(resolve, 1000)).then(ask);
+          }
           if (response.ok) return body;
           throw new Error(body.error || "The test-split results could not be loaded (HTTP " + response.status + ").");
         }));
+      const request = ask();
       request.catch(() => evaluations.delete(number)); // a failure is retried when the card is drawn again
       evaluations.set(number, request);
     }
@@ -137,7 +146,10 @@
     actions.append(download, state, " ", page);
     article.append(header, summary, layers, evaluation, actions);
 
-    fetchEvaluation(t.number).then((body) => {
+    fetchEvaluation(t.number, (body) => {
+      const percent = body.progress > 0 ? " " + Math.round(100 * body.progress) + " %" : "";
+      evaluation.textContent = "Evaluating on the test split… " + (body.message || "") + percent;
+    }).then((body) => {
       const list = element("ol", "layers");
       body.layers.forEach((line) => list.append(element("li", "", line)));
       layers.replaceChildren(element("h4", "", "Layers"), list);

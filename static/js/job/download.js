@@ -1,6 +1,7 @@
-// Bundle downloads with progress: the server builds (exports and checks) a bundle on demand, which
-// takes a few seconds, so a download link first says so, then shows the bytes arriving, then saves
-// the file. Without JavaScript the same links are plain downloads.
+// Downloads a worker prepares (a bundle: exported and checked; predictions for every row), with
+// progress: the link asks its address for JSON until the file is ready (202: how far the work has
+// got), then shows the bytes arriving, then saves the file. Without JavaScript the same links lead
+// to a page that reloads itself until the file downloads.
 (function () {
   "use strict";
   window.NasJob = window.NasJob || {};
@@ -15,6 +16,24 @@
     return plain ? text : "The download failed (HTTP " + response.status + "); try again later.";
   }
 
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // Ask until the server says the file is ready; each 202 says how far the worker has got.
+  async function prepared(anchor, bar, text) {
+    for (;;) {
+      const response = await fetch(anchor.href, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok && body.state === "ready") return body;
+      if (response.status !== 202) {
+        throw new Error(body.error || "The download failed (HTTP " + response.status + "); try again later.");
+      }
+      if (body.progress > 0) bar.value = body.progress;
+      else bar.removeAttribute("value");
+      text.textContent = (body.message || "Preparing…") + (body.seconds ? " (" + Math.round(body.seconds) + " s)" : "");
+      await sleep(1000);
+    }
+  }
+
   async function download(anchor, state) {
     const bar = state.querySelector("progress");
     const text = state.querySelector(".text");
@@ -22,13 +41,17 @@
     anchor.dataset.label = label;
     anchor.setAttribute("aria-busy", "true");
     state.classList.remove("error");
-    anchor.textContent = "Building the bundle…";
+    anchor.textContent = "Preparing…";
     bar.hidden = false;
-    bar.removeAttribute("value"); // indeterminate: the server's export has no byte count yet
-    text.textContent = "The server is exporting and checking the model…";
+    bar.max = 1;
+    bar.removeAttribute("value"); // indeterminate until the worker reports
+    text.textContent = "Asking the server…";
     try {
+      await prepared(anchor, bar, text);
       const response = await fetch(anchor.href, { credentials: "same-origin" });
-      if (!response.ok) throw new Error(await failure(response));
+      if (response.status !== 200) { // 202: a refit replaced the model meanwhile; it is being prepared again
+        throw new Error(response.ok ? "The model changed meanwhile; click again for the new file." : await failure(response));
+      }
       const total = Number(response.headers.get("Content-Length")) || 0;
       const reader = response.body.getReader();
       const chunks = [];
@@ -47,7 +70,7 @@
         text.textContent = U.bytes(received) + (total ? " of " + U.bytes(total) : "");
       }
       const name = Files.nameOf(response, anchor.href.split("/").pop());
-      Files.save(new Blob(chunks, { type: "application/zip" }), name);
+      Files.save(new Blob(chunks, { type: response.headers.get("Content-Type") || "application/octet-stream" }), name);
       text.textContent = "Saved " + name + " (" + U.bytes(received) + ").";
     } catch (error) {
       state.classList.add("error");

@@ -62,7 +62,8 @@
     }));
     const bundle = document.getElementById("download-bundle");
     if (!bundle.getAttribute("aria-busy")) bundle.href = store.url(root.dataset.bundleUrl, t.number);
-    document.getElementById("download-predictions").href = store.url(root.dataset.predictionsUrl, t.number);
+    const predictions = document.getElementById("download-predictions");
+    if (!predictions.getAttribute("aria-busy")) predictions.href = store.url(root.dataset.predictionsUrl, t.number);
     document.getElementById("chosen-model-page").href = store.url(root.dataset.trialUrl, t.number);
     const compare = document.getElementById("chosen-compare");
     compare.textContent = store.compared.includes(t.id) ? "Remove from comparison" : "Add to comparison";
