@@ -277,6 +277,9 @@ MAX_BUDGET_SECONDS = env_int("MAX_BUDGET_SECONDS", 3600, minimum=5)
 # --- crash recovery: a running job whose worker has been silent this long is picked up again ---
 SEARCH_STALE_SECONDS = env_int("SEARCH_STALE_SECONDS", 120, minimum=1)
 SEARCH_MAX_ATTEMPTS = env_int("SEARCH_MAX_ATTEMPTS", 3, minimum=1)
+# Most models one search trains at once, whatever it asks for (it never gets more than the workers
+# online that take its trials); 0: no site-wide cap.
+SEARCH_MAX_PARALLEL_TRIALS = env_int("SEARCH_MAX_PARALLEL_TRIALS", 0, minimum=0)
 
 # --- time limits (enforced by the worker itself, see webapp/searches/tasks.py) ---
 # Most seconds one model may train, below what the budget allows (a quarter of it, at least 30 s); 0 = no extra cap.

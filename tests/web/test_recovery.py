@@ -41,7 +41,7 @@ def test_a_silent_running_job_is_queued_again_with_the_time_it_used(queued_job, 
     assert (outcome["requeued"], outcome["failed"]) == ([queued_job.pk], [])
     assert queued_job.status == SearchJob.Status.QUEUED and "resuming" in queued_job.message
     assert queued_job.seconds_used == pytest.approx(20, abs=1)
-    assert len(sent) == 1  # run_search sent again, after commit
+    assert len(sent) == 2  # after commit: run_search sent again, and the page told
 
 
 @pytest.mark.django_db

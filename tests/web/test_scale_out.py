@@ -45,7 +45,8 @@ def test_the_driver_fills_its_slots_returns_and_steps_again_when_a_trial_reports
     prefix = f"drive-{uuid.uuid4().hex[:8]}-"  # queues no worker takes: the messages stay to count
     queues = prefixed(prefix)
     dataset = upload_dataset(alice_client, breast_cancer_csv)
-    job = make_job(alice, dataset, parallel_trials=3, max_trials=5)
+    # Its slots as spread_out decides them with 3 workers online (it caps them at the workers: test_fair_share).
+    job = make_job(alice, dataset, parallel_trials=3, trial_slots=3, max_trials=5)
     try:
         with override_settings(NAS_QUEUES=queues):
             started = time.monotonic()
@@ -181,7 +182,8 @@ def test_a_trial_whose_worker_is_killed_is_trained_by_another(alice, alice_clien
     worker_env(monkeypatch, prefix)
     monkeypatch.setenv("SEARCH_STALE_SECONDS", "3")
     dataset = upload_dataset(alice_client, big_csv)
-    job = make_job(alice, dataset, parallel_trials=2, max_trials=4, max_params=None)
+    # Sent below, once both workers are online: a worker's start-up reaper must not send it to the first.
+    job = make_job(alice, dataset, parallel_trials=2, max_trials=4, max_params=None, dispatched=True)
     doomed = start_celery_worker("doomed", tmp_path)
     survivor = start_celery_worker("survivor", tmp_path)
     try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 from django.conf import settings
 from django.db import transaction
@@ -51,21 +52,31 @@ _states: dict[int, tuple[int, DriverState]] = {}  # job id -> (driver step, stat
 
 
 def spread_out(job: SearchJob) -> bool:
-    """Decide, when a job first starts, how many of its models train at once (``trial_slots``):
-    its ``parallel_trials``, or one per idle worker on the trials queue; whether that is over 1."""
+    """Decide, when a job first starts, how many of its models train at once (``trial_slots``): its
+    ``parallel_trials``, or one per idle worker on the trials queue; never more than the workers
+    online that take its trials queue, nor SEARCH_MAX_PARALLEL_TRIALS. Whether that is over 1."""
     reason = sequential_reason(services.search_config(job))
     if job.parallel_trials == 1 or (reason and not job.parallel_trials):  # no need to ask the workers
         SearchJob.objects.filter(pk=job.pk).update(trial_slots=1)
         job.trial_slots = 1
         return False
     workers = _trial_workers(busy_but=job.worker_host)
-    slots = job.parallel_trials or max(1, len(workers["idle"]))
-    if slots > 1 and reason:
-        services.search_log_add(job_id=job.pk, status=job.status, message=f"Training one model at a time: {reason}")
-        slots = 1
     queue = settings.NAS_QUEUES["trials"]
     if job.dataset.image is not None and workers["gpu"]:
         queue = settings.NAS_QUEUES["trials-gpu"]
+    wanted = job.parallel_trials or max(1, len(workers["idle"]))
+    # More slots than workers only queue more of this search's trials ahead of everyone else's.
+    slots = min(wanted, max(1, len(workers["gpu" if queue == settings.NAS_QUEUES["trials-gpu"] else "trials"])))
+    if settings.SEARCH_MAX_PARALLEL_TRIALS:
+        slots = min(slots, settings.SEARCH_MAX_PARALLEL_TRIALS)
+    if slots < wanted:
+        services.search_log_add(
+            job_id=job.pk, status=job.status,
+            message=f"{wanted} models at once asked for; {slots} at most here (the workers that train them)",
+        )  # fmt: skip
+    if slots > 1 and reason:
+        services.search_log_add(job_id=job.pk, status=job.status, message=f"Training one model at a time: {reason}")
+        slots = 1
     SearchJob.objects.filter(pk=job.pk).update(trial_slots=slots, driver_state={"queue": queue})
     job.trial_slots, job.driver_state = slots, {"queue": queue}
     if slots > 1:
@@ -74,9 +85,10 @@ def spread_out(job: SearchJob) -> bool:
 
 
 def _trial_workers(*, busy_but: str) -> dict[str, list[str]]:
-    """Online workers taking the trials queue and idle, and those taking trials-gpu. The worker
-    running this (``busy_but``) counts as idle when it takes trials: a solo-pool worker cannot
-    answer while it runs a task, so it is counted from its own queues instead."""
+    """Online workers taking the trials queue (``trials``), those of them idle (``idle``), and those
+    taking trials-gpu. The worker running this (``busy_but``) counts as idle when it takes trials: a
+    solo-pool worker cannot answer while it runs a task, so it is counted from its own queues instead.
+    Each worker counts once: run solo-pool workers, one per core (README, "Scaling out")."""
     from webapp.celery import app
 
     inspect = app.control.inspect(timeout=INSPECT_SECONDS)
@@ -91,18 +103,43 @@ def _trial_workers(*, busy_but: str) -> dict[str, list[str]]:
 
     mine = app.amqp.queues.consume_from or app.amqp.queues  # -Q's queues in a worker, else all declared
     others = [w for w in queues if w != busy_but]
+    me = [busy_but or "this process"] if settings.NAS_QUEUES["trials"] in mine else []
     return {
-        "idle": [w for w in others if takes(w, "trials") and not active.get(w)]
-        + ([busy_but or "this process"] if settings.NAS_QUEUES["trials"] in mine else []),
+        "trials": [w for w in others if takes(w, "trials")] + me,
+        "idle": [w for w in others if takes(w, "trials") and not active.get(w)] + me,
         "gpu": [w for w in queues if takes(w, "trials-gpu")]
         + ([busy_but] if settings.NAS_QUEUES["trials-gpu"] in mine else []),
     }
 
 
 def seconds_left(job: SearchJob) -> float:
-    """Of the job's budget, by the wall clock (every machine's clock must be in sync, e.g. NTP)."""
-    spent = job.seconds_used + ((timezone.now() - job.started_at).total_seconds() if job.started_at else 0.0)
+    """Of the job's budget, by the wall clock (every machine's clock must be in sync, e.g. NTP). It
+    counts from the job's first trial taken by a worker (``budget_started_at``): a search whose trials
+    wait in the queue behind others' keeps its whole budget until one trains."""
+    started = job.budget_started_at
+    spent = job.seconds_used + ((timezone.now() - started).total_seconds() if started else 0.0)
     return job.budget_seconds - spent
+
+
+def slots_now(job: SearchJob) -> int:
+    """Trials the job may have planned and not reported (training or waiting in the queue) after this
+    step: its ``trial_slots`` plus QUEUED_AHEAD, while no one else's spread-out search runs; else a
+    fair share, so that one user's many trials never all wait ahead of another's. The trials capacity
+    (the most slots of a running spread-out search, plus QUEUED_AHEAD) is shared equally by the users
+    with one running, and a user's share equally by their searches (at least 1 each)."""
+    running = list(
+        SearchJob.objects.filter(status=Status.RUNNING, trial_slots__gt=1, concluding=False)
+        .order_by("pk")
+        .values_list("pk", "owner_id", "trial_slots")
+    )
+    running = [row for row in running if row[0] != job.pk] + [(job.pk, job.owner_id, job.trial_slots)]
+    capacity = max(slots for _, _, slots in running) + QUEUED_AHEAD
+    owners = {owner for _, owner, _ in running}
+    mine = sorted(pk for pk, owner, _ in running if owner == job.owner_id)
+    per_owner = math.ceil(capacity / len(owners))
+    share, extra = divmod(per_owner, len(mine))
+    share += mine.index(job.pk) < extra  # the remainder to the owner's oldest searches
+    return max(1, min(job.trial_slots + QUEUED_AHEAD, share))
 
 
 def search_advance(*, job_id: int, worker_host: str = "") -> None:
@@ -131,7 +168,7 @@ def _plan_step(job: SearchJob) -> bool:
     _states.pop(job.pk, None)  # the state changes now; cached again once saved
     plan = plan_trials(
         config, data, reported=reported, in_flight=[p.to_planned() for p in pending],
-        slots=job.trial_slots + QUEUED_AHEAD, seconds_left=seconds_left(job), state=state,
+        slots=slots_now(job), seconds_left=seconds_left(job), state=state,
         warm_start=services.warm_start_of(job)[0] if state is None else (),
     )  # fmt: skip
     for rejected in plan.rejected:
@@ -216,13 +253,16 @@ def trial_execute(*, pending_id: int, attempt: int, worker_host: str = "") -> No
     A trial already taken, sent again since this message (``attempt``), or of a job no longer
     running is skipped; one whose job ends while it trains stops at its next epoch.
     """
+    now = timezone.now()
     claimed = PendingTrial.objects.filter(
         pk=pending_id, attempt=attempt, state=PendingTrial.State.QUEUED, job__status=Status.RUNNING
-    ).update(state=PendingTrial.State.RUNNING, worker_host=worker_host[:255], heartbeat_at=timezone.now())
+    ).update(state=PendingTrial.State.RUNNING, worker_host=worker_host[:255], heartbeat_at=now)
     if not claimed:
         logger.info("Trial %s (send %s) is not waiting (taken, sent again or its search ended); skipping it.",
                     pending_id, attempt)  # fmt: skip
         return
+    # The first of its trials a worker takes starts the job's budget (seconds_left).
+    SearchJob.objects.filter(pending_trials=pending_id, budget_started_at__isnull=True).update(budget_started_at=now)
     pending = PendingTrial.objects.select_related("job__dataset").filter(pk=pending_id).first()
     if pending is None:
         return  # its search ended (and dropped what waited) just after this worker took it

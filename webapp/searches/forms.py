@@ -112,7 +112,8 @@ class SearchJobForm(forms.Form):
     )  # fmt: skip
     parallel_trials = forms.IntegerField(
         label="Models trained at once", required=False, min_value=0, max_value=MAX_PARALLEL_TRIALS, initial=0,
-        help_text="Each by its own worker, on any machine. 0: one per idle worker when the search starts. "
+        help_text="Each by its own worker, on any machine (never more than the workers online). 0: one per idle "
+        "worker when the search starts. "
         "Multi-fidelity and weight-sharing searches train one at a time.",
     )  # fmt: skip
     space = forms.ChoiceField(label="Kind of network", choices=SearchJob.Space.choices, initial=SearchJob.Space.AUTO)

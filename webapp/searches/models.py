@@ -104,6 +104,11 @@ class SearchJob(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    budget_started_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A spread-out search's budget counts from here: its first model taken by a worker, not its claim.",
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

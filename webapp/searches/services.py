@@ -728,10 +728,12 @@ def trial_record(
 
 
 def _search_seconds(job: SearchJob) -> float | None:
-    """Search time so far, earlier interrupted attempts included (the x axis of the best-so-far curve)."""
-    if job.started_at is None:
+    """Search time so far, earlier interrupted attempts included (the x axis of the best-so-far curve);
+    a spread-out search's from its first trial taken by a worker, as its budget."""
+    started = job.budget_started_at or job.started_at
+    if started is None:
         return None
-    return job.seconds_used + (timezone.now() - job.started_at).total_seconds()
+    return job.seconds_used + (timezone.now() - started).total_seconds()
 
 
 def front_refresh(job: SearchJob, new: Trial | None = None) -> list[int]:
