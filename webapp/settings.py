@@ -280,6 +280,9 @@ SEARCH_MAX_ATTEMPTS = env_int("SEARCH_MAX_ATTEMPTS", 3, minimum=1)
 # Most models one search trains at once, whatever it asks for (it never gets more than the workers
 # online that take its trials); 0: no site-wide cap.
 SEARCH_MAX_PARALLEL_TRIALS = env_int("SEARCH_MAX_PARALLEL_TRIALS", 0, minimum=0)
+# A queued search sent this long ago that no worker has taken is sent again (its message was lost), up to
+# SEARCH_MAX_ATTEMPTS sends; a copy sent twice runs once.
+SEARCH_REDISPATCH_SECONDS = env_int("SEARCH_REDISPATCH_SECONDS", 300, minimum=1)
 
 # --- time limits (enforced by the worker itself, see webapp/searches/tasks.py) ---
 # Most seconds one model may train, below what the budget allows (a quarter of it, at least 30 s); 0 = no extra cap.

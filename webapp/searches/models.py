@@ -85,6 +85,10 @@ class SearchJob(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life from the worker.")
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker has started this job.")
     dispatched = models.BooleanField(default=False, help_text="Its run_search message reached the broker.")
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="When its run_search was last sent.")
+    dispatches = models.PositiveSmallIntegerField(
+        default=0, help_text="Times its run_search was sent since it was last queued (the reaper re-sends a lost one)."
+    )
     seconds_used = models.FloatField(default=0.0, help_text="Search time spent by earlier, interrupted attempts.")
     parallel_trials = models.PositiveSmallIntegerField(
         default=0, help_text="Models trained at once, each by a worker; 0: one per idle worker when it starts."

@@ -204,13 +204,17 @@ def search_dispatch(*, job_id: int) -> bool:
     from webapp.searches.tasks import run_search  # tasks import this module
 
     try:
-        run_search.apply_async(args=[job_id], retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+        run_search.apply_async(
+            args=[job_id], queue=settings.NAS_QUEUES["search"], retry=True, retry_policy=PUBLISH_RETRY_POLICY
+        )
     except (KombuOperationalError, OSError, RedisError) as exc:
         logger.error("Search %s not sent to the broker: %s", job_id, exc)
         if SearchJob.objects.filter(pk=job_id, status=Status.QUEUED).update(dispatched=False, message=BROKER_DOWN):
             search_log_add(job_id=job_id, status=Status.QUEUED, message=BROKER_DOWN)
         return False
-    SearchJob.objects.filter(pk=job_id).update(dispatched=True)
+    SearchJob.objects.filter(pk=job_id).update(
+        dispatched=True, dispatched_at=timezone.now(), dispatches=F("dispatches") + 1
+    )
     return True
 
 
@@ -284,9 +288,11 @@ def search_reap_stale(*, now=None, restarted_worker: str = "") -> dict[str, list
     once, whatever its heartbeat says. Worker names must be unique (Celery's ``-n``); a live worker
     of the same name would lose its job to the reaper, and being fenced by its lease it would stop.
 
+    A queued job sent long ago that no worker took is sent again (``_redispatch_lost``).
+
     Returns:
-        {"requeued": [job ids], "failed": [job ids], "trials_resent": [pending trial ids],
-        "trials_failed": [...], "trials_advanced": [job ids]}
+        {"requeued": [job ids], "failed": [job ids], "redispatched": [job ids], "trials_resent":
+        [pending trial ids], "trials_failed": [...], "trials_advanced": [job ids]}
     """
 
     now = now or timezone.now()
@@ -321,6 +327,7 @@ def search_reap_stale(*, now=None, restarted_worker: str = "") -> dict[str, list
                     status=Status.QUEUED,
                     message=f"{silent}; resuming from its saved trials",
                     seconds_used=F("seconds_used") + spent,
+                    dispatches=0,
                 )
                 if changed:
                     transaction.on_commit(lambda pk=job.pk: search_dispatch(job_id=pk))
@@ -334,11 +341,41 @@ def search_reap_stale(*, now=None, restarted_worker: str = "") -> dict[str, list
     ):
         if search_dispatch(job_id=job_id):
             outcome["requeued"].append(job_id)
-    if outcome["requeued"] or outcome["failed"]:
-        logger.warning("Stale searches: requeued %s, failed %s", outcome["requeued"], outcome["failed"])
+    outcome["redispatched"] = _redispatch_lost(now)
+    if outcome["requeued"] or outcome["failed"] or outcome["redispatched"]:
+        logger.warning("Stale searches: requeued %s, failed %s, sent again %s", outcome["requeued"],
+                       outcome["failed"], outcome["redispatched"])  # fmt: skip
     if trials["resent"] or trials["failed"]:
         logger.warning("Stale trials: sent again %s, given up %s", trials["resent"], trials["failed"])
     return outcome | {f"trials_{key}": ids for key, ids in trials.items()}
+
+
+def _redispatch_lost(now) -> list[int]:
+    """Send again each queued job that was sent SEARCH_REDISPATCH_SECONDS ago and no worker has taken:
+    its message was lost (a broker restarted without its data), and the job holds one of its owner's
+    job slots. A job still waiting behind others gets a duplicate, which costs nothing (the claim is
+    atomic: the worker that takes a second copy skips it). At most SEARCH_MAX_ATTEMPTS sends.
+
+    Returns:
+        The ids of the jobs sent again.
+    """
+    before = now - timedelta(seconds=settings.SEARCH_REDISPATCH_SECONDS)
+    unclaimed = SearchJob.objects.filter(
+        Q(dispatched_at__lt=before) | Q(dispatched_at__isnull=True, created_at__lt=before),
+        status=Status.QUEUED,
+        dispatched=True,
+        dispatches__lt=settings.SEARCH_MAX_ATTEMPTS,
+    )
+    sent = []
+    for job_id, dispatches in unclaimed.values_list("pk", "dispatches"):
+        if search_dispatch(job_id=job_id):
+            sent.append(job_id)
+            message = (
+                f"No worker took this search in the {settings.SEARCH_REDISPATCH_SECONDS} s since it was sent; "
+                f"sent again ({dispatches + 1} of at most {settings.SEARCH_MAX_ATTEMPTS} sends)"
+            )
+            search_log_add(job_id=job_id, status=Status.QUEUED, message=message)
+    return sent
 
 
 def search_claim(*, job_id: int, worker_host: str = "") -> Lease | None:
