@@ -11,6 +11,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from webapp.private_files import private_dir, read_or_create_secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("NAS_VAR_DIR", BASE_DIR / "var"))
 
@@ -66,17 +68,8 @@ SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG and env_bool("REQUIRE_SECRET_KEY", False):
         raise ImproperlyConfigured("SECRET_KEY must be set.")
-    # The embedded default keeps a generated key on disk so sessions survive restarts.
-    key_file = VAR_DIR / "secret_key"
-    if key_file.exists():
-        SECRET_KEY = key_file.read_text().strip()
-    else:
-        from django.core.management.utils import get_random_secret_key
-
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        SECRET_KEY = get_random_secret_key()
-        key_file.write_text(SECRET_KEY)
-        key_file.chmod(0o600)
+    # The embedded default keeps a generated key on disk (0600, made once) so sessions survive restarts.
+    SECRET_KEY = read_or_create_secret_key(private_dir(VAR_DIR) / "secret_key")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 
@@ -246,6 +239,8 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True  # serve straight from the finders too, so tests need no collectstatic
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+private_dir(VAR_DIR)  # the database, uploads and models: the server's user only
+private_dir(MEDIA_ROOT)
 
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024

