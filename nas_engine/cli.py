@@ -29,7 +29,7 @@ from nas_engine.reference import Reference, reference_score
 from nas_engine.results import OBJECTIVES, TrialResult, TrialStatus, objective_vector
 from nas_engine.search import SUPERNET_FILE, run_search
 from nas_engine.selection import EXPORT_ALIASES, EXPORT_CHOICES, default_choice
-from nas_engine.spaces import SPACES
+from nas_engine.spaces import SPACES, make_space
 from nas_engine.strategies import STRATEGIES
 
 TRIALS_FILE = "trials.json"  # what --keep writes and --warm-start reads
@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         help="multi-fidelity: epochs of the lowest rung",
     )  # fmt: skip
     search.add_argument("--cv-folds", type=int, help="k-fold scoring (default: 5 on small data, else off)")
+    search.add_argument(
+        "--max-epochs", type=int, help="most epochs a trial trains (default: the space's own, 50)"
+    )
+    search.add_argument(
+        "--patience", type=int, help="epochs without improvement before a trial stops (default: the space's own, 5)"
+    )
     search.add_argument(
         "--augment", choices=tuple(AUGMENTATIONS), default=SearchConfig.default("augment"),
         help="change training images at random: shift (digits, letters) or shift_flip (photos); images only",
@@ -133,6 +139,12 @@ class _Progress:
             self.bar.set_description_str(event.status)
 
 
+def _resolved(config: SearchConfig, data: PreparedData) -> SearchConfig:
+    """``config`` with what it left to the space (epochs, patience) as the search ran it."""
+    space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape, strategy=config.strategy)
+    return config.for_space(space)
+
+
 def _search(args: argparse.Namespace) -> int:
     config = SearchConfig(
         target=args.target,
@@ -151,6 +163,8 @@ def _search(args: argparse.Namespace) -> int:
         eta=args.eta,
         min_epochs=args.min_epochs,
         cv_folds=args.cv_folds,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
         augment=args.augment,
         compress=args.compress,
         seed=args.seed,
@@ -248,7 +262,7 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
             costs=chosen.costs,
             extra={
                 "seed": config.seed,
-                "config": config.to_dict(),
+                "config": _resolved(config, data).to_dict(),
                 "trial": chosen.number,
                 "export": export,
                 **({"reference": reference.to_dict()} if reference else {}),

@@ -11,7 +11,7 @@ from nas_engine.augment import AUGMENTATIONS
 from nas_engine.errors import ConstraintError
 from nas_engine.fidelity import Fidelity
 from nas_engine.results import OBJECTIVES, Costs
-from nas_engine.spaces import SPACES
+from nas_engine.spaces import SPACES, SearchSpace
 from nas_engine.strategies import STRATEGIES
 
 TASKS = ("classification", "regression")
@@ -62,8 +62,10 @@ class SearchConfig:
             ``results.OBJECTIVES`` (``params``, ``flops``, ``latency_ms``, ``size_bytes``,
             ``memory_bytes``).
         seed: Seed of the strategy and of each trial's weights.
-        max_epochs: Upper bound of training epochs per trial (the top rung of multi-fidelity).
-        patience: Epochs without validation improvement before stopping a trial.
+        max_epochs: Upper bound of training epochs per trial (the top rung of multi-fidelity);
+            None takes the search space's own (``SearchSpace.max_epochs``, 50 for every space today).
+        patience: Epochs without validation improvement before stopping a trial; None takes the
+            space's own (``SearchSpace.patience``, 5 for every space today).
         fidelity: ``"none"`` (every trial trains fully), ``"successive_halving"`` or
             ``"hyperband"`` (train many briefly, continue only the best).
         eta: Multi-fidelity keeps the best 1/eta of the trials at each rung.
@@ -93,8 +95,8 @@ class SearchConfig:
     space: str = "auto"
     objectives: tuple[str, ...] = ("score", "params")
     seed: int = 0
-    max_epochs: int = 50
-    patience: int = 5
+    max_epochs: int | None = None
+    patience: int | None = None
     fidelity: str = DEFAULT_FIDELITY
     eta: int = 3
     min_epochs: int = 3
@@ -134,7 +136,7 @@ class SearchConfig:
                 raise ConstraintError(f"{name} must be above 0 (or left empty); got {value}.")
         if self.eta < 2:
             raise ConstraintError(f"eta must be at least 2 (keep the best 1/eta at each rung); got {self.eta}.")
-        if self.fidelity != Fidelity.NONE and self.min_epochs > self.max_epochs:
+        if self.fidelity != Fidelity.NONE and self.max_epochs is not None and self.min_epochs > self.max_epochs:
             raise ConstraintError(
                 f"min_epochs ({self.min_epochs}) cannot exceed max_epochs ({self.max_epochs}); "
                 "lower it or raise max_epochs."
@@ -166,6 +168,20 @@ class SearchConfig:
     def analytic_limits(self) -> dict[str, int | None]:
         """The ``ANALYTIC_LIMITS`` settings by name (None where unset), as ``broken_limits`` takes them."""
         return {name: getattr(self, name) for name in ANALYTIC_LIMITS}
+
+    def training_length(self, space: SearchSpace) -> tuple[int, int]:
+        """``(max_epochs, patience)``, each the space's own where this config leaves it to the space."""
+        max_epochs = self.max_epochs if self.max_epochs is not None else space.max_epochs
+        return max_epochs, self.patience if self.patience is not None else space.patience
+
+    def for_space(self, space: SearchSpace) -> SearchConfig:
+        """This config with the settings left to the space (``max_epochs``, ``patience``) filled in.
+
+        Raises:
+            ConstraintError: ``min_epochs`` is above the space's ``max_epochs`` (with multi-fidelity).
+        """
+        max_epochs, patience = self.training_length(space)
+        return dataclasses.replace(self, max_epochs=max_epochs, patience=patience)  # checks min_epochs again
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)

@@ -241,6 +241,7 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
         ConstraintError: The space does not suit the data (a CNN without pixel columns).
     """
     space = make_space(config.space, n_inputs=shape.n_inputs, image_shape=shape.image_shape, strategy=config.strategy)
+    config = config.for_space(space)
     check_limits(space, shape, **config.analytic_limits())
     fitting, draws = _sample_fitting(space, shape, config, samples)
     share = len(fitting) / draws if draws else 0.0
@@ -287,6 +288,13 @@ def _sample_fitting(
     return fitting, draws
 
 
+def _length(config: SearchConfig) -> tuple[int, int]:
+    """``(max_epochs, patience)`` of a config resolved by ``SearchConfig.for_space``."""
+    if config.max_epochs is None or config.patience is None:
+        raise ValueError("The config leaves its epochs to the space: resolve it with for_space(space) first.")
+    return config.max_epochs, config.patience
+
+
 def _training_cost(
     throughput: Throughput, fitting: list[_Sample], shape: DataShape, folds: int, config: SearchConfig
 ) -> Callable[[int, int, int], float]:
@@ -298,9 +306,10 @@ def _training_cost(
         pooled = train_rows + validation_rows
         train_rows, validation_rows = pooled - pooled // folds, max(1, pooled // folds)
     full_rows = train_rows
-    past_patience = max(0, config.max_epochs - config.patience)
+    max_epochs, patience = _length(config)
+    past_patience = max(0, max_epochs - patience)
     shares = [LINEAR_STOP_SHARE if s.depth == 0 else EARLY_STOP_SHARE for s in fitting]
-    stops = [config.patience + share * past_patience for share in shares]
+    stops = [patience + share * past_patience for share in shares]
 
     def cost(done: int, until: int, rows: int) -> float:
         rows = min(rows, full_rows)
@@ -325,8 +334,9 @@ def _replay(
     the deadline and is reported). The schedule repeats (one bracket, or Hyperband's cycle of
     brackets), so whole cycles are counted at once and only the last one is replayed.
     """
-    min_epochs = min(config.min_epochs, config.max_epochs)
-    rungs = rung_epochs(min_epochs=min_epochs, max_epochs=config.max_epochs, eta=config.eta)
+    max_epochs = _length(config)[0]
+    min_epochs = min(config.min_epochs, max_epochs)
+    rungs = rung_epochs(min_epochs=min_epochs, max_epochs=max_epochs, eta=config.eta)
     n_rows = max(1, round(shape.rows * TRAIN_SHARE))
     period = len(rungs) if config.fidelity == Fidelity.HYPERBAND else 1
     cycle = list(itertools.islice(brackets(config.fidelity, n_rungs=len(rungs), eta=config.eta), period))
@@ -337,7 +347,7 @@ def _replay(
         size = min(bracket.size, MAX_BRACKET_SIZE)
         done, costs = 0, []
         for rung in range(bracket.first_rung, len(rungs)):
-            rows = training_rows(n_rows, epochs=rungs[rung], max_epochs=config.max_epochs)
+            rows = training_rows(n_rows, epochs=rungs[rung], max_epochs=max_epochs)
             first = trial_seconds if rung == bracket.first_rung else 0.0
             costs.append(first + training(done, rungs[rung], rows))
             done = rungs[rung]

@@ -157,14 +157,16 @@ class _Loop:
         trial_seconds,
         warm_state=None,
     ):
+        self.max_epochs, self.patience = config.training_length(space)
+        config = config.for_space(space)  # what the results record: the epochs the trials trained with
         self.config, self.data, self.space = config, data, space
         self.trial_seconds = float(trial_seconds)
         self.on_trial, self.on_status, self.should_cancel = on_trial, on_status, should_cancel
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
         self.augmentation = augmentation_for(config.augment, data.image_shape)
         self.strategy = STRATEGIES[config.strategy](space=space, seed=config.seed, objectives=config.objectives)
-        min_epochs = min(config.min_epochs, config.max_epochs)  # only checked when fidelity is on
-        self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=config.max_epochs, eta=config.eta)
+        min_epochs = min(config.min_epochs, self.max_epochs)  # only checked when fidelity is on
+        self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=self.max_epochs, eta=config.eta)
         self.cv_folds = config.cv_folds or auto_cv_folds(len(data.X_train))
         self.portfolio = self._portfolio()  # fixed for the search: computed once, not per proposal
         self.start = time.monotonic()
@@ -366,7 +368,7 @@ class _Loop:
             on_progress=self.throttled_status(seconds=ONE_SHOT_REPORT_SECONDS),
             should_cancel=self.should_cancel,
             warm_state=self.warm_state,
-            epochs=SUPERNET_EPOCHS_PER_TRIAL_EPOCH * config.max_epochs,
+            epochs=SUPERNET_EPOCHS_PER_TRIAL_EPOCH * self.max_epochs,
         )
         try:
             shortlist = METHODS[strategy.one_shot_method](context)
@@ -474,7 +476,7 @@ class _Loop:
             "task": data.task,
             "settings": TrainSettings.from_architecture(candidate.arch),
             "seed": seed,
-            "patience": self.config.patience,
+            "patience": self.patience,
             "target_std": data.preprocessing["target"].get("std", 1.0),
             "target": data.preprocessing["target"],
             "augmentation": self.augmentation,
@@ -502,7 +504,7 @@ class _Loop:
         n_rows = len(self.data.X_train)
         for rung in range(first_rung, top + 1):
             epochs = self.rungs[rung]
-            rows = training_rows(n_rows, epochs=epochs, max_epochs=self.config.max_epochs)
+            rows = training_rows(n_rows, epochs=epochs, max_epochs=self.max_epochs)
             for candidate in list(alive):
                 if time.monotonic() >= self.deadline:
                     return self.expire(alive)

@@ -19,6 +19,11 @@ class SearchSpace(ABC):
     """
 
     name: str = ""
+    # How long a trial trains when the search settings leave it to the space (SearchConfig's None); a
+    # space whose networks need longer training says so here (a 150/12 tabular default measured no
+    # better on the suite's dev half at 45 s: benchmarks/results/tabular_epochs_ab.md).
+    max_epochs: int = 50
+    patience: int = 5
 
     @classmethod
     def for_data(cls, *, n_inputs: int, image_shape: tuple[int, int, int] | None = None) -> SearchSpace:

@@ -13,6 +13,7 @@ import pytest
 from nas_engine import config
 from nas_engine.cli import _parser, main
 from nas_engine.config import SearchConfig
+from nas_engine.spaces import make_space
 
 from .conftest import write_csv
 
@@ -113,6 +114,27 @@ def test_the_cli_starts_from_the_configs_defaults_and_still_takes_the_old_export
     assert args.export == config.DEFAULT_EXPORT == "auto"
     old = _parser().parse_args(["search", "d.csv", "--target", "y", "--out", "m.zip", "--export", "recommended"])
     assert old.export == "recommended"  # exported as 'smallest': the cheapest within one standard error
+
+
+def test_max_epochs_and_patience_reach_every_trial_and_the_bundle_records_them(mixed_csv, tmp_path):
+    out, kept = tmp_path / "model.zip", tmp_path / "kept"
+    flags = ["--budget-seconds", "10", "--max-trials", "2", "--max-epochs", "2", "--patience", "1", "--keep", str(kept)]
+    assert main(["search", str(mixed_csv), "--target", "label", *flags, "--out", str(out)]) == 0
+    trained = [t for t in json.loads((kept / "trials.json").read_text()) if t["status"] == "completed"]
+    assert trained and all(t["metrics"]["epochs"] <= 2 for t in trained)
+    with zipfile.ZipFile(out) as archive:
+        config = json.loads(archive.read("metrics.json"))["config"]
+    assert (config["max_epochs"], config["patience"]) == (2, 1)
+
+
+def test_epochs_left_to_the_space_resolve_to_its_own():
+    unset = SearchConfig(target="y")
+    assert (unset.max_epochs, unset.patience) == (None, None)
+    for name in ("mlp", "tabular"):
+        space = make_space(name, n_inputs=4)
+        resolved = unset.for_space(space)
+        assert (resolved.max_epochs, resolved.patience) == (space.max_epochs, space.patience) == (50, 5)
+        assert SearchConfig(target="y", max_epochs=7, patience=2).for_space(space).max_epochs == 7
 
 
 def _one_error_line(capsys) -> str:
