@@ -25,7 +25,8 @@ from nas_engine.estimate import (
 from nas_engine.evaluation import evaluate_test_split
 from nas_engine.export import LayerBox, describe_architecture, export_bundle, layer_diagram, predict_csv
 from nas_engine.fidelity import Fidelity
-from nas_engine.finalize import FinalModel, FinalModels, finalize_front, load_final_model, refit
+from nas_engine.final_model import load_final_model
+from nas_engine.finalize import FinalModel, FinalModels, finalize_front, refit
 from nas_engine.images import ArchiveLimits, ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import ModelCard, build_model_card, split_rows
 from nas_engine.pareto import pareto_front, pareto_front_nd

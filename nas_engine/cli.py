@@ -20,13 +20,14 @@ from nas_engine.config import DEFAULT_EXPORT, SearchConfig
 from nas_engine.errors import NasError
 from nas_engine.export import export_bundle
 from nas_engine.fidelity import Fidelity
-from nas_engine.finalize import finalize_front, load_final_model
+from nas_engine.final_model import load_final_model
+from nas_engine.finalize import finalize_front
 from nas_engine.images import convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import split_rows
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
 from nas_engine.reference import Reference, reference_score
-from nas_engine.results import OBJECTIVES, TrialResult, TrialStatus, objective_vector
+from nas_engine.results import OBJECTIVES, TrialResult, TrialStatus, is_ensemble, objective_vector
 from nas_engine.search import SUPERNET_FILE, run_search
 from nas_engine.selection import EXPORT_ALIASES, EXPORT_CHOICES, default_choice
 from nas_engine.spaces import SPACES, make_space
@@ -74,9 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         help="multi-fidelity: epochs of the lowest rung",
     )  # fmt: skip
     search.add_argument("--cv-folds", type=int, help="k-fold scoring (default: 5 on small data, else off)")
-    search.add_argument(
-        "--max-epochs", type=int, help="most epochs a trial trains (default: the space's own, 50)"
-    )
+    search.add_argument("--max-epochs", type=int, help="most epochs a trial trains (default: the space's own, 50)")
     search.add_argument(
         "--patience", type=int, help="epochs without improvement before a trial stops (default: the space's own, 5)"
     )
@@ -271,7 +270,7 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
             splits=split_rows(data),
         )
     metric = "accuracy" if result.task == "classification" else "r2"
-    what = "ensemble" if chosen.architecture.get("space") == "ensemble" else "trial"
+    what = "ensemble" if is_ensemble(chosen.architecture) else "trial"
     after = "after refitting on train+validation" if refit else "as compressed (not refit)"
     if reference is not None:
         sys.stderr.write(f"For comparison: {reference.describe()}\n")

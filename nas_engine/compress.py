@@ -47,9 +47,10 @@ from torch.nn.utils import prune as torch_prune
 
 from nas_engine.errors import ConstraintError
 from nas_engine.evaluator import Trainer, TrainSettings, evaluate_model, measure_latency_ms, one_thread, predict_raw
-from nas_engine.finalize import load_final_model
+from nas_engine.final_model import load_final_model
+from nas_engine.onnx_io import export_onnx
 from nas_engine.prepare import PreparedData
-from nas_engine.results import Costs, TrialResult, TrialStatus
+from nas_engine.results import Costs, TrialResult, TrialStatus, is_ensemble
 from nas_engine.spaces import space_for_architecture
 
 KINDS = ("prune", "int8")
@@ -434,7 +435,7 @@ def compress_trial(
         raise ConstraintError("Compression applies to plain networks, not to embeddings or TabM-style ensembles.")
     if parent.status is not TrialStatus.COMPLETED or parent.weights_path is None:
         raise ConstraintError(f"Trial {parent.number} has no trained weights to compress.")
-    if parent.architecture.get("space") == "ensemble":
+    if is_ensemble(parent.architecture):
         raise ConstraintError("Ensembles are not compressed; compress their member trials instead.")
     if is_int8(parent.architecture):
         raise ConstraintError(f"Trial {parent.number} is already int8; quantize as the last step.")
@@ -456,12 +457,10 @@ def compress_trial(
             measured_costs(model, arch, n_in, n_out), latency_ms=measure_latency_ms(model, n_in)
         )
     else:
-        from nas_engine.export import _export_onnx  # export imports this module
-
         arch = variant_architecture(parent.architecture, kind=kind, ratio=None, parent=parent.number)
         with tempfile.TemporaryDirectory() as tmp:
             float_path, int8_path = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
-            _export_onnx(model, n_in, float_path)
+            export_onnx(model, n_in, float_path)
             quantize_onnx(float_path, int8_path)
             metrics = evaluate_model(
                 OnnxModel(int8_path),

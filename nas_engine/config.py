@@ -12,7 +12,7 @@ from nas_engine.errors import ConstraintError
 from nas_engine.fidelity import Fidelity
 from nas_engine.results import OBJECTIVES, Costs
 from nas_engine.spaces import SPACES, SearchSpace
-from nas_engine.strategies import STRATEGIES
+from nas_engine.strategies import STRATEGIES, OneShotStrategy
 
 TASKS = ("classification", "regression")
 # One set of defaults: SearchConfig's fields below, the CLI's flags, the web form's initial values and
@@ -200,3 +200,13 @@ class SearchConfig:
         if unknown:
             raise ValueError(f"Unknown search setting(s): {', '.join(unknown)}.")
         return cls(**data)
+
+
+def sequential_reason(config: SearchConfig) -> str:
+    """Why this search's trials must train one after another on one worker, or "" when they can be
+    spread over many."""
+    if config.fidelity != Fidelity.NONE:
+        return "multi-fidelity brackets rank their candidates together, rung by rung"
+    if issubclass(STRATEGIES[config.strategy], OneShotStrategy):
+        return "a one-shot strategy first trains one supernet"
+    return ""

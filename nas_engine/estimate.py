@@ -18,12 +18,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from nas_engine.config import SearchConfig, broken_limits
+from nas_engine.config import SearchConfig, broken_limits, sequential_reason
 from nas_engine.errors import ConstraintError
 from nas_engine.evaluator import auto_cv_folds
-from nas_engine.fidelity import Fidelity, brackets, rung_epochs, survivors, training_rows
+from nas_engine.fidelity import MAX_BRACKET_SIZE, Fidelity, brackets, rung_epochs, survivors, training_rows
 from nas_engine.prepare import MAX_CATEGORIES
-from nas_engine.search import MAX_BRACKET_SIZE
 from nas_engine.spaces import SearchSpace, detect_image_shape, make_space
 from nas_engine.spaces.training import DEFAULT_TRAIN
 from nas_engine.strategies import STRATEGIES, GridStrategy, OneShotStrategy
@@ -254,8 +253,6 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
     budget, strategy = config.budget_seconds, STRATEGIES[config.strategy]
     if issubclass(strategy, OneShotStrategy):  # the supernet takes its share before the first trial
         config = dataclasses.replace(config, budget_seconds=config.budget_seconds * (1 - strategy.budget_share))
-    from nas_engine.parallel import sequential_reason  # it builds on the search loop, as this module does
-
     slots = max(1, int(parallel)) if not sequential_reason(config) else 1
     config = dataclasses.replace(config, budget_seconds=config.budget_seconds * slots)  # each slot's budget
     trials, seconds_per_trial, capped = _replay(config, training, throughput.trial * folds, shape)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from nas_engine.errors import DatasetError, NasError
 from nas_engine.evaluator import predict_raw
 from nas_engine.images import png_bytes
 from nas_engine.model_card import model_card
-from nas_engine.results import Costs, ensemble_costs
+from nas_engine.onnx_io import export_onnx
+from nas_engine.results import Costs, ensemble_costs, is_ensemble
 from nas_engine.spaces import space_for_architecture
 
 BUNDLE_FILES = (
@@ -150,25 +150,6 @@ def _check_predict_py_on_images(folder: Path, model: torch.nn.Module, rows: list
     return len(files)
 
 
-def _export_onnx(model: torch.nn.Module, n_features: int, path: Path) -> None:
-    # The exporter logs noise about torchvision ops we never use; keep a user's console clean.
-    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-    example = torch.zeros(2, n_features)  # batch 2: a batch of 1 would be specialised as a constant
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
-            dynamo=True,
-            verbose=False,
-            external_data=False,
-        )
-
-
 def _export_torchscript(model: torch.nn.Module, n_features: int, path: Path) -> None:
     # torch.jit is deprecated in torch 2.13 but still the one format torch loads without our code.
     with warnings.catch_warnings():
@@ -226,7 +207,7 @@ def analytic_costs(architecture: dict, n_inputs: int, n_outputs: int) -> Costs:
 
 def describe_architecture(architecture: dict) -> list[str]:
     """Readable layer lines of a genome, or of each member of an ensemble."""
-    if architecture.get("space") == "ensemble":
+    if is_ensemble(architecture):
         lines = [f"Ensemble of {len(architecture['member_architectures'])} networks (outputs averaged)"]
         for number, member in zip(architecture["members"], architecture["member_architectures"], strict=True):
             lines += [f"Member: trial {number}"] + [f"  {line}" for line in describe_architecture(member)]
@@ -279,7 +260,7 @@ def layer_diagram(architecture: dict, preprocessing: dict) -> tuple[LayerBox, ..
     n_in = preprocessing["n_features"]
     n_out = len(preprocessing["target"].get("labels", [])) or 1
     boxes = [_input_box(architecture, preprocessing)]
-    if architecture.get("space") == "ensemble":
+    if is_ensemble(architecture):
         branches = tuple(
             Branch(number=number, params=sum(b.params or 0 for b in inner), boxes=inner)
             for number, member in zip(architecture["members"], architecture["member_architectures"], strict=True)
@@ -567,7 +548,7 @@ def export_bundle(
     try:
         with tempfile.TemporaryDirectory() as tmp:
             onnx_path, script_path = Path(tmp) / "model.onnx", Path(tmp) / "model.pt"
-            _export_onnx(model, n_in, onnx_path)
+            export_onnx(model, n_in, onnx_path)
             encoded = runtime.encode_rows(rows, preprocessing)
             diff = onnx_max_abs_diff(model, onnx_path, encoded)
             if not diff <= ONNX_TOLERANCE:

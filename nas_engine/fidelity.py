@@ -27,6 +27,9 @@ class Bracket:
     first_rung: int
 
 
+MAX_BRACKET_SIZE = 81  # eta**rungs explodes with many rungs (max_epochs 10,000); rungs past it keep one
+
+
 def rung_epochs(*, min_epochs: int, max_epochs: int, eta: int) -> tuple[int, ...]:
     """Epoch budgets of the rungs: ``min_epochs * eta**k`` below ``max_epochs``, then ``max_epochs``.
 

@@ -3,7 +3,6 @@ and build a top-k ensemble that exports as one graph. Called by the caller, afte
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -14,32 +13,18 @@ import torch
 
 from nas_engine.augment import augmentation_for
 from nas_engine.evaluator import Trainer, TrainSettings, evaluate_model, measure_latency_ms, one_thread
+from nas_engine.final_model import EnsembleModel, load_final_model
 from nas_engine.prepare import PreparedData
-from nas_engine.results import SearchResult, StatusEvent, TrialResult, TrialStatus, ensemble_costs, require_score
+from nas_engine.results import (
+    ENSEMBLE_SPACE,
+    SearchResult,
+    StatusEvent,
+    TrialResult,
+    TrialStatus,
+    ensemble_costs,
+    require_score,
+)
 from nas_engine.spaces import space_for_architecture
-
-ENSEMBLE_SPACE = "ensemble"
-
-
-class EnsembleModel(torch.nn.Module):
-    """Averages its members: their softmax probabilities (classification) or outputs (regression).
-
-    For classification it returns the log of the averaged probabilities, so its output is still
-    a logit like a single network's: its softmax is the average, argmax and predict.py work
-    unchanged, and cross-entropy measures it correctly. One module, so ONNX gets one graph.
-    """
-
-    def __init__(self, members: list[torch.nn.Module], *, task: str) -> None:
-        super().__init__()
-        self.members = torch.nn.ModuleList(members)
-        self.task = task
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = torch.stack([member(x) for member in self.members])  # [members, batch, outputs]
-        if self.task == "classification":
-            # log(mean(softmax)) without underflow: logsumexp of log-probabilities minus log(k).
-            return torch.logsumexp(torch.log_softmax(outputs, dim=-1), dim=0) - math.log(len(self.members))
-        return outputs.mean(dim=0)
 
 
 @dataclass(frozen=True)
@@ -80,32 +65,6 @@ class FinalModels:
             "ensemble": self.ensemble.to_dict() if self.ensemble else None,
             "ensemble_final": self.ensemble_final.to_dict() if self.ensemble_final else None,
         }
-
-
-def _task(architecture: dict, n_outputs: int) -> str:
-    return architecture.get("task") or ("classification" if n_outputs > 1 else "regression")
-
-
-def build_final_model(architecture: dict, *, n_inputs: int, n_outputs: int) -> torch.nn.Module:
-    """Build the untrained network of a genome or of an ensemble record's architecture."""
-    if architecture.get("space") != ENSEMBLE_SPACE:
-        return space_for_architecture(architecture).build_model(architecture, n_inputs, n_outputs)
-    members = [
-        space_for_architecture(member).build_model(member, n_inputs, n_outputs)
-        for member in architecture["member_architectures"]
-    ]
-    return EnsembleModel(members, task=_task(architecture, n_outputs))
-
-
-def load_final_model(architecture: dict, weights_path: str | Path, *, n_inputs: int, n_outputs: int) -> torch.nn.Module:
-    """Rebuild a trained network, single genome or ensemble, from its architecture and weights.
-
-    Returns:
-        The model in eval mode.
-    """
-    model = build_final_model(architecture, n_inputs=n_inputs, n_outputs=n_outputs)
-    model.load_state_dict(torch.load(weights_path, weights_only=True))
-    return model.eval()
 
 
 def _test_metrics(model: torch.nn.Module, data: PreparedData) -> dict:

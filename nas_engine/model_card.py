@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nas_engine.results import Costs
+from nas_engine.results import Costs, is_ensemble
 
 _SPACE_WORDS = {
     "mlp": ("A multi-layer perceptron", "tabular data"),
@@ -112,7 +112,7 @@ def _metric_rows(metrics: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 def _what_it_is(architecture: dict) -> tuple[str, str]:
     """(what kind of network, from what kind of data) in words, for the card's first sentence."""
-    if architecture.get("space") == "ensemble":
+    if is_ensemble(architecture):
         members = architecture["member_architectures"]
         _, data = _SPACE_WORDS.get(members[0].get("space", "mlp"), _SPACE_WORDS["mlp"])
         return f"An ensemble of {len(members)} networks (their predictions averaged)", data
@@ -145,7 +145,7 @@ def metric_sources(*, architecture: dict, metrics: dict, splits: dict | None = N
     refit = bool(metrics.get("refit_on_train_and_validation", bool(test))) and not compressed
     lines = []
     folds = validation.get("cv_folds") if isinstance(validation, dict) else None
-    if architecture.get("space") == "ensemble":
+    if is_ensemble(architecture):
         lines.append(
             f"validation: its member networks as the search trained them on the training split"
             f"{_count(splits, 'train')}, their predictions averaged, scored on the validation split"

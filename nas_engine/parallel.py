@@ -23,25 +23,14 @@ import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nas_engine.config import SearchConfig
+from nas_engine.config import SearchConfig, sequential_reason
 from nas_engine.errors import NasError
-from nas_engine.fidelity import Fidelity
 from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
 from nas_engine.search import MAX_CONSECUTIVE_FAILURES, _Candidate, _Loop, check_search, training_mode
 from nas_engine.spaces import SearchSpace, make_space
-from nas_engine.strategies import STRATEGIES, OneShotStrategy
+from nas_engine.strategies import STRATEGIES
 from nas_engine.strategies.base import Strategy
-
-
-def sequential_reason(config: SearchConfig) -> str:
-    """Why this search's trials must train one after another on one worker, or "" when they can be
-    spread over many."""
-    if config.fidelity != Fidelity.NONE:
-        return "multi-fidelity brackets rank their candidates together, rung by rung"
-    if issubclass(STRATEGIES[config.strategy], OneShotStrategy):
-        return "a one-shot strategy first trains one supernet"
-    return ""
 
 
 @dataclasses.dataclass(frozen=True)

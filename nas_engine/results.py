@@ -38,6 +38,14 @@ class Costs:
         return cls(**_known_fields(cls, data))
 
 
+ENSEMBLE_SPACE = "ensemble"  # the "space" of an ensemble record's architecture (not a key of SPACES)
+
+
+def is_ensemble(architecture: dict) -> bool:
+    """True for an ensemble record's architecture (its members under ``member_architectures``)."""
+    return architecture.get("space") == ENSEMBLE_SPACE
+
+
 def ensemble_costs(members: Sequence[Costs], *, latency_ms: float | None = None) -> Costs:
     """The costs of an ensemble averaging ``members``: the sum of theirs.
 

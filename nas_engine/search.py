@@ -18,6 +18,7 @@ import torch
 from nas_engine.augment import augmentation_for
 from nas_engine.config import ANALYTIC_LIMITS, SearchConfig, broken_limits
 from nas_engine.errors import ConstraintError, NasError
+from nas_engine.estimate import DataShape, check_grid, check_limits
 from nas_engine.evaluator import (
     CrossValidatedTrainer,
     Trainer,
@@ -27,7 +28,7 @@ from nas_engine.evaluator import (
     measure_latency_ms,
     one_thread,
 )
-from nas_engine.fidelity import brackets, rung_epochs, survivors, training_rows
+from nas_engine.fidelity import MAX_BRACKET_SIZE, brackets, rung_epochs, survivors, training_rows
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, objective_vector
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 5
 MAX_CONSECUTIVE_REJECTIONS = 200
 MAX_DUPLICATE_DRAWS = 200  # this many repeats in a row means the space is exhausted
-MAX_BRACKET_SIZE = 81  # eta**rungs explodes with many rungs (max_epochs 10,000); rungs past it keep one
 # One model may train for a quarter of the budget (at least 30 s): a search should compare several
 # models, so a runaway one (huge, or slow on this data) is stopped and the search goes on.
 TRIAL_BUDGET_SHARE = 0.25
@@ -89,34 +89,6 @@ def _check_resume(resume_from: Sequence[TrialResult], elapsed_before: float) -> 
         raise ValueError(f"elapsed_before must be the seconds already spent (0 or more); got {elapsed_before!r}.")
     if not math.isfinite(elapsed_before):
         raise ValueError(f"elapsed_before must be a finite number of seconds; got {elapsed_before!r}.")
-
-
-def _check_feasible(space: SearchSpace, config: SearchConfig, data: PreparedData) -> None:
-    n_in, n_out = data.n_features, data.n_outputs
-    smallest = space.smallest_params(n_in, n_out)
-    if config.max_params is not None and config.max_params < smallest:
-        raise ConstraintError(
-            f"No architecture in the search space fits max_params={config.max_params:,}; "
-            f"the smallest possible has {smallest:,} parameters."
-        )
-    if config.max_size_bytes is not None and config.max_size_bytes < smallest * 4:  # float32 weights
-        raise ConstraintError(
-            f"No architecture in the search space fits max_size_bytes={config.max_size_bytes:,}; "
-            f"the smallest possible takes {smallest * 4:,} bytes."
-        )
-    cheapest = space.smallest_flops(n_in, n_out)
-    if config.max_flops is not None and config.max_flops < cheapest:
-        raise ConstraintError(
-            f"No architecture in the search space fits max_flops={config.max_flops:,}; "
-            f"the cheapest possible needs {cheapest:,} FLOPs."
-        )
-    if config.max_memory_bytes is not None:
-        leanest = space.smallest_memory(n_in, n_out)
-        if config.max_memory_bytes < leanest:
-            raise ConstraintError(
-                f"No architecture in the search space fits max_memory_bytes={config.max_memory_bytes:,}; "
-                f"the leanest possible needs {leanest:,} bytes of peak inference memory."
-            )
 
 
 @dataclasses.dataclass
@@ -801,13 +773,11 @@ def check_search(config: SearchConfig, data: PreparedData, *, resumed: bool = Fa
             grid within the budget (not checked when ``resumed``: it passed with the budget it then had).
     """
     space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape, strategy=config.strategy)
-    _check_feasible(space, config, data)
+    shape = DataShape(
+        rows=data.source_rows, n_inputs=data.n_features, n_outputs=data.n_outputs, image_shape=data.image_shape
+    )
+    check_limits(space, shape, **config.analytic_limits())
     if not resumed:
-        from nas_engine.estimate import DataShape, check_grid  # the estimate reads this module's constants
-
-        shape = DataShape(
-            rows=data.source_rows, n_inputs=data.n_features, n_outputs=data.n_outputs, image_shape=data.image_shape
-        )
         check_grid(config, shape)
     return space
 

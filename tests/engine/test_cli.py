@@ -158,10 +158,10 @@ def test_missing_data_file_exits_2(tmp_path, capsys):
 def test_impossible_limit_exits_2_without_output(mixed_csv, tmp_path, capsys):
     out = tmp_path / "model.zip"
     assert main(["search", str(mixed_csv), "--target", "label", "--max-params", "10", "--out", str(out)]) == 2
-    assert "the smallest possible has" in _one_error_line(capsys)
+    assert "No network fits under 10 parameters: the smallest one for this data has" in _one_error_line(capsys)
     assert not out.exists()
     assert main(["search", str(mixed_csv), "--target", "label", "--max-memory-bytes", "10", "--out", str(out)]) == 2
-    assert "fits max_memory_bytes=10; the leanest possible needs" in _one_error_line(capsys)
+    assert "No network runs in 10 bytes of memory: the leanest one" in _one_error_line(capsys)
     assert not out.exists()
 
 

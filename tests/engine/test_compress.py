@@ -29,7 +29,7 @@ from nas_engine.compress import (
 )
 from nas_engine.compress import _prune_units as prune_units
 from nas_engine.evaluator import Trainer, TrainSettings, evaluate_model, predict_raw
-from nas_engine.export import _export_onnx
+from nas_engine.onnx_io import export_onnx
 from nas_engine.results import TrialResult, TrialStatus
 from nas_engine.runtime import decode_outputs, encode_rows
 from nas_engine.spaces import space_for_architecture
@@ -158,7 +158,7 @@ def test_pruning_rejects_a_ratio_outside_zero_to_one(parent, cancer_data, artifa
 def test_int8_onnx_is_smaller_and_agrees_with_its_torch_twin(parent, int8_variant, cancer_data, tmp_path):
     model = load_model(parent.architecture, parent.weights_path, n_inputs=30, n_outputs=2)
     float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    _export_onnx(model, 30, float_path)
+    export_onnx(model, 30, float_path)
     quantize_onnx(float_path, int8_path)
     assert int8_path.stat().st_size < float_path.stat().st_size / 2
     assert int8_variant.metrics["onnx_file_bytes"] == int8_path.stat().st_size
@@ -246,7 +246,7 @@ def test_a_cnn_quantizes_to_integer_convolutions_that_match_its_twin(digits_data
     model = space_for_architecture(CNN).build_model(CNN, 64, 10).eval()
     pruned, _ = prune(model, CNN, 0.5, digits_data, seed=0, epochs=1)
     float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
-    _export_onnx(pruned, 64, float_path)
+    export_onnx(pruned, 64, float_path)
     quantize_onnx(float_path, int8_path)
     assert "ConvInteger" in {node.op_type for node in onnx.load(str(int8_path)).graph.node}
     assert int8_path.stat().st_size < float_path.stat().st_size

@@ -11,7 +11,8 @@ import torch
 
 from nas_engine import SearchConfig, TrialStatus, run_search
 from nas_engine.evaluator import predict_raw
-from nas_engine.finalize import EnsembleModel, finalize_front, load_final_model, refit
+from nas_engine.final_model import EnsembleModel, load_final_model
+from nas_engine.finalize import finalize_front, refit
 
 
 @pytest.fixture(scope="module")

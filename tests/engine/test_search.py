@@ -73,7 +73,8 @@ def test_max_params_rejects_before_training(cancer_data, tmp_path):
 
 def test_impossible_max_params_is_a_constraint_error(cancer_data):
     smallest = MLPSpace().smallest_params(cancer_data.n_features, cancer_data.n_outputs)
-    with pytest.raises(ConstraintError, match=f"fits max_params=50; the smallest possible has {smallest}"):
+    message = f"No network fits under 50 parameters: the smallest one for this data has {smallest:,}"
+    with pytest.raises(ConstraintError, match=message):
         run_search(SearchConfig(target="diagnosis", max_params=50), cancer_data)
 
 
@@ -151,12 +152,12 @@ def test_no_trained_trial_breaks_an_analytic_limit(cancer_data, tmp_path, limit,
 
 
 def test_impossible_max_size_is_a_constraint_error(cancer_data):
-    with pytest.raises(ConstraintError, match="fits max_size_bytes=200; the smallest possible takes"):
+    with pytest.raises(ConstraintError, match="No network fits in 200 bytes: the smallest one for this data takes"):
         run_search(SearchConfig(target="diagnosis", max_size_bytes=200), cancer_data)
 
 
 def test_impossible_max_memory_is_a_constraint_error(cancer_data):
-    with pytest.raises(ConstraintError, match="fits max_memory_bytes=300; the leanest possible needs"):
+    with pytest.raises(ConstraintError, match="No network runs in 300 bytes of memory: the leanest one .* needs"):
         run_search(SearchConfig(target="diagnosis", max_memory_bytes=300), cancer_data)
 
 
