@@ -65,9 +65,9 @@ def test_it_rejects_a_wrong_password(client, alice, clean_throttle):
 def clean_throttle():
     from django.core.cache import cache
 
-    from webapp.accounts.views import failure_key
+    from webapp.accounts.throttle import address_key, username_key
 
-    keys = [failure_key("127.0.0.1", name) for name in ("alice", "bob")]
+    keys = [username_key(name) for name in ("alice", "bob")] + [address_key("127.0.0.1")]
     cache.delete_many(keys)
     yield
     cache.delete_many(keys)

@@ -7,10 +7,11 @@ from django.contrib.auth import REDIRECT_FIELD_NAME, login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+
+from webapp.accounts import throttle
 
 
 @login_not_required
@@ -28,36 +29,23 @@ def signup(request):
     return render(request, "accounts/signup.html", {"form": form})
 
 
-def failure_key(address: str, username: str) -> str:
-    """Cache key counting failed log-ins of one username from one address."""
-    return f"login-failures:{address}:{username.strip().lower()}"
-
-
 class LoginThrottleMixin:
-    """Refuses a username from one address after LOGIN_MAX_FAILURES wrong passwords in a row, for
-    LOGIN_LOCKOUT_SECONDS (counted in the shared cache, so every server process sees the same
-    count). The site's and the admin's log-in forms share one count: a guesser gets no extra tries
-    by switching form."""
-
-    def _key(self) -> str:
-        return failure_key(self.request.META.get("REMOTE_ADDR", ""), self.request.POST.get("username") or "")
+    """Counts each log-in attempt before the password is checked, per username and per client
+    address (``webapp.accounts.throttle``), and refuses it with 429 past LOGIN_MAX_FAILURES for the
+    username or LOGIN_MAX_FAILURES_PER_ADDRESS for the address, for LOGIN_LOCKOUT_SECONDS. The
+    site's and the admin's log-in forms share the counts: a guesser gets no extra tries by
+    switching form."""
 
     def post(self, request, *args, **kwargs):
-        if cache.get(self._key(), 0) >= settings.LOGIN_MAX_FAILURES:
+        self.attempt = throttle.LoginAttempt.start(request)
+        if self.attempt.refusal:
             form = self.get_form()
-            minutes = max(1, round(settings.LOGIN_LOCKOUT_SECONDS / 60))
-            form.add_error(None, f"Too many failed attempts for this username; try again in {minutes} minutes.")
+            form.add_error(None, self.attempt.refusal)
             return self.render_to_response(self.get_context_data(form=form), status=429)
         return super().post(request, *args, **kwargs)
 
-    def form_invalid(self, form):
-        key = self._key()
-        cache.add(key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
-        cache.incr(key)
-        return super().form_invalid(form)
-
     def form_valid(self, form):
-        cache.delete(self._key())
+        self.attempt.succeeded()
         return super().form_valid(form)
 
 
