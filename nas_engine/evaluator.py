@@ -66,7 +66,7 @@ class TrainingOutcome:
     cancelled: bool
 
 
-def _loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+def training_loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
     """Cross-entropy or mean squared error. Outputs of shape ``[batch, members, outputs]`` (a
     TabM-style ensemble while it trains) give the mean of every member's own loss, so each member
     learns to predict on its own."""
@@ -123,7 +123,7 @@ def evaluate_model(
         Regression: rmse (original units), r2, val_loss, score (= r2).
     """
     outputs = predict_raw(model, X)
-    loss = float(_loss(torch.from_numpy(outputs), torch.from_numpy(y), task))
+    loss = float(training_loss(torch.from_numpy(outputs), torch.from_numpy(y), task))
     if task == "classification":
         predicted = outputs.argmax(axis=1)
         accuracy = float(np.mean(predicted == y))
@@ -257,7 +257,7 @@ class Trainer:
             inputs = self.X[idx]
             if self.augmentation is not None:
                 inputs = self.augmentation.apply(inputs, self.generator)
-            loss = _loss(self.model(inputs), self.y[idx], self.task)
+            loss = training_loss(self.model(inputs), self.y[idx], self.task)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     "Training diverged (the loss became NaN or infinite); a lower learning rate may help."

@@ -27,7 +27,7 @@ from nas_engine.config import SearchConfig, sequential_reason
 from nas_engine.errors import NasError
 from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
-from nas_engine.search import MAX_CONSECUTIVE_FAILURES, _Candidate, _Loop, check_search, training_mode
+from nas_engine.search import MAX_CONSECUTIVE_FAILURES, Candidate, SearchLoop, check_search, training_mode
 from nas_engine.spaces import SearchSpace, make_space
 from nas_engine.strategies import STRATEGIES
 from nas_engine.strategies.base import Strategy
@@ -201,7 +201,7 @@ def train_trial(
             config, data, space, seconds_left=seconds_left, on_trial=results.append,
             should_cancel=should_cancel, artifacts_dir=artifacts_dir, trial_seconds=trial_seconds,
         )  # fmt: skip
-        candidate = _Candidate(number=trial.number, arch=trial.architecture, costs=trial.costs)
+        candidate = Candidate(number=trial.number, arch=trial.architecture, costs=trial.costs)
         loop.run_bracket([candidate], first_rung=len(loop.rungs) - 1)
     return results[0] if results else None
 
@@ -246,8 +246,8 @@ def _loop(
     should_cancel: Callable[[], bool] | None = None,
     artifacts_dir: str | Path | None = None,
     trial_seconds: float = math.inf,
-) -> _Loop:
-    loop = _Loop(
+) -> SearchLoop:
+    loop = SearchLoop(
         config, data, space, on_trial, on_status, should_cancel, artifacts_dir,
         elapsed_before=0.0, trial_seconds=trial_seconds,
     )  # fmt: skip

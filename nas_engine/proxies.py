@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from nas_engine.evaluator import _loss as training_loss  # the loss trials train with: the first step's gradient
+from nas_engine.evaluator import training_loss  # the loss trials train with: the first step's gradient
 from nas_engine.prepare import TASKS, PreparedData
 from nas_engine.spaces.base import SearchSpace
 

@@ -92,7 +92,7 @@ def _check_resume(resume_from: Sequence[TrialResult], elapsed_before: float) -> 
 
 
 @dataclasses.dataclass
-class _Candidate:
+class Candidate:
     """An architecture being trained in a bracket, until it is reported."""
 
     number: int
@@ -106,13 +106,13 @@ class _Candidate:
 
     @property
     def built_trainer(self) -> Trainer | CrossValidatedTrainer:
-        """The trainer, once ``_Loop.trainer`` has built it (every candidate that trained)."""
+        """The trainer, once ``SearchLoop.trainer`` has built it (every candidate that trained)."""
         if self.trainer is None:
             raise RuntimeError(f"Candidate {self.number} has not been trained.")
         return self.trainer
 
 
-class _Loop:
+class SearchLoop:
     """State of one running search; exists so run_search reads as the steps it takes."""
 
     def __init__(
@@ -245,7 +245,7 @@ class _Loop:
             raise NasError(message)
         self.status("running", f"Trial {number} failed.")
 
-    def time_out(self, candidate: _Candidate) -> None:
+    def time_out(self, candidate: Candidate) -> None:
         """Record a trial that trained past ``trial_seconds`` as failed, with the time it took; it
         counts toward the failures in a row (every model too slow is worth stopping for)."""
         message = TIMED_OUT.format(seconds=self.trial_seconds)
@@ -265,7 +265,7 @@ class _Loop:
             )
         self.status("running", f"Trial {candidate.number} {message}.")
 
-    def conclude(self, candidate: _Candidate, status: TrialStatus) -> None:
+    def conclude(self, candidate: Candidate, status: TrialStatus) -> None:
         """Report a trained candidate: completed (reached the top rung) or pruned (stopped lower)."""
         data = self.data
         try:
@@ -300,7 +300,7 @@ class _Loop:
         self.record(result)
         self.status("running", f"Trial {candidate.number} {result.status.value}.")
 
-    def one_shot_metrics(self, candidate: _Candidate) -> dict:
+    def one_shot_metrics(self, candidate: Candidate) -> dict:
         """``one_shot_score``: the shortlisted architecture's score with the supernet's weights."""
         score = self.one_shot_scores.get(self.space.arch_hash(candidate.arch))
         return {} if score is None else {"one_shot_score": score}
@@ -371,13 +371,13 @@ class _Loop:
             self.config.max_trials is not None and self.trained >= self.config.max_trials
         )
 
-    def propose(self, n: int) -> list[_Candidate]:
+    def propose(self, n: int) -> list[Candidate]:
         """Ask the strategy for up to ``n`` new architectures that pass the analytic limits.
 
         Duplicates are skipped; rejected ones are reported at once. Fewer than ``n`` come back
         when the budget runs out or the space looks exhausted (``self.exhausted``).
         """
-        candidates: list[_Candidate] = []
+        candidates: list[Candidate] = []
         duplicates = 0
         while len(candidates) < n and not self.out_of_budget():
             for arch in self.portfolio_next(n - len(candidates)) or self.strategy.ask(n - len(candidates)):
@@ -415,7 +415,7 @@ class _Loop:
             if not _analytic_violation(self.space.costs(arch, data.n_features, data.n_outputs), self.config)
         ]
 
-    def admit(self, number: int, arch: dict) -> _Candidate | None:
+    def admit(self, number: int, arch: dict) -> Candidate | None:
         """Reject ``arch`` if it breaks an analytic limit, else make it a candidate."""
         data = self.data
         costs = self.space.costs(arch, data.n_features, data.n_outputs)
@@ -431,9 +431,9 @@ class _Loop:
             return None
         self.rejections = 0
         self.trained += 1
-        return _Candidate(number=number, arch=arch, costs=costs)
+        return Candidate(number=number, arch=arch, costs=costs)
 
-    def trainer(self, candidate: _Candidate) -> Trainer | CrossValidatedTrainer:
+    def trainer(self, candidate: Candidate) -> Trainer | CrossValidatedTrainer:
         """The candidate's trainer, building its network (seeded by its number) the first time;
         k-fold over train+validation when ``cv_folds`` > 1, else the fixed validation split."""
         if candidate.trainer is not None:
@@ -464,7 +464,7 @@ class _Loop:
 
     # --- training ----------------------------------------------------------------------------
 
-    def run_bracket(self, candidates: list[_Candidate], first_rung: int) -> bool:
+    def run_bracket(self, candidates: list[Candidate], first_rung: int) -> bool:
         """Successive halving from ``first_rung``: train every candidate to the rung, report and drop
         all but the best 1/eta, continue the survivors (from their weights and optimiser state)
         to the next rung; those that reach the top rung are completed.
@@ -523,7 +523,7 @@ class _Loop:
             self.conclude(candidate, TrialStatus.COMPLETED)
         return True
 
-    def expire(self, alive: list[_Candidate]) -> bool:
+    def expire(self, alive: list[Candidate]) -> bool:
         """The budget ran out inside a bracket: report what was trained (at the top rung: completed,
         even if cut short, as without multi-fidelity); untrained candidates are dropped."""
         for candidate in alive:
@@ -711,7 +711,7 @@ def run_search(
             still training then is stopped and reported as failed, and the search goes on. None:
             ``trial_time_limit(config.budget_seconds)``; ``math.inf``: no limit but the budget.
         warm_start: Trials of an earlier search on data of the same schema (same columns): the
-            strategy learns from them before it proposes (see ``_Loop.warm_start``); they are not
+            strategy learns from them before it proposes (see ``SearchLoop.warm_start``); they are not
             part of this search's results.
         warm_supernet: The ``supernet.pt`` an earlier one-shot search of the same method left in
             its artifacts folder: the supernet starts from it (and trains for fewer steps). A
@@ -748,7 +748,7 @@ def run_search(
         raise ValueError(f"trial_seconds must be a number of seconds above 0; got {trial_seconds!r}.")
     space = check_search(config, data, resumed=bool(resume_from))
     with training_mode():
-        loop = _Loop(
+        loop = SearchLoop(
             config,
             data,
             space,

@@ -63,6 +63,25 @@ def test_the_engine_has_no_import_circle():
     assert circles("nas_engine") == []
 
 
+def private_imports(package: str) -> list[str]:
+    """``module: name`` for each private name (one underscore) that a module of ``package`` imports
+    from another module of the project."""
+    found = []
+    for name, path in _modules(package).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (
+                node.level or (node.module or "").startswith(("nas_engine", "webapp"))
+            ):
+                found += [
+                    f"{name}: {a.name}" for a in node.names if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    return found
+
+
+def test_no_engine_module_imports_a_private_name_of_another():
+    assert private_imports("nas_engine") == []
+
+
 def test_the_check_finds_a_circle_where_there_is_one(tmp_path, monkeypatch):
     package = tmp_path / "pkg"
     package.mkdir()

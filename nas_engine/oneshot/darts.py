@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_engine.config import ANALYTIC_LIMITS, broken_limits
-from nas_engine.evaluator import _loss, evaluate_model
+from nas_engine.evaluator import evaluate_model, training_loss
 from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
 from nas_engine.oneshot.darts_supernets import MixedNet, build_mixed_net
 from nas_engine.pareto import pareto_front
@@ -187,7 +187,7 @@ def train_mixed_net(
         for w_batch, a_batch in halves.batches(generator):
             if not warm and len(a_batch) >= 2:
                 alpha_optimizer.zero_grad(set_to_none=True)
-                loss = _loss(net(halves.X[a_batch]), halves.y[a_batch], data.task) + penalty(net)
+                loss = training_loss(net(halves.X[a_batch]), halves.y[a_batch], data.task) + penalty(net)
                 _finite(loss).backward(inputs=alphas)
                 alpha_optimizer.step()
             inputs = halves.X[w_batch]
@@ -195,7 +195,7 @@ def train_mixed_net(
                 inputs = context.augmentation.apply(inputs, generator)
             weight_optimizer.zero_grad(set_to_none=True)
             with net.fixed(net.sample(generator)):
-                _finite(_loss(net(inputs), halves.y[w_batch], data.task)).backward(inputs=weights)
+                _finite(training_loss(net(inputs), halves.y[w_batch], data.task)).backward(inputs=weights)
             weight_optimizer.step()
             if clock.stop():
                 break

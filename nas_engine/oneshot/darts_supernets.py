@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas_engine.spaces.blocks import ACTIVATION_NAMES
-from nas_engine.spaces.cnn import BLOCK_TYPES, KERNELS, CNNSpace, _block, _Conv, _conv_costs, _side_after
+from nas_engine.spaces.cnn import BLOCK_TYPES, KERNELS, CNNSpace, ConvUnit, build_block, conv_costs, side_after
 from nas_engine.spaces.mlp import MAX_DEPTH, MLPSpace
 from nas_engine.spaces.training import DEFAULT_TRAIN
 
@@ -281,9 +281,9 @@ def stage_sides(image_shape: Sequence[int]) -> list[tuple[int, int]]:
     2 with both sides staying ≥ 2 (``CNNSpace.plan``'s rule), at most ``MAX_CNN_STAGES``."""
     height, width = image_shape[1], image_shape[2]
     sides: list[tuple[int, int]] = []
-    while len(sides) < MAX_CNN_STAGES and min(_side_after(height, 2), _side_after(width, 2)) >= 2:
+    while len(sides) < MAX_CNN_STAGES and min(side_after(height, 2), side_after(width, 2)) >= 2:
         sides.append((height, width))
-        height, width = _side_after(height, 2), _side_after(width, 2)
+        height, width = side_after(height, 2), side_after(width, 2)
     return sides
 
 
@@ -347,12 +347,12 @@ def _cnn_cost_terms(space: CNNSpace, sides: list[tuple[int, int]], n_outputs: in
     head's over the last stage's channels, counted as ``CNNSpace.costs`` counts them."""
     index = 0 if name == "params" else 1
     channels, height, width = space.image_shape
-    stem = _conv_costs((_Conv(channels, STEM_CHANNELS, 3),), height, width)[index]
+    stem = conv_costs((ConvUnit(channels, STEM_CHANNELS, 3),), height, width)[index]
     terms: list[CostTerm] = [((), torch.tensor(float(stem)))]
 
     def stage_cost(kind: str, kernel: int, cin: int, cout: int, side: tuple[int, int]) -> int:
-        block = _block(kind, cin, cout, kernel, 2, EXPANSION)
-        return sum(_conv_costs(specs, *side)[index] for specs in (block.body, block.shortcut or ()))
+        block = build_block(kind, cin, cout, kernel, 2, EXPANSION)
+        return sum(conv_costs(specs, *side)[index] for specs in (block.body, block.shortcut or ()))
 
     for i, side in enumerate(sides):
         inputs = (STEM_CHANNELS,) if i == 0 else CHANNEL_OPTIONS

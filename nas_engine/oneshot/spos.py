@@ -40,7 +40,7 @@ from nas_engine.spaces.cnn import (
     MAX_STAGES,
     STEM_CHANNELS,
     CNNSpace,
-    _Conv,
+    ConvUnit,
 )
 from nas_engine.spaces.mlp import MAX_DEPTH, UNITS, MLPSpace
 from nas_engine.spaces.training import DEFAULT_TRAIN
@@ -184,7 +184,7 @@ class CNNSupernet(Supernet):
     def forward(self, x: torch.Tensor, arch: dict) -> torch.Tensor:
         act = arch["activation"]
         x = x.view(-1, *arch["input_shape"])
-        x = self._conv("stem", self.stem, x, _Conv(arch["input_shape"][0], arch["stem"]["channels"], 3), act)
+        x = self._conv("stem", self.stem, x, ConvUnit(arch["input_shape"][0], arch["stem"]["channels"], 3), act)
         positions = [(s, b) for s, stage in enumerate(arch["stages"]) for b in range(stage["blocks"])]
         for (s, b), (_, stage, block) in zip(positions, self.space.plan(arch), strict=True):
             kind, key = stage["block"], f"{s}_{b}"

@@ -48,7 +48,7 @@ NOT_AN_IMAGE = (
 
 
 @dataclass(frozen=True)
-class _Conv:
+class ConvUnit:
     """One convolution followed by batch-norm (and the activation when ``act``); padding keeps
     'same' size, so the output side is ``ceil(side / stride)``."""
 
@@ -64,26 +64,26 @@ class _Conv:
 class _Block:
     """A block as convolutions: ``shortcut`` None means no skip, ``()`` the identity."""
 
-    body: tuple[_Conv, ...]
-    shortcut: tuple[_Conv, ...] | None
+    body: tuple[ConvUnit, ...]
+    shortcut: tuple[ConvUnit, ...] | None
     act_after: bool
 
 
-def _side_after(side: int, stride: int) -> int:
+def side_after(side: int, stride: int) -> int:
     return (side - 1) // stride + 1
 
 
-def _block(kind: str, cin: int, cout: int, kernel: int, stride: int, expansion: int) -> _Block:
+def build_block(kind: str, cin: int, cout: int, kernel: int, stride: int, expansion: int) -> _Block:
     """The convolutions of one block (He et al. 2016 basic block; Sandler et al. 2018 MBConv)."""
     if kind == "conv":
-        return _Block((_Conv(cin, cout, kernel, stride),), None, False)
+        return _Block((ConvUnit(cin, cout, kernel, stride),), None, False)
     if kind == "residual":
-        body = (_Conv(cin, cout, kernel, stride), _Conv(cout, cout, kernel, act=False))
-        shortcut = () if stride == 1 and cin == cout else (_Conv(cin, cout, 1, stride, act=False),)
+        body = (ConvUnit(cin, cout, kernel, stride), ConvUnit(cout, cout, kernel, act=False))
+        shortcut = () if stride == 1 and cin == cout else (ConvUnit(cin, cout, 1, stride, act=False),)
         return _Block(body, shortcut, True)
     hidden = cin * expansion
-    expand = (_Conv(cin, hidden, 1),) if expansion > 1 else ()
-    body = (*expand, _Conv(hidden, hidden, kernel, stride, groups=hidden), _Conv(hidden, cout, 1, act=False))
+    expand = (ConvUnit(cin, hidden, 1),) if expansion > 1 else ()
+    body = (*expand, ConvUnit(hidden, hidden, kernel, stride, groups=hidden), ConvUnit(hidden, cout, 1, act=False))
     # MobileNetV2 skips only where shapes match and leaves the sum linear.
     return _Block(body, () if stride == 1 and cin == cout else None, False)
 
@@ -233,14 +233,14 @@ class CNNSpace(SearchSpace):
         _, height, width = arch["input_shape"]
         cin = arch["stem"]["channels"]
         for stage in arch["stages"]:
-            stride = 2 if min(_side_after(height, 2), _side_after(width, 2)) >= 2 else 1
-            height, width = _side_after(height, stride), _side_after(width, stride)
+            stride = 2 if min(side_after(height, 2), side_after(width, 2)) >= 2 else 1
+            height, width = side_after(height, stride), side_after(width, stride)
             for i in range(stage["blocks"]):
                 s = stride if i == 0 else 1
                 yield (
                     s,
                     stage,
-                    _block(stage["block"], cin, stage["channels"], stage["kernel"], s, stage.get("expansion", 1)),
+                    build_block(stage["block"], cin, stage["channels"], stage["kernel"], s, stage.get("expansion", 1)),
                 )
                 cin = stage["channels"]
 
@@ -256,7 +256,7 @@ class CNNSpace(SearchSpace):
         self._check_inputs(arch, n_inputs)
         act = arch["activation"]
 
-        def convs(specs: tuple[_Conv, ...]) -> nn.Sequential:
+        def convs(specs: tuple[ConvUnit, ...]) -> nn.Sequential:
             layers: list[nn.Module] = []
             for c in specs:
                 layers += [
@@ -269,7 +269,7 @@ class CNNSpace(SearchSpace):
         stem = arch["stem"]["channels"]
         modules: list[nn.Module] = [
             nn.Unflatten(1, tuple(arch["input_shape"])),
-            convs((_Conv(arch["input_shape"][0], stem, 3),)),
+            convs((ConvUnit(arch["input_shape"][0], stem, 3),)),
         ]
         for _, _, block in self.plan(arch):
             if block.shortcut is None:
@@ -288,14 +288,14 @@ class CNNSpace(SearchSpace):
     def costs(self, arch: dict, n_inputs: int, n_outputs: int) -> Costs:
         self._check_inputs(arch, n_inputs)
         channels, height, width = arch["input_shape"]
-        stem = (_Conv(channels, arch["stem"]["channels"], 3),)
-        params, flops = _conv_costs(stem, height, width)
+        stem = (ConvUnit(channels, arch["stem"]["channels"], 3),)
+        params, flops = conv_costs(stem, height, width)
         buffer_bytes = _buffer_bytes(stem)
         activations = ActivationPeak(n_inputs)  # Unflatten is a view of the input
         activations.nested(_conv_outputs(stem, height, width))
         for stride, _, block in self.plan(arch):
             for specs in (block.body, block.shortcut or ()):
-                p, f = _conv_costs(specs, height, width)
+                p, f = conv_costs(specs, height, width)
                 params, flops, buffer_bytes = params + p, flops + f, buffer_bytes + _buffer_bytes(specs)
             body = _conv_outputs(block.body, height, width)
             if block.shortcut is None:
@@ -303,7 +303,7 @@ class CNNSpace(SearchSpace):
             else:
                 shortcut = _conv_outputs(block.shortcut, height, width)
                 activations.residual(body, shortcut, after=body[-1:] if block.act_after else ())
-            height, width = _side_after(height, stride), _side_after(width, stride)
+            height, width = side_after(height, stride), side_after(width, stride)
         last = self._out_channels(arch)
         params += last * n_outputs + n_outputs
         flops += last * n_outputs
@@ -358,27 +358,27 @@ class CNNSpace(SearchSpace):
 _STAGE_OPTIONS = (BLOCK_TYPES, KERNELS, CHANNELS, BLOCKS_PER_STAGE)
 
 
-def _conv_costs(specs: tuple[_Conv, ...], height: int, width: int) -> tuple[int, int]:
+def conv_costs(specs: tuple[ConvUnit, ...], height: int, width: int) -> tuple[int, int]:
     """Parameters (weights plus batch-norm scale and shift) and MACs of convolutions run in order
     on a ``height`` × ``width`` input."""
     params = macs = 0
     for c in specs:
-        height, width = _side_after(height, c.stride), _side_after(width, c.stride)
+        height, width = side_after(height, c.stride), side_after(width, c.stride)
         weights = c.cout * (c.cin // c.groups) * c.kernel * c.kernel
         params += weights + 2 * c.cout
         macs += weights * height * width
     return params, macs
 
 
-def _conv_outputs(specs: tuple[_Conv, ...], height: int, width: int) -> list[int]:
+def _conv_outputs(specs: tuple[ConvUnit, ...], height: int, width: int) -> list[int]:
     """Elements each op of the convolutions writes, in order: conv, batch-norm, activation."""
     sizes = []
     for c in specs:
-        height, width = _side_after(height, c.stride), _side_after(width, c.stride)
+        height, width = side_after(height, c.stride), side_after(width, c.stride)
         sizes += [c.cout * height * width] * (3 if c.act else 2)
     return sizes
 
 
-def _buffer_bytes(specs: tuple[_Conv, ...]) -> int:
+def _buffer_bytes(specs: tuple[ConvUnit, ...]) -> int:
     """Bytes of the batch-norm buffers after the convolutions: running mean and variance, counter."""
     return sum(2 * c.cout * FLOAT32_BYTES + BATCH_NORM_COUNTER_BYTES for c in specs)

@@ -72,7 +72,7 @@ class MLPSpace(SearchSpace):
         }
 
     def mutate(self, arch: dict, rng: np.random.Generator) -> dict:
-        child = _with_defaults(copy.deepcopy(arch))
+        child = mlp_defaults(copy.deepcopy(arch))
         layers = child["layers"]
         moves = [*(LAYER_KEYS if layers else ()), "norm", "residual", "train"]
         moves += ["add"] if len(layers) < MAX_DEPTH else []
@@ -115,7 +115,7 @@ class MLPSpace(SearchSpace):
         }
 
     def to_decisions(self, arch: dict) -> dict:
-        arch = _with_defaults(arch)
+        arch = mlp_defaults(arch)
         choices = {name: options[0] for name, options in self.decisions().items()}
         choices.update(depth=len(arch["layers"]), norm=arch["norm"], residual=arch["residual"], **arch["train"])
         for i, layer in enumerate(arch["layers"]):
@@ -125,7 +125,7 @@ class MLPSpace(SearchSpace):
     def build_model(self, arch: dict, n_inputs: int, n_outputs: int):
         import torch.nn as nn  # lazy: strategies import this module and must not need torch
 
-        arch = _with_defaults(arch)
+        arch = mlp_defaults(arch)
         norms = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm}
         modules: list[nn.Module] = []
         width = n_inputs
@@ -145,7 +145,7 @@ class MLPSpace(SearchSpace):
         return nn.Sequential(*modules)
 
     def costs(self, arch: dict, n_inputs: int, n_outputs: int) -> Costs:
-        arch = _with_defaults(arch)
+        arch = mlp_defaults(arch)
         params = flops = buffer_bytes = 0
         activations = ActivationPeak(n_inputs)
         width = n_inputs
@@ -190,7 +190,7 @@ class MLPSpace(SearchSpace):
         return min(memory_of(c) for c in self._candidates(n_inputs, n_outputs))
 
     def describe(self, arch: dict) -> list[str]:
-        arch = _with_defaults(arch)
+        arch = mlp_defaults(arch)
         norm = _NORM_LABELS.get(arch["norm"])
         lines = [
             f"Dense {layer['units']}"
@@ -206,7 +206,7 @@ class MLPSpace(SearchSpace):
         return [*lines, "Output layer", describe_train(arch["train"])]
 
 
-def _with_defaults(arch: dict) -> dict:
+def mlp_defaults(arch: dict) -> dict:
     """``arch`` with the keys genomes from before engine v1 lacked (no norm, no skips, Adam)."""
     return {
         "space": "mlp",

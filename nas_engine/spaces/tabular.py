@@ -28,7 +28,7 @@ import numpy as np
 
 from nas_engine.results import Costs
 from nas_engine.spaces.memory import BATCH_NORM_COUNTER_BYTES, FLOAT32_BYTES, ActivationPeak, float32_costs
-from nas_engine.spaces.mlp import MLPSpace, _with_defaults
+from nas_engine.spaces.mlp import MLPSpace, mlp_defaults
 from nas_engine.spaces.training import DEFAULT_TRAIN, pick
 
 EMBEDDINGS = ("none", "periodic")
@@ -185,7 +185,7 @@ class TabularSpace(MLPSpace):
 
 def tabular_defaults(arch: dict) -> dict:
     """``arch`` with every key of the tabular genome (an MLP genome reads as no embedding, one member)."""
-    return _with_defaults(arch) | {
+    return mlp_defaults(arch) | {
         "space": "tabular",
         "embed": arch.get("embed", "none"),
         "members": int(arch.get("members", 1)),

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from nas_engine import SearchConfig, run_search
-from nas_engine.evaluator import _loss, predict_raw
+from nas_engine.evaluator import predict_raw, training_loss
 from nas_engine.prepare import prepare_data
 from nas_engine.runtime import encode_rows, target_units
 from nas_engine.spaces import TabularSpace, make_space
@@ -54,7 +54,7 @@ def test_members_train_on_their_own_loss_and_predict_their_mean():
     per_member = model(x)
     assert per_member.shape == (6, 4, 3)
     expected = torch.stack([torch.nn.functional.cross_entropy(per_member[:, k], y) for k in range(4)]).mean()
-    assert torch.allclose(_loss(per_member, y, "classification"), expected)
+    assert torch.allclose(training_loss(per_member, y, "classification"), expected)
     model.eval()
     with torch.no_grad():
         eval_out = model(x)
