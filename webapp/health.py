@@ -1,13 +1,21 @@
 """/healthz: are the database, the broker and the channel layer reachable, and how many Celery
 workers answer. JSON, no login needed.
 
-The status is 200 when the database, broker and channel layer all answer. Zero workers is
-reported but is not an error by itself: the web app still serves, and queued jobs wait.
+The status is 200 when the database, broker and channel layer all answer, else 503. Anyone gets
+only that (``{"status": "ok"}`` or ``"error"``); staff also get each check's outcome (an error's
+text may name hosts and users) and the number of live workers. Zero workers is reported but is not
+an error by itself: the web app still serves, and queued jobs wait.
+
+Results are kept HEALTHZ_CACHE_SECONDS in the process, so a flood of requests checks the services
+(and pings the workers) at most once per period, not once per hit.
 """
 
 import asyncio
 import logging
+import threading
+import time
 import uuid
+from collections.abc import Callable
 
 import redis
 from asgiref.sync import async_to_sync
@@ -72,20 +80,39 @@ def _count_workers() -> int | None:
         return None
 
 
+_results: dict[str, tuple[float, object]] = {}
+_results_lock = threading.Lock()
+
+
+def _cached(name: str, compute: Callable[[], object]) -> object:
+    """``compute()``, or its result from less than HEALTHZ_CACHE_SECONDS ago (one computes at a time)."""
+    with _results_lock:
+        kept = _results.get(name)
+        if kept is not None and time.monotonic() - kept[0] < settings.HEALTHZ_CACHE_SECONDS:
+            return kept[1]
+        value = compute()
+        _results[name] = (time.monotonic(), value)
+        return value
+
+
+def forget_results() -> None:
+    """Drop the kept results: the next request checks again."""
+    with _results_lock:
+        _results.clear()
+
+
+def _checks() -> dict[str, str | None]:
+    return {"database": _check_database(), "broker": _check_broker(), "channel_layer": _check_channel_layer()}
+
+
 @login_not_required
 @require_GET
 def healthz(request):
-    checks = {
-        "database": _check_database(),
-        "broker": _check_broker(),
-        "channel_layer": _check_channel_layer(),
-    }
+    checks = _cached("checks", _checks)
     ok = all(error is None for error in checks.values())
-    # Asking workers needs the broker; when it is down the count is unknown, not zero.
-    workers = _count_workers() if checks["broker"] is None else None
-    body = {
-        "status": "ok" if ok else "error",
-        "checks": {name: ("ok" if error is None else error) for name, error in checks.items()},
-        "workers": workers,
-    }
+    body: dict = {"status": "ok" if ok else "error"}
+    if request.user.is_staff:
+        body["checks"] = {name: ("ok" if error is None else error) for name, error in checks.items()}
+        # Asking workers needs the broker; when it is down the count is unknown, not zero.
+        body["workers"] = _cached("workers", _count_workers) if checks["broker"] is None else None
     return JsonResponse(body, status=200 if ok else 503)

@@ -176,6 +176,8 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
 LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1)
 # Proxies of ours in front of daphne that append to X-Forwarded-For (nginx: 1); 0 ignores the header.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+# /healthz keeps its results this long (per process), so a flood of requests checks the services once.
+HEALTHZ_CACHE_SECONDS = env_float("HEALTHZ_CACHE_SECONDS", 5.0)
 
 CHANNEL_LAYERS = {
     "default": {

@@ -87,9 +87,7 @@ def test_the_embedded_stack_serves_and_ctrl_c_stops_everything(tmp_path, monkeyp
             except OSError:
                 time.sleep(0.3)
         output = (tmp_path / "stack.log").read_text(errors="replace")
-        assert health["status"] == "ok", output[-3000:]
-        assert health["checks"] == {"database": "ok", "broker": "ok", "channel_layer": "ok"}
-        assert health["workers"] in (0, 1)  # the worker may not be ready at the first answer
+        assert health == {"status": "ok"}, output[-3000:]  # each check's details are for staff only
         assert (var / "db.sqlite3").exists()
         assert socket_path.exists()
         assert processes_mentioning(str(socket_path)), "no redis-server on the embedded socket"
