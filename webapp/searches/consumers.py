@@ -3,6 +3,7 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from webapp.accounts.sockets import session_group
 from webapp.searches import events, selectors
 
 UNAUTHENTICATED = 4401
@@ -21,6 +22,12 @@ class SearchJobConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = events.group_name(job_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        # Logging out of this session closes this socket (webapp.accounts.sockets).
+        session = self.scope.get("session")
+        session_key = session.session_key if session is not None else None
+        self.session_group = session_group(session_key) if session_key else None
+        if self.session_group:
+            await self.channel_layer.group_add(self.session_group, self.channel_name)
         await self.accept()
         # Read the snapshot after joining the group: an event may then arrive twice (the page
         # de-duplicates by trial id) but never fall between snapshot and subscription.
@@ -42,9 +49,16 @@ class SearchJobConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code):
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "session_group", None):
+            await self.channel_layer.group_discard(self.session_group, self.channel_name)
 
     async def receive_json(self, content, **kwargs):
         """The page only listens; anything it sends is ignored."""
 
     async def job_event(self, event):
         await self.send_json(event["payload"])
+
+    async def session_ended(self, event):
+        """Its session logged out: the socket closes (the page then shows it is disconnected, and a
+        reconnect without a session is refused)."""
+        await self.close(code=UNAUTHENTICATED)
