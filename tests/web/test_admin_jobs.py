@@ -88,7 +88,7 @@ def test_delete_removes_the_job_and_its_files(staff_client, job):
     (folder / "bundles").mkdir(parents=True, exist_ok=True)  # ids restart in a new test database
     (folder / "trial_0.pt").write_bytes(b"weights")
     (folder / "bundles" / "trial_0.zip").write_bytes(b"zip")
-    act(staff_client, "delete_with_files", [job])
+    act(staff_client, "delete_with_files", [job], post="yes")
     assert not SearchJob.objects.filter(pk=job.pk).exists()
     assert not folder.exists()
 

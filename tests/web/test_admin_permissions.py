@@ -51,7 +51,7 @@ def test_a_view_only_staff_user_is_offered_no_action_and_a_forged_one_does_nothi
     assert offered(viewer) == set()
     with django_capture_on_commit_callbacks(execute=True):
         for action in ACTIONS:
-            response = act(viewer, action, [job], reason="forged")
+            response = act(viewer, action, [job], reason="forged", post="yes")
             assert response.status_code == 200
     job.refresh_from_db()
     assert job.status == SearchJob.Status.QUEUED and job.error == ""
@@ -71,7 +71,7 @@ def test_the_change_permission_cancels_and_marks_failed_but_neither_reruns_nor_d
     assert offered(editor) == {"cancel_jobs", "mark_failed"}
     with django_capture_on_commit_callbacks(execute=True):
         act(editor, "rerun_jobs", [job])
-        act(editor, "delete_with_files", [job])
+        act(editor, "delete_with_files", [job], post="yes")
     assert list(SearchJob.objects.all()) == [job] and folder.exists()
     act(editor, "mark_failed", [job], reason="The dataset was withdrawn.")
     job.refresh_from_db()
@@ -92,5 +92,5 @@ def test_a_superuser_may_use_every_action(django_user_model, job_with_files, dja
     job.refresh_from_db()
     assert job.status == SearchJob.Status.FAILED
     with django_capture_on_commit_callbacks(execute=True):
-        act(admin, "delete_with_files", [job])
+        act(admin, "delete_with_files", [job], post="yes")
     assert not SearchJob.objects.filter(pk=job.pk).exists() and not folder.exists()

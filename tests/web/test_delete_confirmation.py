@@ -82,3 +82,29 @@ def test_deleting_a_search_asks_first_and_keeps_the_dataset(
     assert response.status_code == 302
     assert not SearchJob.objects.filter(pk=job.pk).exists() and not folder.exists()
     assert Dataset.objects.filter(pk=dataset.pk).exists() and SearchJob.objects.filter(pk=other.pk).exists()
+
+
+def test_the_admins_delete_with_files_asks_first(
+    alice, alice_client, breast_cancer_csv, django_user_model, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    with django_capture_on_commit_callbacks(execute=False):
+        job = _job_with_models(alice, dataset, 2)
+    staff = Client()
+    staff.force_login(django_user_model.objects.create_superuser(username="carol", password="x"))
+    changelist = reverse("admin:searches_searchjob_changelist")
+    chosen = {"action": "delete_with_files", "_selected_action": [job.pk]}
+
+    response = staff.post(changelist, chosen)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "Deleting 1 search also deletes" in text and "2 trained models" in text and "will be cancelled" in text
+    assert 'name="post" value="yes"' in text
+    assert SearchJob.objects.filter(pk=job.pk).exists()
+
+    folder = Path(job.artifacts_dir)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert staff.post(changelist, chosen | {"post": "yes"}).status_code == 302
+    assert not SearchJob.objects.filter(pk=job.pk).exists() and not folder.exists()

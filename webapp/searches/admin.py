@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.db.models import Count, Max, Q
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from webapp.searches import services
@@ -124,6 +125,18 @@ class SearchJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Delete the selected searches and their files", permissions=["delete"])
     def delete_with_files(self, request, queryset):
+        if request.POST.get("post") != "yes":  # ask first, saying what goes: each search's trained models
+            jobs = list(queryset.order_by("-pk"))
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Delete these searches and their files?",
+                "jobs": jobs,
+                "models": sum(job.trials_done for job in jobs),
+                "active": sum(not job.is_ended for job in jobs),
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/searches/searchjob/delete_with_files.html", context)
         count = 0
         for job in queryset:
             services.search_delete(job=job)
