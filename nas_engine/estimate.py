@@ -247,7 +247,7 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
     if not fitting:  # none drawn fits, yet the smallest does: price the smallest
         flops = space.smallest_flops(shape.n_inputs, shape.n_outputs)
         fitting = [_Sample(flops=flops, depth=1, batch_size=DEFAULT_TRAIN["batch_size"])]
-    throughput = THROUGHPUT.get(space.name, THROUGHPUT["mlp"])
+    throughput = THROUGHPUT[space.throughput]
     folds = config.cv_folds or auto_cv_folds(round(shape.rows * TRAIN_SHARE))
     training = _training_cost(throughput, fitting, shape, folds, config)
     budget, strategy = config.budget_seconds, STRATEGIES[config.strategy]

@@ -342,12 +342,28 @@ def _built_children(architecture: dict, n_in: int, n_out: int) -> list[tuple[tor
 
 
 def _network_boxes(architecture: dict, n_in: int, n_out: int) -> tuple[LayerBox, ...]:
-    if architecture.get("space") == "tabular":
+    diagram = space_for_architecture(architecture).diagram
+    if diagram == "tabular":
         return _tabular_boxes(architecture, n_in, n_out)
     children = _built_children(architecture, n_in, n_out)
-    if architecture.get("space", "mlp") == "cnn":
+    if diagram == "cnn":
         return _cnn_boxes(architecture, children, n_out)
-    return _mlp_boxes(architecture, children, n_out)
+    if diagram == "mlp":
+        return _mlp_boxes(architecture, children, n_out)
+    return _module_boxes(children)
+
+
+def _module_boxes(children: list[tuple[torch.nn.Module, int, str]]) -> tuple[LayerBox, ...]:
+    """A space with no drawing of its own: a box per top-level module that holds weights, the
+    weightless ones after it (activations, dropout) as its details; the last is the output layer."""
+    boxes: list[LayerBox] = []
+    for module, params, shape in children:
+        name = type(module).__name__
+        if params or not boxes:
+            boxes.append(LayerBox(kind="dense", title=f"{name} {shape}", params=params or None, shape=shape))
+        else:
+            boxes[-1] = dataclasses.replace(boxes[-1], details=(*boxes[-1].details, name.lower()), shape=shape)
+    return (*boxes[:-1], dataclasses.replace(boxes[-1], kind="head"))
 
 
 def _tabular_boxes(architecture: dict, n_in: int, n_out: int) -> tuple[LayerBox, ...]:

@@ -11,15 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from nas_engine.results import Costs, is_ensemble
-
-_SPACE_WORDS = {
-    "mlp": ("A multi-layer perceptron", "tabular data"),
-    "tabular": (
-        "A multi-layer perceptron (with optional periodic embeddings and a TabM-style ensemble)",
-        "tabular data",
-    ),
-    "cnn": ("A convolutional network", "images given as pixel columns"),
-}
+from nas_engine.spaces import space_for_architecture
 
 
 @dataclass(frozen=True)
@@ -114,9 +106,9 @@ def _what_it_is(architecture: dict) -> tuple[str, str]:
     """(what kind of network, from what kind of data) in words, for the card's first sentence."""
     if is_ensemble(architecture):
         members = architecture["member_architectures"]
-        _, data = _SPACE_WORDS.get(members[0].get("space", "mlp"), _SPACE_WORDS["mlp"])
+        _, data = space_for_architecture(members[0]).words
         return f"An ensemble of {len(members)} networks (their predictions averaged)", data
-    return _SPACE_WORDS.get(architecture.get("space", "mlp"), _SPACE_WORDS["mlp"])
+    return space_for_architecture(architecture).words
 
 
 def split_rows(data) -> dict[str, int]:

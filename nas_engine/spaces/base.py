@@ -24,6 +24,13 @@ class SearchSpace(ABC):
     # better on the suite's dev half at 45 s: benchmarks/results/tabular_epochs_ab.md).
     max_epochs: int = 50
     patience: int = 5
+    # What the model card calls a network of the space, and what data it takes.
+    words: tuple[str, str] = ("A neural network", "tabular data")
+    # Which measured throughput (``estimate.THROUGHPUT``) prices its training: "mlp" or "cnn".
+    throughput: str = "mlp"
+    # How the model page draws it (``export.layer_diagram``): "mlp", "tabular", "cnn", or "" for one
+    # box per top-level module of the built network.
+    diagram: str = ""
 
     @classmethod
     def for_data(cls, *, n_inputs: int, image_shape: tuple[int, int, int] | None = None) -> SearchSpace:

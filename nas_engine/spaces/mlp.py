@@ -57,6 +57,8 @@ class MLPSpace(SearchSpace):
     """
 
     name = "mlp"
+    words = ("A multi-layer perceptron", "tabular data")
+    diagram = "mlp"
 
     def _layer(self, rng: np.random.Generator) -> dict:
         return {"units": pick(UNITS, rng), "activation": pick(ACTIVATION_NAMES, rng), "dropout": pick(DROPOUTS, rng)}

@@ -51,6 +51,8 @@ class TabularSpace(MLPSpace):
     """
 
     name = "tabular"
+    words = ("A multi-layer perceptron (with optional periodic embeddings and a TabM-style ensemble)", "tabular data")
+    diagram = "tabular"
 
     def __init__(self, *, embeddable: bool = True) -> None:
         self.embeddings = EMBEDDINGS if embeddable else ("none",)
