@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)  # what this and every child creates under var/ is the server's user's only
     parser = argparse.ArgumentParser(prog="python -m webapp.stack", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="start Redis (if REDIS_URL is unset), daphne, a Celery worker and beat")
+    run = sub.add_parser("run", help="start Redis (if REDIS_URL is unset), daphne, two Celery workers and beat")
     run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     execute = sub.add_parser("exec", help="run a command with an embedded Redis (if REDIS_URL is unset)")
