@@ -93,6 +93,12 @@ def tree(media, alice, alice_client, bob, breast_cancer_csv, django_capture_on_c
     stale_export = write(bundles / "tmpk2x9a_1q.zip", b"t" * 50, old=2 * 3600)
     write(bundles / "tmp5hd8w0zz.zip", old=10 * 60)  # an export still being written
     write(bundles / "notes.txt", old=400 * DAY)
+    stale_bundle_part = write(bundles / ".part-x1y2.zip", b"p" * 40, old=2 * 3600)
+    downloads = job_dir / "downloads"
+    old_predictions = write(downloads / "trial_0-k1-predictions.csv", b"c" * 70, old=31 * DAY)
+    write(downloads / "trial_1-k2-predictions.csv", old=29 * DAY)
+    stale_part = write(downloads / ".part-ab12.csv", b"q" * 30, old=2 * 3600)
+    write(downloads / ".part-cd34.csv", old=10 * 60)  # a download still being written
     write(media / "jobs" / "007" / "trial_0.pt")  # not a search's folder name: not ours
     write(media / "jobs" / "scratch" / "keep.bin")
     write(media / "elsewhere" / "keep.bin", old=400 * DAY)
@@ -103,6 +109,9 @@ def tree(media, alice, alice_client, bob, breast_cancer_csv, django_capture_on_c
         f"jobs/{deleted_job.pk}": 200,
         _rel(media, old_bundle): 300,
         _rel(media, stale_export): 50,
+        _rel(media, stale_bundle_part): 40,
+        _rel(media, old_predictions): 70,
+        _rel(media, stale_part): 30,
     }
     return expected
 
@@ -123,7 +132,7 @@ def test_a_dry_run_lists_exactly_the_garbage_and_deletes_nothing(media, tree):
     listed = [line.split(" ")[2] for line in lines if line.startswith("would delete ")]
     assert sorted(listed) == sorted(tree)
     assert lines[-1] == (
-        f"Dry run: would delete 5 paths and free {human_size(total)} ({total} bytes). Nothing was deleted."
+        f"Dry run: would delete {len(tree)} paths and free {human_size(total)} ({total} bytes). Nothing was deleted."
     )
 
 
@@ -134,7 +143,7 @@ def test_it_deletes_exactly_the_garbage_and_keeps_everything_else(media, tree):
     lines = purge()
     assert files_under(media) == before - _gone(tree, before)
     assert sorted(line.split(" ")[1] for line in lines if line.startswith("deleted ")) == sorted(tree)
-    assert lines[-1] == f"Deleted 5 paths and freed {human_size(total)} ({total} bytes)."
+    assert lines[-1] == f"Deleted {len(tree)} paths and freed {human_size(total)} ({total} bytes)."
     assert (media / "jobs").is_dir() and media.is_dir()
 
     again = files_purge(dry_run=False)

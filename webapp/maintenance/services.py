@@ -1,9 +1,9 @@
 """Retention: find and delete the files under MEDIA_ROOT that nothing needs any more.
 
 Garbage is: dataset files no Dataset row points to, the folders of deleted searches, exported
-bundles older than RETENTION_DAYS (re-created on demand) and temporary files of interrupted
-exports. Trial weights of existing searches are never touched. Symbolic links are never
-followed: a link in a garbage place is removed itself, and its target is left alone.
+bundles and prepared downloads older than RETENTION_DAYS (re-created on demand) and temporary
+files of interrupted exports and downloads. Trial weights of existing searches are never touched.
+Symbolic links are never followed: a link in a garbage place is removed itself, and its target is left alone.
 """
 
 from __future__ import annotations
@@ -30,13 +30,17 @@ logger = logging.getLogger(__name__)
 # temporary file before renaming it: younger files may still be in use.
 UPLOAD_GRACE = timedelta(hours=1)
 EXPORT_GRACE = timedelta(hours=1)
-EXPORT_TEMP_PATTERN = "tmp*.zip"  # tempfile.mkstemp(suffix=".zip") in searches.bundles.trial_bundle
+EXPORT_TEMP_PATTERNS = (
+    "tmp*.zip",  # tempfile.mkstemp(suffix=".zip") in searches.bundles.trial_bundle
+    ".part-*",  # the temporary name searches.downloads writes a file under before renaming it
+)
 
 
 class Reason(enum.StrEnum):
     ORPHAN_DATASET_FILE = "no dataset uses this file"
     DELETED_SEARCH = "its search was deleted"
     OLD_BUNDLE = "bundle older than the retention period"
+    OLD_DOWNLOAD = "prepared download older than the retention period"
     INTERRUPTED_EXPORT = "left over from an interrupted export"
 
 
@@ -136,7 +140,7 @@ def _orphan_dataset_files(root: Path, now_ts: float) -> list[PurgedPath]:
 
 
 def _search_garbage(root: Path, now_ts: float) -> list[PurgedPath]:
-    """Folders of deleted searches, and old bundles and export leftovers of existing ones."""
+    """Folders of deleted searches, and old bundles and downloads and export leftovers of existing ones."""
     job_dirs = sorted(
         ((job_id, entry) for entry in _entries(root / "jobs") if (job_id := _numeric_name(entry.name)) is not None),
         key=lambda pair: pair[0],
@@ -153,16 +157,16 @@ def _search_garbage(root: Path, now_ts: float) -> list[PurgedPath]:
             continue
         if not entry.is_dir(follow_symlinks=False):
             continue
-        bundles = Path(entry.path) / "bundles"
-        for bundle in _entries(bundles):
-            if not (_is_leaf(bundle) and bundle.name.endswith(".zip")):
-                continue
-            info = bundle.stat(follow_symlinks=False)
-            if fnmatch.fnmatchcase(bundle.name, EXPORT_TEMP_PATTERN):
-                if info.st_mtime < export_cutoff:
-                    garbage.append(PurgedPath(_relative(root, bundle.path), Reason.INTERRUPTED_EXPORT, _size(info)))
-            elif info.st_mtime < bundle_cutoff:
-                garbage.append(PurgedPath(_relative(root, bundle.path), Reason.OLD_BUNDLE, _size(info)))
+        for folder, suffix, reason in (("bundles", ".zip", Reason.OLD_BUNDLE), ("downloads", "", Reason.OLD_DOWNLOAD)):
+            for file in _entries(Path(entry.path) / folder):
+                if not (_is_leaf(file) and file.name.endswith(suffix)):
+                    continue
+                info = file.stat(follow_symlinks=False)
+                if any(fnmatch.fnmatchcase(file.name, pattern) for pattern in EXPORT_TEMP_PATTERNS):
+                    if info.st_mtime < export_cutoff:
+                        garbage.append(PurgedPath(_relative(root, file.path), Reason.INTERRUPTED_EXPORT, _size(info)))
+                elif info.st_mtime < bundle_cutoff:
+                    garbage.append(PurgedPath(_relative(root, file.path), reason, _size(info)))
     return garbage
 
 
