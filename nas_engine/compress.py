@@ -54,6 +54,7 @@ from nas_engine.results import Costs, TrialResult, TrialStatus, is_ensemble
 from nas_engine.spaces import space_for_architecture
 
 KINDS = ("prune", "int8")
+WEIGHT_LEVELS = 64  # int8 weights use -64..64 (quantize_onnx's reduce_range), the twin the same
 VARIANTS: tuple[tuple[str, float | None], ...] = (("prune", 0.5), ("prune", 0.75), ("int8", None))
 # Largest difference in class probability (classification) or in standardised output, i.e. in
 # target standard deviations (regression), allowed between the int8 ONNX graph and its torch twin.
@@ -234,7 +235,8 @@ class _DropPreprocessingHint(logging.Filter):
 def quantize_onnx(float_onnx_path: str | Path, out_path: str | Path) -> Path:
     """Quantize an ONNX graph to int8 with ONNX Runtime's dynamic quantization.
 
-    Weights of MatMul/Gemm and Conv become int8 (symmetric, one scale per tensor); activations are
+    Weights of MatMul/Gemm and Conv become 7-bit int8 (symmetric, one scale per tensor, -64..64:
+    ``reduce_range``); activations are
     quantized to uint8 at run time from each batch's range (``DynamicQuantizeLinear``), so the
     graph runs the integer kernels ``MatMulInteger`` and ``ConvInteger`` on any CPU.
 
@@ -247,7 +249,10 @@ def quantize_onnx(float_onnx_path: str | Path, out_path: str | Path) -> Path:
     hint = _DropPreprocessingHint()
     logging.getLogger().addFilter(hint)
     try:
-        quantize_dynamic(str(float_onnx_path), str(out_path), weight_type=QuantType.QInt8)
+        # reduce_range: x86 kernels without VNNI multiply uint8 by int8 in pairs that saturate at
+        # int16 (VPMADDUBSW), so full-range weights made a linear model's logit -9.1 instead of -15.0;
+        # 7-bit weights cannot saturate (ONNX Runtime's own advice), and the twin rounds the same way.
+        quantize_dynamic(str(float_onnx_path), str(out_path), weight_type=QuantType.QInt8, reduce_range=True)
     finally:
         logging.getLogger().removeFilter(hint)
     return Path(out_path)
@@ -282,8 +287,8 @@ def int8_twin(model: nn.Module) -> nn.Module:
     """The torch network that computes what :func:`quantize_onnx` makes of ``model``'s ONNX graph.
 
     Batch-norms are folded into the layer before them, every Linear/Conv2d weight is rounded to
-    int8 with one symmetric scale per tensor (``max|w| / 127``), and every Linear/Conv2d input is
-    rounded to uint8 over its batch's range, all in float32. torch has no dynamic int8
+    int8 with one symmetric 7-bit scale per tensor (``max|w| / 64``, as ``quantize_onnx`` does), and
+    every Linear/Conv2d input is rounded to uint8 over its batch's range, all in float32. torch has no dynamic int8
     convolution, and its dynamic int8 Linear quantizes activations to 7 bits and does not fold
     batch-norm, so a fake-quantized float twin matches ONNX Runtime far more closely.
 
@@ -295,9 +300,10 @@ def int8_twin(model: nn.Module) -> nn.Module:
     with torch.no_grad():
         for module in twin.modules():
             if isinstance(module, _PRUNED_TYPES):
-                scale = module.weight.abs().max() / 127.0
+                scale = module.weight.abs().max() / WEIGHT_LEVELS
                 if float(scale) > 0:
-                    module.weight.copy_(torch.clamp(torch.round(module.weight / scale), -127, 127) * scale)
+                    levels = torch.clamp(torch.round(module.weight / scale), -WEIGHT_LEVELS, WEIGHT_LEVELS)
+                    module.weight.copy_(levels * scale)
                 module.register_forward_pre_hook(_fake_quantize_input)
     return twin
 

@@ -253,6 +253,22 @@ def test_a_cnn_quantizes_to_integer_convolutions_that_match_its_twin(digits_data
     assert int8_parity(int8_twin(pruned), int8_path, digits_data.X_val, task="classification")["passed"]
 
 
+def test_a_linear_model_with_large_weights_quantizes_without_saturating(tmp_path):
+    """x86 int8 kernels without VNNI add uint8 x int8 products in pairs that saturate at int16: with
+    full-range weights one row of this linear model got a logit of -9.1 instead of -15.0."""
+    torch.manual_seed(0)
+    linear = {"space": "tabular", "norm": "none", "residual": False, "layers": [], "embed": "none", "members": 1}
+    model = space_for_architecture(linear).build_model(linear, 30, 2).eval()
+    for weights in model.parameters():
+        weights.data.normal_(0, 1.0)
+    rows = np.random.default_rng(0).normal(size=(200, 30)).clip(-3, 3).astype(np.float32)
+    float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
+    export_onnx(model, 30, float_path)
+    quantize_onnx(float_path, int8_path)
+    parity = int8_parity(int8_twin(model), int8_path, rows, task="classification")
+    assert parity["max_abs_diff"] < 1e-5 and parity["agreement"] == 1.0
+
+
 def test_kept_units_rounds_and_keeps_at_least_one():
     assert [kept_units(u, 0.75) for u in (8, 6, 1)] == [2, 2, 1]
     assert kept_units(64, 0.5) == 32

@@ -43,7 +43,7 @@ def test_compressed_variants_become_trials_and_an_int8_one_downloads_quantized(
     assert int8.size_bytes < parents[int8.architecture["compression"]["parent"]].size_bytes
 
     response = prepared(alice_client, reverse("trial_bundle", args=[job.pk, int8.number]))  # made by the worker
-    assert response.status_code == 200
+    assert response.status_code == 200, response.content[:2000]
     content = b"".join(response.streaming_content)
     bundle = zipfile.ZipFile(io.BytesIO(content))
     graph = onnx.load_from_string(bundle.read(next(n for n in bundle.namelist() if n.endswith("model.onnx"))))

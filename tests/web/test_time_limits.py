@@ -100,4 +100,4 @@ def test_a_parameter_limit_below_the_smallest_model_fails_with_the_smallest_size
     job = wait_until_ended(job, timeout=120)
     smallest = MLPSpace().smallest_params(job.n_inputs, job.n_outputs)
     assert job.status == SearchJob.Status.FAILED and not job.trials.exists()
-    assert f"fits max_params=5; the smallest possible has {smallest:,} parameters" in job.error
+    assert f"No network fits under 5 parameters: the smallest one for this data has {smallest:,}." in job.error
