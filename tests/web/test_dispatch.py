@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.web.helpers import upload_dataset
-from webapp.searches import services
+from webapp.searches import runner, services
 from webapp.searches.models import SearchJob
 
 pytestmark = pytest.mark.django_db
@@ -53,10 +53,10 @@ def test_a_search_started_while_the_broker_is_down_is_kept_and_sent_later(
     assert services.BROKER_DOWN in alice_client.get(response.url).content.decode()
 
     later = timezone.now() + timedelta(seconds=settings.SEARCH_STALE_SECONDS + 1)
-    assert services.search_reap_stale(now=later)["requeued"] == [job.pk]  # the broker is back
+    assert runner.search_reap_stale(now=later)["requeued"] == [job.pk]  # the broker is back
     job.refresh_from_db()
     assert job.dispatched is True
-    assert services.search_reap_stale(now=later)["requeued"] == []  # sent once, not again
+    assert runner.search_reap_stale(now=later)["requeued"] == []  # sent once, not again
 
 
 def test_a_search_sent_normally_is_marked_dispatched(
@@ -88,19 +88,19 @@ def test_a_search_whose_message_was_lost_after_it_was_sent_is_sent_again_a_few_t
             assert (job.status, job.dispatched, job.dispatches, broker.llen(search_queue)) == ("queued", True, 1, 1)
             broker.delete(search_queue)  # lost: a broker restarted without its data
 
-            assert services.search_reap_stale()["redispatched"] == []  # too early to tell a lost message
+            assert runner.search_reap_stale()["redispatched"] == []  # too early to tell a lost message
             for send in (2, 3):
                 later = timezone.now() + timedelta(seconds=301)
-                assert services.search_reap_stale(now=later)["redispatched"] == [job.pk]
+                assert runner.search_reap_stale(now=later)["redispatched"] == [job.pk]
                 job.refresh_from_db()
                 assert (job.status, job.dispatches, broker.llen(search_queue)) == ("queued", send, 1)
                 assert job.log_entries.last().message == (
                     f"No worker took this search in the 300 s since it was sent; sent again ({send} of at most 3 sends)"
                 )
-                assert services.search_reap_stale(now=timezone.now() + timedelta(seconds=10))["redispatched"] == []
+                assert runner.search_reap_stale(now=timezone.now() + timedelta(seconds=10))["redispatched"] == []
                 broker.delete(search_queue)  # lost again
             # SEARCH_MAX_ATTEMPTS sends were made: no more (it is left to its owner and staff).
-            assert services.search_reap_stale(now=timezone.now() + timedelta(hours=1))["redispatched"] == []
+            assert runner.search_reap_stale(now=timezone.now() + timedelta(hours=1))["redispatched"] == []
             assert broker.llen(search_queue) == 0
 
             # A copy that arrives runs it once; another copy is skipped.

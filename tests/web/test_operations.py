@@ -244,7 +244,7 @@ def test_a_record_logged_inside_a_task_carries_the_job_id(captured_logs, alice, 
     logging.getLogger("webapp.test").info("after the task")
 
     lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
-    skipped = next(line for line in lines if line["logger"] == "webapp.searches.services")
+    skipped = next(line for line in lines if line["logger"] == "webapp.searches.runner")
     assert skipped["message"] == f"Search {job.pk} is not queued (gone, cancelled or taken); skipping it."
     assert skipped["job_id"] == job.pk and skipped["level"] == "INFO" and skipped["time"]
     assert lines[-1]["message"] == "after the task" and lines[-1]["job_id"] is None

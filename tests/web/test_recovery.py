@@ -16,7 +16,7 @@ from django.utils import timezone
 from tests.conftest import start_celery_worker
 from tests.web.helpers import upload_dataset, wait_for_trials
 from tests.web.test_search_flow import wait_until_ended
-from webapp.searches import services
+from webapp.searches import runner, services
 from webapp.searches.models import SearchJob, SearchLogEntry
 
 
@@ -36,7 +36,7 @@ def make_running(job, *, silent_for: float, attempts: int) -> None:
 def test_a_silent_running_job_is_queued_again_with_the_time_it_used(queued_job, django_capture_on_commit_callbacks):
     make_running(queued_job, silent_for=90, attempts=1)
     with django_capture_on_commit_callbacks(execute=False) as sent:
-        outcome = services.search_reap_stale()
+        outcome = runner.search_reap_stale()
     queued_job.refresh_from_db()
     assert (outcome["requeued"], outcome["failed"]) == ([queued_job.pk], [])
     assert queued_job.status == SearchJob.Status.QUEUED and "resuming" in queued_job.message
@@ -48,7 +48,7 @@ def test_a_silent_running_job_is_queued_again_with_the_time_it_used(queued_job, 
 @override_settings(SEARCH_STALE_SECONDS=60, SEARCH_MAX_ATTEMPTS=3)
 def test_a_job_that_keeps_losing_its_worker_fails_with_a_reason(queued_job):
     make_running(queued_job, silent_for=90, attempts=3)
-    outcome = services.search_reap_stale()
+    outcome = runner.search_reap_stale()
     assert (outcome["requeued"], outcome["failed"]) == ([], [queued_job.pk])
     queued_job.refresh_from_db()
     assert queued_job.status == SearchJob.Status.FAILED and queued_job.finished_at is not None
@@ -59,7 +59,7 @@ def test_a_job_that_keeps_losing_its_worker_fails_with_a_reason(queued_job):
 @override_settings(SEARCH_STALE_SECONDS=60)
 def test_a_job_whose_worker_is_alive_is_left_alone(queued_job):
     make_running(queued_job, silent_for=5, attempts=1)
-    outcome = services.search_reap_stale()
+    outcome = runner.search_reap_stale()
     assert (outcome["requeued"], outcome["failed"]) == ([], [])
     queued_job.refresh_from_db()
     assert queued_job.status == SearchJob.Status.RUNNING
@@ -150,7 +150,7 @@ def test_a_worker_in_a_long_phase_without_epochs_beats_and_keeps_its_job(
                 if job.message != "Loading the data":
                     break  # the data is loaded: the engine has taken over
                 beats.add(job.heartbeat_at)
-                outcome = services.search_reap_stale()
+                outcome = runner.search_reap_stale()
                 taken += outcome["requeued"] + outcome["failed"]
                 if taken:
                     break
@@ -191,7 +191,7 @@ def test_a_worker_whose_lease_was_taken_stops_without_writing(
         # One transaction: the requeued job's message goes out on commit, after this test's claim, so
         # no other worker of the session (which reads the default queues) can claim it first.
         with transaction.atomic():
-            assert services.search_reap_stale(now=timezone.now() + timedelta(hours=1))["requeued"] == [job.pk]
+            assert runner.search_reap_stale(now=timezone.now() + timedelta(hours=1))["requeued"] == [job.pk]
             lease = services.search_claim(job_id=job.pk, worker_host="second@host")
         assert lease is not None and lease.fence == {"attempts": 2}
         job.refresh_from_db()

@@ -17,7 +17,7 @@ from django.utils import timezone
 from tests.conftest import start_celery_worker
 from tests.web.helpers import upload_dataset
 from tests.web.test_search_flow import wait_until_ended
-from webapp.searches import distributed, services
+from webapp.searches import distributed, runner, services
 from webapp.searches.models import PendingTrial, SearchJob
 
 
@@ -50,7 +50,7 @@ def test_the_driver_fills_its_slots_returns_and_steps_again_when_a_trial_reports
     try:
         with override_settings(NAS_QUEUES=queues):
             started = time.monotonic()
-            services.search_execute(job_id=job.pk, worker_host="driver@test")
+            runner.search_execute(job_id=job.pk, worker_host="driver@test")
             assert time.monotonic() - started < 30  # it plans and returns; it never waits for a trial
             job.refresh_from_db()
             assert (job.status, job.trial_slots, job.driver_step) == ("running", 3, 1)
@@ -109,15 +109,15 @@ def test_a_silent_trial_is_sent_again_then_given_up_with_a_reason(alice, alice_c
     queues = prefixed(prefix)  # the next driver step too goes where no worker takes it
     try:
         with override_settings(NAS_QUEUES=queues):
-            outcome = services.search_reap_stale()
+            outcome = runner.search_reap_stale()
             pending.refresh_from_db()
             assert outcome["trials_resent"] == [pending.pk] and outcome["requeued"] == []
             assert (pending.state, pending.attempt, pending.worker_host) == ("queued", 2, "")
             assert broker.llen(prefix + "trials") == 1
-            assert services.search_reap_stale()["trials_resent"] == []  # queued, waiting for a worker: left alone
+            assert runner.search_reap_stale()["trials_resent"] == []  # queued, waiting for a worker: left alone
 
             PendingTrial.objects.filter(pk=pending.pk).update(state="running", heartbeat_at=silent, worker_host="b@h")
-            assert services.search_reap_stale()["trials_failed"] == [pending.pk]
+            assert runner.search_reap_stale()["trials_failed"] == [pending.pk]
         trial = job.trials.get(number=0)
         assert trial.status == "failed" and "b@h" in trial.message and "2 times" in trial.message
         job.refresh_from_db()
@@ -198,7 +198,7 @@ def test_a_trial_whose_worker_is_killed_is_trained_by_another(alice, alice_clien
         doomed.process.wait()
         time.sleep(4)  # its heartbeat goes stale
         with override_settings(SEARCH_STALE_SECONDS=3):
-            resent = services.search_reap_stale()["trials_resent"]  # what beat runs every minute
+            resent = runner.search_reap_stale()["trials_resent"]  # what beat runs every minute
         job = wait_until_ended(job, timeout=240)
     finally:
         doomed.stop()

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from tests.web.helpers import prepared
-from webapp.searches import services
+from webapp.searches import runner
 from webapp.searches.models import SearchJob
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_it_cancels_a_queued_job_and_the_worker_then_skips_it(alice_client, job)
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.status == SearchJob.Status.CANCELLED and job.finished_at is not None
-    services.search_execute(job_id=job.pk)  # what the worker does when the message arrives
+    runner.search_execute(job_id=job.pk)  # what the worker does when the message arrives
     job.refresh_from_db()
     assert job.status == SearchJob.Status.CANCELLED
     assert not job.trials.exists()
@@ -72,7 +72,7 @@ def test_it_says_a_missing_trial_is_not_found(alice_client, job):
     ],
 )
 def test_prediction_cells_never_start_a_spreadsheet_formula(value, cell):
-    from webapp.searches.views import spreadsheet_safe
+    from webapp.searches.spreadsheet import spreadsheet_safe
 
     assert spreadsheet_safe(value) == cell
 

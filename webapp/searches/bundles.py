@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 CHECK_ROWS = 200  # raw dataset rows each bundle is verified on before it is offered
 
 
-def _load_trial_model(trial: Trial, *, as_served: bool = True):
+def load_trial_model(trial: Trial, *, as_served: bool = True):
     """The trial's model: refit on train+validation when the worker did that, else as searched.
 
     An int8 trial's predictions come from its int8 twin (what its bundle's quantized graph
@@ -133,7 +133,7 @@ def trial_bundle(*, trial: Trial) -> Path:
     path = bundle_path(trial)
     if path.exists():
         return path
-    model = _load_trial_model(trial, as_served=False)  # the export quantizes the float network itself
+    model = load_trial_model(trial, as_served=False)  # the export quantizes the float network itself
     job = trial.job
     metrics = _card_metrics(trial)
     check_rows = dataset_rows(job.dataset, max_rows=CHECK_ROWS)
@@ -186,7 +186,7 @@ def dataset_rows(dataset, *, max_rows: int | None = None) -> list[dict]:
 
 def trial_predictions(*, trial: Trial, csv_path: str) -> list:
     """The trial's predictions for every row of a CSV, computed in-process with torch."""
-    return nas_engine.predict_csv(_load_trial_model(trial), trial.job.preprocessing, csv_path)
+    return nas_engine.predict_csv(load_trial_model(trial), trial.job.preprocessing, csv_path)
 
 
 def trial_dataset_predictions(*, trial: Trial) -> list:
@@ -196,7 +196,7 @@ def trial_dataset_predictions(*, trial: Trial) -> list:
         return trial_predictions(trial=trial, csv_path=dataset.file.path)
     preprocessing = trial.job.preprocessing
     matrix = runtime.encode_rows(dataset_rows(dataset), preprocessing)
-    return runtime.decode_outputs(predict_raw(_load_trial_model(trial), matrix), preprocessing)
+    return runtime.decode_outputs(predict_raw(load_trial_model(trial), matrix), preprocessing)
 
 
 # --- the model page: its card, its layer diagram, and "try it" predictions ---------------------
@@ -324,7 +324,7 @@ def trial_try_predictions(*, trial: Trial, csv_path: str, max_rows: int = TRY_MA
     """
     preprocessing = trial.job.preprocessing
     _check_try_csv(csv_path, preprocessing, max_rows=max_rows)
-    model = _load_trial_model(trial)
+    model = load_trial_model(trial)
     # The labels come from predict_csv itself, the code behind the predictions download and the
     # bundle's check, so the page can never show another answer than predict.py.
     predictions = nas_engine.predict_csv(model, preprocessing, csv_path)
@@ -350,7 +350,7 @@ def trial_try_images(*, trial: Trial, images: list[tuple[str, bytes]]) -> TriedR
         rows = runtime.image_rows(images, preprocessing["image"])
     except ValueError as exc:
         raise nas_engine.DatasetError(str(exc)) from None
-    model = _load_trial_model(trial)
+    model = load_trial_model(trial)
     logits = predict_raw(model, runtime.encode_rows(rows, preprocessing))
     return TriedRows(
         predictions=runtime.decode_outputs(logits, preprocessing),

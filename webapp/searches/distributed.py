@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 import nas_engine
 from nas_engine.parallel import DriverState, conclude_search, plan_trials, sequential_reason, train_trial
 from nas_engine.spaces import make_space
-from webapp.searches import services
+from webapp.searches import dispatch, services
 from webapp.searches.models import PendingTrial, SearchJob
 
 logger = logging.getLogger(__name__)
@@ -313,11 +313,9 @@ def _trial_check(pending_id: int, attempt: int, job_id: int):
 def send_trial(pending_id: int, attempt: int, queue: str) -> bool:
     """Send one trial to its queue; a broker that is down is logged (the reaper sends the job's
     next driver step later), never raised into the caller's commit."""
-    from webapp.searches.tasks import evaluate_trial  # tasks import this module
-
     try:
-        evaluate_trial.apply_async(args=[pending_id, attempt], queue=queue, retry_policy=services.PUBLISH_RETRY_POLICY)
-    except (KombuOperationalError, OSError, RedisError) as exc:
+        dispatch.send(dispatch.EVALUATE_TRIAL, [pending_id, attempt], queue=queue)
+    except dispatch.BROKER_ERRORS as exc:
         logger.error("Trial %s not sent to the broker: %s", pending_id, exc)
         return False
     return True
@@ -325,13 +323,9 @@ def send_trial(pending_id: int, attempt: int, queue: str) -> bool:
 
 def send_advance(job_id: int) -> bool:
     """Send the job's next driver step to the search queue (a broker that is down is logged)."""
-    from webapp.searches.tasks import advance_search
-
     try:
-        advance_search.apply_async(
-            args=[job_id], queue=settings.NAS_QUEUES["search"], retry_policy=services.PUBLISH_RETRY_POLICY
-        )
-    except (KombuOperationalError, OSError, RedisError) as exc:
+        dispatch.send(dispatch.ADVANCE_SEARCH, [job_id], queue=settings.NAS_QUEUES["search"])
+    except dispatch.BROKER_ERRORS as exc:
         logger.error("The next step of search %s not sent to the broker: %s", job_id, exc)
         return False
     return True

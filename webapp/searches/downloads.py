@@ -29,9 +29,9 @@ from django.core.cache import cache
 import nas_engine
 from nas_engine import runtime
 from nas_engine.evaluator import EVAL_CHUNK, predict_raw
-from webapp.searches import bundles, evaluation, services
+from webapp.searches import bundles, dispatch, evaluation
 from webapp.searches.models import Trial
-from webapp.searches.views import spreadsheet_safe
+from webapp.searches.spreadsheet import spreadsheet_safe
 
 logger = logging.getLogger(__name__)
 
@@ -121,17 +121,11 @@ def request(trial: Trial, kind: str) -> Progress:
     Raises:
         DownloadUnavailable: The task could not be sent.
     """
-    from webapp.searches.tasks import prepare_download  # the tasks module imports this one
-
     key = _key(trial, kind)
     queued = Progress(state="queued", message="Waiting for a free worker…", started=time.time())
     if cache.add(key, asdict(queued), QUEUED_SECONDS):  # atomic: one of many concurrent clicks gets here
         try:
-            prepare_download.apply_async(
-                args=[trial.pk, kind, key],
-                queue=settings.NAS_QUEUES["default"],
-                retry_policy=services.PUBLISH_RETRY_POLICY,
-            )
+            dispatch.send(dispatch.PREPARE_DOWNLOAD, [trial.pk, kind, key], queue=settings.NAS_QUEUES["default"])
         except Exception as exc:
             cache.delete(key)
             logger.error("Could not queue %s of trial %s: %s", kind, trial.pk, exc)
@@ -281,7 +275,7 @@ def write_predictions(trial: Trial, *, report: Callable[[float, str], None]) -> 
     """
     path = file_path(trial, PREDICTIONS)
     report(0.0, "Loading the model…")
-    model = bundles._load_trial_model(trial)
+    model = bundles.load_trial_model(trial)
     preprocessing = trial.job.preprocessing
     dataset = trial.job.dataset
     total = max(dataset.rows or 0, 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import nas_engine
-from webapp.searches.bundles import _load_trial_model, weights_key  # one loader for downloads and evaluations
+from webapp.searches.bundles import load_trial_model, weights_key  # one loader for downloads and evaluations
 from webapp.searches.models import Trial
 
 SPLIT_CHANGED = (
@@ -38,7 +38,7 @@ def trial_test_evaluation(*, trial: Trial) -> dict:
     cached = trial.test_evaluation or {}
     if cached.get("weights") == key and "result" in cached:
         return cached["result"]
-    model = _load_trial_model(trial)
+    model = load_trial_model(trial)
     job = trial.job
     data = nas_engine.prepare_data(job.dataset.file.path, target=job.target, task=job.task, seed=job.seed)
     if json.loads(json.dumps(data.preprocessing)) != job.preprocessing:  # as the JSON field stores it

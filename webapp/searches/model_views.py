@@ -16,7 +16,7 @@ from nas_engine import runtime
 from nas_engine.model_card import Section
 from webapp.searches import bundles, selectors
 from webapp.searches.models import Trial
-from webapp.searches.views import spreadsheet_safe
+from webapp.searches.spreadsheet import spreadsheet_safe
 
 TEMPLATE = "searches/trial.html"
 PAGE_ROWS = 100  # predictions shown in the page; the CSV download has all of them

@@ -12,21 +12,18 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
-from redis.exceptions import RedisError
 
 import nas_engine
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
 from nas_engine.pareto import dominates
 from nas_engine.search import no_model_reason, trial_time_limit
-from webapp.searches import events, selectors
+from webapp.searches import dispatch, events, selectors
 from webapp.searches.models import SearchJob, SearchLogEntry, Trial
 
 logger = logging.getLogger(__name__)
@@ -34,7 +31,6 @@ logger = logging.getLogger(__name__)
 Status = SearchJob.Status
 CANCEL_POLL_SECONDS = 1.0
 # Fail fast when the broker is down (about 1 s): the page must answer, and the reaper retries.
-PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.3, "interval_max": 0.5}
 INTERNAL_ERROR = "An internal error stopped the search. Staff can find the details in the worker log."
 
 
@@ -201,13 +197,9 @@ def search_dispatch(*, job_id: int) -> bool:
     Returns:
         True if the message reached the broker.
     """
-    from webapp.searches.tasks import run_search  # tasks import this module
-
     try:
-        run_search.apply_async(
-            args=[job_id], queue=settings.NAS_QUEUES["search"], retry=True, retry_policy=PUBLISH_RETRY_POLICY
-        )
-    except (KombuOperationalError, OSError, RedisError) as exc:
+        dispatch.send(dispatch.RUN_SEARCH, [job_id], queue=settings.NAS_QUEUES["search"], retry=True)
+    except dispatch.BROKER_ERRORS as exc:
         logger.error("Search %s not sent to the broker: %s", job_id, exc)
         if SearchJob.objects.filter(pk=job_id, status=Status.QUEUED).update(dispatched=False, message=BROKER_DOWN):
             search_log_add(job_id=job_id, status=Status.QUEUED, message=BROKER_DOWN)
@@ -278,106 +270,6 @@ def search_delete(*, job: SearchJob) -> None:
     transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
-def search_reap_stale(*, now=None, restarted_worker: str = "") -> dict[str, list[int]]:
-    """Pick up running jobs whose worker went silent (killed, machine lost): queue them again to
-    resume from their saved trials, or fail them with a reason after SEARCH_MAX_ATTEMPTS; for a
-    search spread over workers, send its silent workers' trials again (``distributed``).
-
-    ``restarted_worker``: the name of a worker that has just started. What a worker of that name
-    was running cannot be alive (it is the same worker, restarted after a crash), so it is taken at
-    once, whatever its heartbeat says. Worker names must be unique (Celery's ``-n``); a live worker
-    of the same name would lose its job to the reaper, and being fenced by its lease it would stop.
-
-    A queued job sent long ago that no worker took is sent again (``_redispatch_lost``).
-
-    Returns:
-        {"requeued": [job ids], "failed": [job ids], "redispatched": [job ids], "trials_resent":
-        [pending trial ids], "trials_failed": [...], "trials_advanced": [job ids]}
-    """
-
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
-    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
-    from webapp.searches import distributed  # it builds on this module
-
-    # a spread-out job's trials and driver
-    trials = distributed.reap_stale_trials(stale=stale, restarted_worker=restarted_worker)
-    silent_since = Q(heartbeat_at__lt=stale)
-    if restarted_worker:
-        silent_since |= Q(worker_host=restarted_worker[:255])
-    # A spread-out job is never run again from the start: its trials are, one by one (above).
-    for job in SearchJob.objects.filter(silent_since, status=Status.RUNNING, trial_slots__lte=1):
-        spent = (job.heartbeat_at - job.started_at).total_seconds() if job.started_at else 0.0
-        silent = f"The worker running this search ({job.worker_host or 'unknown'}) stopped responding"
-        # The same attempt, still silent: a worker that beat meanwhile keeps its job.
-        still_stale = SearchJob.objects.filter(silent_since, pk=job.pk, status=Status.RUNNING, attempts=job.attempts)
-        with transaction.atomic():
-            if job.attempts >= settings.SEARCH_MAX_ATTEMPTS:
-                key = "failed"
-                changed = still_stale.update(
-                    status=Status.FAILED,
-                    finished_at=now,
-                    message="Failed",
-                    error=f"{silent} {job.attempts} times, so it was stopped. Its saved trials are kept.",
-                    seconds_used=F("seconds_used") + spent,
-                )
-            else:
-                key = "requeued"
-                changed = still_stale.update(
-                    status=Status.QUEUED,
-                    message=f"{silent}; resuming from its saved trials",
-                    seconds_used=F("seconds_used") + spent,
-                    dispatches=0,
-                )
-                if changed:
-                    transaction.on_commit(lambda pk=job.pk: search_dispatch(job_id=pk))
-        if changed:
-            outcome[key].append(job.pk)
-            job.refresh_from_db()
-            search_log_add(job_id=job.pk, status=job.status, message=job.message, error=job.error)
-            events.send(job.pk, events.status_payload(job))
-    for job_id in SearchJob.objects.filter(status=Status.QUEUED, dispatched=False, created_at__lt=stale).values_list(
-        "pk", flat=True
-    ):
-        if search_dispatch(job_id=job_id):
-            outcome["requeued"].append(job_id)
-    outcome["redispatched"] = _redispatch_lost(now)
-    if outcome["requeued"] or outcome["failed"] or outcome["redispatched"]:
-        logger.warning("Stale searches: requeued %s, failed %s, sent again %s", outcome["requeued"],
-                       outcome["failed"], outcome["redispatched"])  # fmt: skip
-    if trials["resent"] or trials["failed"]:
-        logger.warning("Stale trials: sent again %s, given up %s", trials["resent"], trials["failed"])
-    return outcome | {f"trials_{key}": ids for key, ids in trials.items()}
-
-
-def _redispatch_lost(now) -> list[int]:
-    """Send again each queued job that was sent SEARCH_REDISPATCH_SECONDS ago and no worker has taken:
-    its message was lost (a broker restarted without its data), and the job holds one of its owner's
-    job slots. A job still waiting behind others gets a duplicate, which costs nothing (the claim is
-    atomic: the worker that takes a second copy skips it). At most SEARCH_MAX_ATTEMPTS sends.
-
-    Returns:
-        The ids of the jobs sent again.
-    """
-    before = now - timedelta(seconds=settings.SEARCH_REDISPATCH_SECONDS)
-    unclaimed = SearchJob.objects.filter(
-        Q(dispatched_at__lt=before) | Q(dispatched_at__isnull=True, created_at__lt=before),
-        status=Status.QUEUED,
-        dispatched=True,
-        dispatches__lt=settings.SEARCH_MAX_ATTEMPTS,
-    )
-    sent = []
-    for job_id, dispatches in unclaimed.values_list("pk", "dispatches"):
-        if search_dispatch(job_id=job_id):
-            sent.append(job_id)
-            message = (
-                f"No worker took this search in the {settings.SEARCH_REDISPATCH_SECONDS} s since it was sent; "
-                f"sent again ({dispatches + 1} of at most {settings.SEARCH_MAX_ATTEMPTS} sends)"
-            )
-            search_log_add(job_id=job_id, status=Status.QUEUED, message=message)
-    return sent
-
-
 def search_claim(*, job_id: int, worker_host: str = "") -> Lease | None:
     """Take a queued job for this worker: mark it running and count the attempt. The attempt's
     number is the lease; the claim is atomic, so a job sent twice runs once.
@@ -398,31 +290,6 @@ def search_claim(*, job_id: int, worker_host: str = "") -> Lease | None:
         message="Loading the data",
     )
     return Lease(job_id, attempts=attempts + 1) if claimed == 1 else None
-
-
-def search_execute(*, job_id: int, worker_host: str = "") -> None:
-    """Run one queued job to its end (called by the Celery task).
-
-    The job is claimed atomically (``search_claim``), so a job sent twice runs once; a thread keeps
-    its heartbeat for the whole run. Every outcome ends in a saved final state: finished, cancelled,
-    or failed with a message, unless the lease was lost: then another worker has the job, and this
-    one stops without writing.
-    """
-    lease = search_claim(job_id=job_id, worker_host=worker_host)
-    if lease is None:
-        logger.info("Search %s is not queued (gone, cancelled or taken); skipping it.", job_id)
-        return
-    job = SearchJob.objects.select_related("dataset").get(pk=job_id)
-    search_log_add(job_id=job.pk, status=job.status, message=job.message)
-    events.send(job.pk, events.status_payload(job))
-    from webapp.searches import distributed  # it builds on this module
-
-    with Heartbeat(lease.beat):
-        if job.trial_slots > 1 or (job.attempts == 1 and distributed.spread_out(job)):
-            distributed.search_advance(job_id=job.pk)  # the first driver step; trials go to the trials queue
-            return
-        with search_outcome(job, lease):
-            search_end_with(job, _run_engine(job, lease), lease)
 
 
 @contextlib.contextmanager
@@ -479,7 +346,7 @@ def trial_seconds_limit(*, budget_seconds: float) -> float:
     return min(limit, settings.SEARCH_MAX_TRIAL_SECONDS) if settings.SEARCH_MAX_TRIAL_SECONDS else limit
 
 
-def _run_engine(job: SearchJob, lease: Lease) -> nas_engine.SearchResult:
+def run_engine(job: SearchJob, lease: Lease) -> nas_engine.SearchResult:
     """Search, then refit the front (and an ensemble) on train+validation and score it on test."""
     data = prepared_data(job, lease)
     config = search_config(job)

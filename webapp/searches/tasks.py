@@ -32,7 +32,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import connections
 
-from webapp.searches import distributed, downloads, services
+from webapp.searches import distributed, downloads, runner, services
 from webapp.searches.models import SearchJob
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def run_search(self, job_id: int) -> None:
         logger.info("Search %s no longer exists; skipping it.", job_id)
         return
     with JobWatchdog(job_id=job_id, worker_host=host, **job):
-        services.search_execute(job_id=job_id, worker_host=host)
+        runner.search_execute(job_id=job_id, worker_host=host)
 
 
 @shared_task(name="searches.advance_search", bind=True)
@@ -108,7 +108,7 @@ def _host(task) -> str:
 
 @shared_task(name="searches.reap_stale")
 def reap_stale() -> dict[str, list[int]]:
-    return services.search_reap_stale()
+    return runner.search_reap_stale()
 
 
 @worker_ready.connect
@@ -116,7 +116,7 @@ def reap_when_a_worker_starts(sender=None, **kwargs) -> None:
     """A worker that (re)starts picks up jobs a dead worker left running, even without beat. What a
     worker of its own name was running is taken at once, fresh heartbeat or not: it is this worker,
     restarted after a crash (a supervisor restarts it within seconds), so that run cannot be alive."""
-    services.search_reap_stale(restarted_worker=getattr(sender, "hostname", "") or "")
+    runner.search_reap_stale(restarted_worker=getattr(sender, "hostname", "") or "")
 
 
 @shared_task(name="searches.prepare_download")

@@ -75,19 +75,3 @@ def search_delete(request, pk: int):
     services.search_delete(job=job)
     messages.success(request, f"Deleted search #{pk} and its models.")
     return redirect("home")
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (CSV injection): text that starts like
-    one gets a leading apostrophe. Numbers, negative ones too, are left as they are."""
-    text = repr(value) if isinstance(value, float) else str(value)
-    if not text.startswith(FORMULA_STARTS):
-        return text
-    try:
-        float(text)
-    except ValueError:
-        return "'" + text
-    return text
