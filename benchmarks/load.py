@@ -108,8 +108,9 @@ class Watcher:
         elif event["type"] == "trial":
             self.trial_events += 1
             trial = event["trial"]
+            first = trial["id"] not in self.trials  # later events update a trial (its refit scores): not new
             self.trials[trial["id"]] = trial["status"]
-            if trial.get("created_at"):
+            if first and trial.get("created_at"):
                 created = datetime.fromisoformat(trial["created_at"]).timestamp()
                 self.delays.append(max(0.0, time.time() - created))
         elif event["type"] == "status":
@@ -290,6 +291,8 @@ def write(result: dict) -> Path:
         "",
         "A client's final state is the trials (ids and statuses) and the job status it holds after its",
         "snapshot and events, as the job page keeps them; it must equal the database at the end.",
+        "commit→event: from a trial row's creation to the first event about it a client receives (later",
+        "events update the trial, e.g. with its refit scores, and are not counted).",
         "",
         "| clients | final state == database | saw the end | reconnects | errors | events per client | "
         "trial events per client | trials in DB | connect→snapshot p50/p95 ms | commit→event p50/p95 ms |",
