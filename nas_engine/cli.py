@@ -192,7 +192,7 @@ def _read_kept(folder: str | None) -> tuple[list[TrialResult], Path | None]:
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise NasError(f"'{folder}' is not a search kept with --keep (cannot read {TRIALS_FILE}: {exc}).") from None
     supernet = Path(folder) / SUPERNET_FILE
-    return [t for t in trials if t.architecture.get("space") != "ensemble"], supernet if supernet.exists() else None
+    return [t for t in trials if not is_ensemble(t.architecture)], supernet if supernet.exists() else None
 
 
 def _keep(folder: str, result, artifacts: str) -> None:

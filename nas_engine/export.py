@@ -199,7 +199,7 @@ def _quantize_for_bundle(
 
 def analytic_costs(architecture: dict, n_inputs: int, n_outputs: int) -> Costs:
     """Parameters, FLOPs and size from the genome (an ensemble costs the sum of its members)."""
-    if architecture.get("space") != "ensemble":
+    if not is_ensemble(architecture):
         return space_for_architecture(architecture).costs(architecture, n_inputs, n_outputs)
     members = architecture["member_architectures"]
     return ensemble_costs([analytic_costs(member, n_inputs, n_outputs) for member in members])

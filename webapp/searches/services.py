@@ -22,6 +22,7 @@ from django.utils import timezone
 import nas_engine
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
 from nas_engine.pareto import dominates
+from nas_engine.results import is_ensemble
 from nas_engine.search import no_model_reason, trial_time_limit
 from webapp.searches import dispatch, events, selectors
 from webapp.searches.models import SearchJob, SearchLogEntry, Trial
@@ -489,7 +490,7 @@ def warm_start_of(job: SearchJob) -> tuple[list[nas_engine.TrialResult], Path | 
     if earlier is None:
         return [], None
     supernet = Path(earlier.artifacts_dir) / nas_engine.SUPERNET_FILE
-    trials = [t for t in job_trials(earlier) if t.architecture.get("space") != "ensemble"]
+    trials = [t for t in job_trials(earlier) if not is_ensemble(t.architecture)]
     return trials, supernet if supernet.exists() else None
 
 
