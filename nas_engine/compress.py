@@ -93,6 +93,18 @@ def _check_ratio(ratio: float | None) -> float:
     return float(ratio)
 
 
+def compressible(arch: dict) -> bool:
+    """Whether ``compress_trial`` takes this genome: plain networks, not boosted trees (their
+    weights are split points and leaf values) nor embeddings or TabM-style ensembles."""
+    if arch.get("space") == "trees":
+        return False
+    return not (arch.get("space") == "tabular" and _tabm_or_embedded(arch))
+
+
+def _tabm_or_embedded(arch: dict) -> bool:
+    return arch.get("embed", "none") != "none" or int(arch.get("members", 1)) > 1
+
+
 def _structured(arch: dict) -> bool:
     return (
         arch.get("space", "mlp") in ("mlp", "tabular") and bool(arch.get("layers")) and not arch.get("residual", False)
@@ -437,8 +449,10 @@ def compress_trial(
     if kind not in KINDS:
         raise ConstraintError(f"Unknown compression '{kind}'; use one of: {', '.join(KINDS)}.")
     arch = parent.architecture
-    if arch.get("space") == "tabular" and (arch.get("embed", "none") != "none" or int(arch.get("members", 1)) > 1):
+    if arch.get("space") == "tabular" and _tabm_or_embedded(arch):
         raise ConstraintError("Compression applies to plain networks, not to embeddings or TabM-style ensembles.")
+    if not compressible(arch):
+        raise ConstraintError("Boosted trees are not compressed: pruning or int8 would move their split points.")
     if parent.status is not TrialStatus.COMPLETED or parent.weights_path is None:
         raise ConstraintError(f"Trial {parent.number} has no trained weights to compress.")
     if is_ensemble(parent.architecture):

@@ -188,6 +188,7 @@ class Trainer:
         self.augmentation = augmentation
         self.X, self.y = torch.from_numpy(X_train), torch.from_numpy(y_train)
         self.validation, self.patience, self.target_std = validation, patience, target_std
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self._rng_state = torch.Generator().manual_seed(seed).get_state()  # dropout's, swapped in while training
         self.optimizer = settings.make_optimizer(model.parameters())
@@ -202,6 +203,8 @@ class Trainer:
     @property
     def converged(self) -> bool:
         """True once ``patience`` epochs passed without improvement: more epochs would be wasted."""
+        if getattr(self.model, "full", False):  # boosted trees grown to their capacity
+            return True
         return self.patience is not None and self.stale >= self.patience
 
     @property
@@ -247,6 +250,14 @@ class Trainer:
 
     def _epoch(self, rows: int | None, deadline: float | None) -> None:
         self.model.train()
+        fit_round = getattr(self.model, "fit_round", None)
+        if fit_round is not None:  # boosted trees: an epoch grows the next rounds on every row
+            fit_round(self.X.numpy(), self.y.numpy(), task=self.task, seed=self.seed)
+            # a round cannot be cut: one that ends past the deadline counts as a cut epoch
+            self.out_of_time = deadline is not None and time.monotonic() > deadline
+            self.full_epochs += not self.out_of_time
+            self._epoch_done()
+            return
         order = torch.randperm(len(self.X), generator=self.generator)
         if rows is not None:
             order = order[:rows]
@@ -269,6 +280,9 @@ class Trainer:
                 break
         else:
             self.full_epochs += 1
+        self._epoch_done()
+
+    def _epoch_done(self) -> None:
         self.epochs += 1
         if self.validation is None:
             return

@@ -346,6 +346,18 @@ def _network_boxes(architecture: dict, n_in: int, n_out: int) -> tuple[LayerBox,
     if diagram == "tabular":
         return _tabular_boxes(architecture, n_in, n_out)
     children = _built_children(architecture, n_in, n_out)
+    if not children:  # one module with no parts (boosted trees): one box, in the space's own words
+        space = space_for_architecture(architecture)
+        model = space.build_model(architecture, n_in, n_out)
+        return (
+            LayerBox(
+                kind="head",
+                title=space.words[0],
+                details=tuple(space.describe(architecture)),
+                params=sum(p.numel() for p in model.parameters()),
+                shape=str(n_out),
+            ),
+        )
     if diagram == "cnn":
         return _cnn_boxes(architecture, children, n_out)
     if diagram == "mlp":

@@ -33,7 +33,7 @@ from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, objective_vector
 from nas_engine.selection import recommend
-from nas_engine.spaces import SearchSpace, make_space
+from nas_engine.spaces import SearchSpace, make_space, space_for_architecture
 from nas_engine.strategies import STRATEGIES, OneShotStrategy
 
 logger = logging.getLogger(__name__)
@@ -539,7 +539,7 @@ class SearchLoop:
         (completed, with weights); each variant is recorded as a trial, rejected when it breaks a
         limit. A variant that cannot be made (a network too small to prune) is skipped, one that
         fails is recorded as failed: compression never ends the search."""
-        from nas_engine.compress import VARIANTS, compress_trial  # torch and onnxruntime, only when asked
+        from nas_engine.compress import VARIANTS, compress_trial, compressible  # torch and onnxruntime, when asked
 
         config = self.config
         if not config.compress or self.cancelled or self.artifacts_dir is None:
@@ -547,7 +547,7 @@ class SearchLoop:
         plain = [t for t in self.trials if t.status is TrialStatus.COMPLETED and "compression" not in t.architecture]
         vectors = [objective_vector(t, config.objectives) for t in plain]
         front = sorted((plain[i] for i in pareto_front_nd(vectors)), key=lambda t: -(t.score or 0.0))
-        parents = [t for t in front if t.weights_path is not None][:COMPRESSED_PARENTS]
+        parents = [t for t in front if t.weights_path is not None and compressible(t.architecture)][:COMPRESSED_PARENTS]
         made = 0
         for parent in parents:
             for kind, ratio in VARIANTS:
@@ -662,7 +662,8 @@ class SearchLoop:
     def evaluate(self, trial: TrialResult, state: dict) -> dict:
         """Metrics on the test split of ``trial``'s network with the weights ``state``."""
         data = self.data
-        model = self.space.build_model(trial.architecture, data.n_features, data.n_outputs)
+        space = space_for_architecture(trial.architecture)  # a resumed search may hold another space's trials
+        model = space.build_model(trial.architecture, data.n_features, data.n_outputs)
         model.load_state_dict(state)
         return evaluate_model(
             model,

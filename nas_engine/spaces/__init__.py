@@ -7,8 +7,9 @@ from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.cnn import CNNSpace
 from nas_engine.spaces.mlp import MLPSpace
 from nas_engine.spaces.tabular import TabularSpace
+from nas_engine.spaces.trees import TreeSpace
 
-SPACES: dict[str, type[SearchSpace]] = {"tabular": TabularSpace, "mlp": MLPSpace, "cnn": CNNSpace}
+SPACES: dict[str, type[SearchSpace]] = {"tabular": TabularSpace, "mlp": MLPSpace, "cnn": CNNSpace, "trees": TreeSpace}
 
 
 def detect_image_shape(feature_kinds: list[str]) -> tuple[int, int, int] | None:
@@ -60,6 +61,7 @@ def _space_class(name: str) -> type[SearchSpace]:
 
 
 __all__ = [
+    "TreeSpace",
     "SPACES",
     "CNNSpace",
     "MLPSpace",

@@ -90,6 +90,13 @@ class SearchSpace(ABC):
         """
         return []
 
+    def owns(self, arch: dict) -> bool:
+        """Whether ``arch`` is one of this space's own genomes, which its strategies learn from; a
+        space may also build and cost genomes of other families that its portfolio trains (the
+        tabular space's trees), and strategies leave those out of what they learn (a search resumed
+        from another space's trials too). Genomes from before engine v1 have no ``"space"``: MLPs."""
+        return arch.get("space", "mlp") == self.name
+
     @abstractmethod
     def describe(self, arch: dict) -> list[str]:
         """Return one readable line per layer."""

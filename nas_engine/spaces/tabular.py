@@ -27,9 +27,11 @@ import math
 import numpy as np
 
 from nas_engine.results import Costs
+from nas_engine.spaces.base import SearchSpace
 from nas_engine.spaces.memory import BATCH_NORM_COUNTER_BYTES, FLOAT32_BYTES, ActivationPeak, float32_costs
 from nas_engine.spaces.mlp import MLPSpace, mlp_defaults
 from nas_engine.spaces.training import DEFAULT_TRAIN, pick
+from nas_engine.spaces.trees import TreeSpace
 
 EMBEDDINGS = ("none", "periodic")
 MEMBERS = (1, 4, 8)
@@ -40,6 +42,13 @@ EMBED_SCALE = 0.1  # initial frequencies ~ N(0, scale²): inputs are robust-scal
 # within a search budget (784 pixels → 6,272 inputs); the space then offers no embedding.
 MAX_EMBEDDED_INPUTS = 128
 _BLOCK_KEYS = ("embed", "members")
+# Model families the tabular search also trains, through its portfolio (its strategies propose
+# networks only): gradient-boosted trees, often the strongest model of a table on CPU in minutes.
+OTHER_FAMILIES: dict[str, type[SearchSpace]] = {"trees": TreeSpace}
+TREE_PORTFOLIO = (
+    {"space": "trees", "rounds": 400, "leaves": 31, "lr": 0.1, "min_leaf": 20, "l2": 0.0},  # LightGBM/HGB-like
+    {"space": "trees", "rounds": 400, "leaves": 15, "lr": 0.05, "min_leaf": 20, "l2": 1.0},  # slower, smoother
+)
 
 
 class TabularSpace(MLPSpace):
@@ -65,7 +74,12 @@ class TabularSpace(MLPSpace):
         arch = super().sample(rng)
         return arch | {"space": self.name, "embed": pick(self.embeddings, rng), "members": pick(MEMBERS, rng)}
 
+    def owns(self, arch: dict) -> bool:
+        return arch.get("space", "mlp") in ("tabular", "mlp")  # an MLP genome reads as a plain tabular one
+
     def mutate(self, arch: dict, rng: np.random.Generator) -> dict:
+        if arch.get("space") in OTHER_FAMILIES:
+            return _family(arch).mutate(arch, rng)
         arch = tabular_defaults(arch)
         if rng.random() < len(_BLOCK_KEYS) / (len(_BLOCK_KEYS) + 6):  # about as likely as any MLP move
             child = copy.deepcopy(arch)
@@ -87,6 +101,8 @@ class TabularSpace(MLPSpace):
         return super().to_decisions(arch) | {"embed": arch["embed"], "members": arch["members"]}
 
     def build_model(self, arch: dict, n_inputs: int, n_outputs: int):
+        if arch.get("space") in OTHER_FAMILIES:
+            return _family(arch).build_model(arch, n_inputs, n_outputs)
         arch = tabular_defaults(arch)
         if _plain(arch):  # exactly the MLP space's network, so compression and its costs apply as they are
             return super().build_model(arch, n_inputs, n_outputs)
@@ -104,6 +120,8 @@ class TabularSpace(MLPSpace):
         )
 
     def costs(self, arch: dict, n_inputs: int, n_outputs: int) -> Costs:
+        if arch.get("space") in OTHER_FAMILIES:
+            return _family(arch).costs(arch, n_inputs, n_outputs)
         arch = tabular_defaults(arch)
         if _plain(arch):
             return super().costs(arch, n_inputs, n_outputs)
@@ -139,6 +157,8 @@ class TabularSpace(MLPSpace):
         return float32_costs(params=params, flops=flops, buffer_bytes=buffer_bytes, activations=activations)
 
     def describe(self, arch: dict) -> list[str]:
+        if arch.get("space") in OTHER_FAMILIES:
+            return _family(arch).describe(arch)
         arch = tabular_defaults(arch)
         lines = super().describe(arch)
         if arch["embed"] == "periodic":
@@ -166,6 +186,7 @@ class TabularSpace(MLPSpace):
 
         embed = "periodic" if "periodic" in self.embeddings else "none"
         chosen = [
+            *TREE_PORTFOLIO,
             base | {"layers": layers(3, units, 0.1), "embed": "none", "members": 8, "train": train},
             base | {"layers": layers(2, units, 0.1), "embed": embed, "members": 8, "train": train},
             base | {"layers": [], "embed": "none", "members": 1, "train": {**train, "lr": 1e-2}},
@@ -183,6 +204,10 @@ class TabularSpace(MLPSpace):
             if arch not in unique:
                 unique.append(arch)
         return unique
+
+
+def _family(arch: dict) -> SearchSpace:
+    return OTHER_FAMILIES[arch["space"]]()
 
 
 def tabular_defaults(arch: dict) -> dict:

@@ -82,9 +82,10 @@ class Strategy(ABC):
     def tell(self, results: Sequence[TrialResult]) -> None:
         """Receive finished trials of any status (completed, pruned, rejected or failed)."""
         results = list(results)
-        self.history.extend(results)
         self._log.append({"tell": [result.to_dict() for result in results]})
-        self.observe(results)
+        own = [result for result in results if self.space.owns(result.architecture)]  # not the portfolio's trees
+        self.history.extend(own)
+        self.observe(own)
 
     def state_dict(self) -> dict:
         """Everything needed to resume this strategy, as JSON-serialisable types."""

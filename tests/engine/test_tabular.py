@@ -86,7 +86,7 @@ def test_wide_inputs_get_no_embedding_and_auto_picks_the_tabular_space():
     wide = TabularSpace.for_data(n_inputs=MAX_EMBEDDED_INPUTS + 1)
     rng = np.random.default_rng(0)
     assert {wide.sample(rng)["embed"] for _ in range(30)} == {"none"}
-    assert all(arch["embed"] == "none" for arch in wide.portfolio(rows=500, task="regression"))
+    assert all(arch.get("embed", "none") == "none" for arch in wide.portfolio(rows=500, task="regression"))
 
 
 def test_every_portfolio_genome_is_a_point_of_the_space():
@@ -94,7 +94,7 @@ def test_every_portfolio_genome_is_a_point_of_the_space():
     for rows in (200, 5_000, 50_000):
         portfolio = space.portfolio(rows=rows, task="classification")
         assert len(portfolio) >= 4 and len({space.arch_hash(a) for a in portfolio}) == len(portfolio)
-        for arch in portfolio:
+        for arch in filter(space.owns, portfolio):  # its own genomes; the trees are the tree space's
             decisions = space.to_decisions(arch)
             assert all(decisions[name] in options for name, options in space.decisions().items())
             assert space.from_decisions(decisions) == tabular_defaults(arch)

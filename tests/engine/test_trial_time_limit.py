@@ -36,7 +36,10 @@ def test_a_runaway_trial_is_stopped_and_recorded_as_failed_and_the_search_goes_o
 def test_a_model_cut_at_the_limit_after_whole_epochs_keeps_its_best_epoch(cancer_data):
     # A limit that lets a model through a few epochs (not all 200): on big data a few good epochs
     # beat a search that sees few models, so the model is kept, marked as cut.
-    config = SearchConfig(target="diagnosis", budget_seconds=60, max_trials=2, max_epochs=200, patience=200)
+    # networks (the tabular portfolio's trees grow to their capacity in well under 0.5 s here)
+    config = SearchConfig(
+        target="diagnosis", space="mlp", budget_seconds=60, max_trials=2, max_epochs=200, patience=200
+    )
     result = run_search(config, cancer_data, trial_seconds=0.5)
     assert [t.status for t in result.trials] == [TrialStatus.COMPLETED] * 2
     for trial in result.trials:

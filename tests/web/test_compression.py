@@ -25,7 +25,7 @@ def test_compressed_variants_become_trials_and_an_int8_one_downloads_quantized(
 ):
     dataset = upload_dataset(alice_client, breast_cancer_csv)
     form = {
-        "target": "diagnosis", "task": "auto", "budget_seconds": 60, "max_trials": 3, "strategy": "random",
+        "target": "diagnosis", "task": "auto", "budget_seconds": 60, "max_trials": 5, "strategy": "random",
         "seed": 2, "cost_objective": "size_bytes", "space": "auto", "fidelity": "none", "compress": "on",
     }  # fmt: skip
     assert alice_client.post(reverse("search_create", args=[dataset.pk]), form).status_code == 302

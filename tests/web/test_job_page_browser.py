@@ -114,7 +114,8 @@ def test_the_live_page_streams_sorts_and_catches_up_after_a_reload_and_a_dropped
     box = page.locator("#pareto .scatterlayer .point").first.bounding_box()  # under Plotly's drag layer
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     hover = page.locator("#pareto .hoverlayer .hovertext").first.text_content()
-    assert "Trial" in hover and "params" in hover and "FLOPs" in hover and "MLP" in hover
+    assert "Trial" in hover and "params" in hover and "FLOPs" in hover
+    assert "MLP" in hover or "boosted trees, up to" in hover  # the tabular portfolio's first trials are trees
 
     wait_for_db_trials(job, missed_from + 2)
     assert len(row_ids(page)) == missed_from
@@ -224,13 +225,10 @@ def test_after_the_search_the_explorer_compares_and_downloads(
         " return { ids: d.customdata, colour: d.marker.color }; })()"
     )
     assert set(greyed["ids"]) == over and greyed["colour"] == "#d0d7de"
-    fill = (
-        page.locator("#pareto .scatterlayer .trace")
-        .nth(3)
-        .locator(".point")
-        .first.evaluate("p => getComputedStyle(p).fill")
+    fills = page.locator("#pareto .scatterlayer .trace .point").evaluate_all(
+        "points => points.map(p => getComputedStyle(p).fill)"
     )
-    assert fill == "rgb(208, 215, 222)"  # drawn grey on screen, not only in the data
+    assert fills.count("rgb(208, 215, 222)") == len(over)  # drawn grey on screen, not only in the data
     if expected:
         page.click("#explorer-choose")
         wait_until_chosen(page, expected.number)

@@ -131,10 +131,13 @@ def test_the_owner_sees_the_card_the_layer_diagram_and_the_try_it_form(alice_cli
     response = alice_client.get(page_url(best))
     assert response.status_code == 200
     content = response.content.decode()
-    layers = best.architecture["layers"]
-    # The tabular space adds a box for a periodic embedding and one for TabM-style members.
-    extra = (best.architecture.get("embed", "none") != "none") + (best.architecture.get("members", 1) > 1)
-    assert kinds(content) == ["input", *["dense"] * (len(layers) + extra), "head", "output"]
+    if best.architecture["space"] == "trees":  # the portfolio's boosted trees: one box holds them
+        assert kinds(content) == ["input", "head", "output"] and "Gradient-boosted decision trees" in content
+    else:
+        layers = best.architecture["layers"]
+        # The tabular space adds a box for a periodic embedding and one for TabM-style members.
+        extra = (best.architecture.get("embed", "none") != "none") + (best.architecture.get("members", 1) > 1)
+        assert kinds(content) == ["input", *["dense"] * (len(layers) + extra), "head", "output"]
     for title in ("Model card", "Architecture", "Metrics", "Costs", "Inputs", "Limits", "How to run"):
         assert f">{title}</h" in content
     assert "<strong>diagnosis</strong> (classification) from tabular data" in content

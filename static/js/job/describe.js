@@ -43,6 +43,7 @@
     if (!arch) return "";
     if (arch.compression) return compression(arch.compression) + " · " + architecture({ ...arch, compression: null });
     if (arch.space === "ensemble") return "ensemble of trials " + arch.members.join(", ");
+    if (arch.space === "trees") return "boosted trees, up to " + arch.rounds + " rounds of " + arch.leaves + " leaves";
     if (arch.layers && !arch.layers.length) return "linear model (no hidden layer)";
     if (arch.layers) return "MLP " + arch.layers.map((l) => l.units + " " + l.activation).join(" → ");
     if (arch.stages) return "CNN, " + arch.stages.length + " convolution stage" + (arch.stages.length === 1 ? "" : "s");
