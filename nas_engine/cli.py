@@ -74,7 +74,10 @@ def _parser() -> argparse.ArgumentParser:
         "--min-epochs", type=int, default=SearchConfig.default("min_epochs"),
         help="multi-fidelity: epochs of the lowest rung",
     )  # fmt: skip
-    search.add_argument("--cv-folds", type=int, help="k-fold scoring (default: 5 on small data, else off)")
+    search.add_argument(
+        "--cv-folds", type=int,
+        help="k-fold scoring (default: 5 below 300 training rows, or below 2,000 with 100 s or more; else off)",
+    )  # fmt: skip
     search.add_argument("--max-epochs", type=int, help="most epochs a trial trains (default: the space's own, 50)")
     search.add_argument(
         "--patience", type=int, help="epochs without improvement before a trial stops (default: the space's own, 5)"
@@ -288,7 +291,7 @@ def _reference(config: SearchConfig, data: PreparedData, progress: _Progress) ->
     fails (a reference must never cost the search its bundle)."""
     progress.bar.set_description_str("reference")
     try:
-        return reference_score(data, cv_folds=config.cv_folds, seed=config.seed)
+        return reference_score(data, cv_folds=config.cv_folds, seed=config.seed, budget_seconds=config.budget_seconds)
     except Exception as exc:  # noqa: BLE001 (any failure of scikit-learn: the bundle comes first)
         sys.stderr.write(f"(No gradient-boosting reference: {exc})\n")
         return None

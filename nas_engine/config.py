@@ -71,7 +71,7 @@ class SearchConfig:
         eta: Multi-fidelity keeps the best 1/eta of the trials at each rung.
         min_epochs: Epochs of the lowest rung.
         cv_folds: Score each trial by k-fold cross-validation over train+validation; None picks
-            it from the data size (see ``evaluator.auto_cv_folds``), 1 turns it off.
+            it from the data size and the budget (see ``evaluator.auto_cv_folds``), 1 turns it off.
         augment: Change training images at random: ``"none"``, ``"shift"`` or ``"shift_flip"``
             (``augment.AUGMENTATIONS``); only for data whose columns form an image.
         compress: Once the budget is spent, derive compressed variants (pruned at 50 % and 75 %,

@@ -248,7 +248,7 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
         flops = space.smallest_flops(shape.n_inputs, shape.n_outputs)
         fitting = [_Sample(flops=flops, depth=1, batch_size=DEFAULT_TRAIN["batch_size"])]
     throughput = THROUGHPUT[space.throughput]
-    folds = config.cv_folds or auto_cv_folds(round(shape.rows * TRAIN_SHARE))
+    folds = config.cv_folds or auto_cv_folds(round(shape.rows * TRAIN_SHARE), config.budget_seconds)
     training = _training_cost(throughput, fitting, shape, folds, config)
     budget, strategy = config.budget_seconds, STRATEGIES[config.strategy]
     if issubclass(strategy, OneShotStrategy):  # the supernet takes its share before the first trial

@@ -22,6 +22,13 @@ EVAL_CHUNK = 4096
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SMALL_TRAIN_ROWS = 300  # below this a validation split has < 100 rows: too noisy to choose among many models
 SMALL_DATA_FOLDS = 5
+# Up to this many training rows a validation split (a third of them) still makes the best of a few
+# dozen models mostly the luckiest: with a budget of CV_MIN_BUDGET seconds or more, trials are
+# cross-validated there too. On the tabular suite's dev tables of 700-1,500 training rows, 5 folds
+# at 120 s raised attrition 0.850 -> 0.871 and wage 0.299 -> 0.324 (benchmarks/results/tabular_cv_ab.md);
+# below that budget a 5-fold trial's fivefold cost leaves too few trials.
+CV_TRAIN_ROWS = 2_000
+CV_MIN_BUDGET = 100.0
 
 
 @dataclass(frozen=True)
@@ -313,9 +320,13 @@ class Trainer:
         return TrainingOutcome(model=self.model, metrics=metrics, seconds=self.seconds, cancelled=self.cancelled)
 
 
-def auto_cv_folds(n_train_rows: int) -> int:
-    """Folds of cross-validation for a training split of this size: 5 below 300 rows, else 1 (off)."""
-    return SMALL_DATA_FOLDS if n_train_rows < SMALL_TRAIN_ROWS else 1
+def auto_cv_folds(n_train_rows: int, budget_seconds: float | None = None) -> int:
+    """Folds of cross-validation for a training split of this size: 5 below 300 rows, and below
+    2,000 when the search has at least 100 seconds (``budget_seconds``; None: not known); else 1 (off)."""
+    if n_train_rows < SMALL_TRAIN_ROWS:
+        return SMALL_DATA_FOLDS
+    roomy = budget_seconds is not None and budget_seconds >= CV_MIN_BUDGET
+    return SMALL_DATA_FOLDS if roomy and n_train_rows < CV_TRAIN_ROWS else 1
 
 
 def fold_indices(y: np.ndarray, *, folds: int, seed: int, stratify: bool) -> list[np.ndarray]:

@@ -139,7 +139,7 @@ class SearchLoop:
         self.strategy = STRATEGIES[config.strategy](space=space, seed=config.seed, objectives=config.objectives)
         min_epochs = min(config.min_epochs, self.max_epochs)  # only checked when fidelity is on
         self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=self.max_epochs, eta=config.eta)
-        self.cv_folds = config.cv_folds or auto_cv_folds(len(data.X_train))
+        self.cv_folds = config.cv_folds or auto_cv_folds(len(data.X_train), config.budget_seconds)
         self.portfolio = self._portfolio()  # fixed for the search: computed once, not per proposal
         self.start = time.monotonic()
         self.elapsed_before = float(elapsed_before)  # spent by earlier, interrupted runs of this search

@@ -33,10 +33,21 @@ def test_more_budget_never_buys_fewer_trials(fidelity):
 
 
 def test_trials_grow_about_in_proportion_to_the_budget():
-    one_minute = estimate_search(config(budget_seconds=60), CANCER)
-    ten_minutes = estimate_search(config(budget_seconds=600), CANCER)
+    one_minute = estimate_search(config(budget_seconds=60, cv_folds=1), CANCER)
+    ten_minutes = estimate_search(config(budget_seconds=600, cv_folds=1), CANCER)
     assert 9 <= ten_minutes.trials / one_minute.trials <= 11
     assert one_minute.seconds_per_trial == ten_minutes.seconds_per_trial
+
+
+def test_a_roomy_budget_on_a_small_table_cross_validates_and_prices_it():
+    from nas_engine.evaluator import auto_cv_folds
+
+    assert auto_cv_folds(200) == auto_cv_folds(200, 30) == 5  # tiny: always
+    assert auto_cv_folds(1_500) == auto_cv_folds(1_500, 60) == 1  # small, short budget: one validation split
+    assert auto_cv_folds(1_500, 120) == 5 and auto_cv_folds(2_500, 600) == 1
+    quick = estimate_search(config(budget_seconds=60), CANCER)
+    roomy = estimate_search(config(budget_seconds=600), CANCER)  # 341 training rows: 5 folds at 600 s
+    assert roomy.seconds_per_trial == pytest.approx(5 * quick.seconds_per_trial, rel=0.1)
 
 
 def test_tighter_limits_mean_cheaper_networks_and_more_trials():

@@ -463,7 +463,9 @@ def _record_reference(
     message = "Scoring a default gradient-boosting model on the same rows, for comparison."
     search_progress(job, nas_engine.StatusEvent(status="finalizing", progress=0.0, message=message), lease)
     try:
-        reference = nas_engine.reference_score(data, cv_folds=config.cv_folds, seed=job.seed)
+        reference = nas_engine.reference_score(
+            data, cv_folds=config.cv_folds, seed=job.seed, budget_seconds=config.budget_seconds
+        )
     except Exception:
         logger.exception("The gradient-boosting reference of search %s failed; the search goes on without it", job.pk)
         return
