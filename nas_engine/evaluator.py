@@ -424,8 +424,14 @@ class CrossValidatedTrainer:
                 return
 
     def finish(self) -> TrainingOutcome:
-        """The first fold's model, with every metric averaged over the folds."""
-        outcomes = [t.finish() for t in self.trainers]
+        """The first fold's model, with every metric averaged over the folds; when the deadline cut
+        the trial before every fold trained, over those that did (``cv_folds`` says how many).
+
+        Raises:
+            FloatingPointError: No fold had a finite validation loss.
+        """
+        trained = [t for t in self.trainers if t.best_state is not None]
+        outcomes = [t.finish() for t in trained or self.trainers[:1]]
         metrics = {name: float(np.mean([o.metrics[name] for o in outcomes])) for name in outcomes[0].metrics}
         metrics.update(best_epoch=round(metrics["best_epoch"]), epochs=self.epochs, cv_folds=len(outcomes))
         return TrainingOutcome(model=outcomes[0].model, metrics=metrics, seconds=self.seconds, cancelled=self.cancelled)

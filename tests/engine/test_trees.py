@@ -185,3 +185,26 @@ def test_trees_are_not_compressed(tmp_path):
     )  # fmt: skip
     with pytest.raises(ConstraintError, match="trees are not compressed"):
         compress_trial(parent, None, kind="int8", ratio=None, number=1, artifacts_dir=tmp_path, seed=0)
+
+
+def test_a_cross_validated_trial_cut_before_its_last_folds_keeps_the_folds_it_trained():
+    """Under load a 5-fold trial can reach the deadline after its first folds: it is scored on
+    those (and keeps the first fold's model) instead of failing."""
+    from nas_engine.evaluator import CrossValidatedTrainer
+
+    X, y, task, n_out = _data("binary")
+    trainer = CrossValidatedTrainer(
+        lambda: TreeSpace().build_model(ARCH, X.shape[1], n_out), X=X, y=y, folds=5, task=task,
+        settings=TrainSettings(), seed=0, patience=3,
+    )  # fmt: skip
+    for fold in trainer.trainers[:2]:  # the deadline came while the third fold waited
+        fold.train(until_epoch=4)
+    outcome = trainer.finish()
+    assert outcome.metrics["cv_folds"] == 2 and outcome.model is trainer.trainers[0].model
+    assert outcome.metrics["score"] == pytest.approx(np.mean([t.best_metrics["score"] for t in trainer.trainers[:2]]))
+    untouched = CrossValidatedTrainer(
+        lambda: TreeSpace().build_model(ARCH, X.shape[1], n_out), X=X, y=y, folds=5, task=task,
+        settings=TrainSettings(), seed=0, patience=3,
+    )  # fmt: skip
+    with pytest.raises(FloatingPointError, match="no finite validation loss"):
+        untouched.finish()
