@@ -12,7 +12,7 @@ from nas_engine.dataset import (
     detect_task,
     profile_csv,
 )
-from nas_engine.errors import ConstraintError, DatasetError, NasError, SearchCancelled, TargetError
+from nas_engine.errors import ConstraintError, DatasetError, NasError, TargetError
 from nas_engine.estimate import (
     DataShape,
     Estimate,
@@ -69,7 +69,6 @@ __all__ = [
     "PreparedData",
     "Reference",
     "ProfileWarning",
-    "SearchCancelled",
     "SearchConfig",
     "SearchResult",
     "TargetError",

@@ -51,6 +51,7 @@ from nas_engine.final_model import load_final_model
 from nas_engine.onnx_io import export_onnx
 from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, TrialResult, TrialStatus, is_ensemble
+from nas_engine.runtime import softmax
 from nas_engine.spaces import space_for_architecture
 
 KINDS = ("prune", "int8")
@@ -346,7 +347,7 @@ def int8_parity(twin: nn.Module, onnx_path: str | Path, X: np.ndarray, *, task: 
     onnx_out = predict_raw(OnnxModel(onnx_path), X).astype(np.float64)
     twin_out = predict_raw(twin, X).astype(np.float64)
     if task == "classification":
-        diff = np.abs(_softmax(onnx_out) - _softmax(twin_out))
+        diff = np.abs(softmax(onnx_out) - softmax(twin_out))
         agreement = float(np.mean(onnx_out.argmax(axis=1) == twin_out.argmax(axis=1)))
     else:
         diff = np.abs(onnx_out - twin_out)
@@ -358,11 +359,6 @@ def int8_parity(twin: nn.Module, onnx_path: str | Path, X: np.ndarray, *, task: 
         "tolerance": INT8_TOLERANCE,
         "passed": max_abs_diff <= INT8_TOLERANCE,
     }
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def onnx_weight_bytes(onnx_path: str | Path) -> int:

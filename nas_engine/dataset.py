@@ -478,11 +478,6 @@ class _Cells:
         return self.raw.iloc[rows].map(self.clean)
 
 
-def profile_column(name: str, values: Sequence[str] | pd.Series) -> ColumnProfile:
-    """Describe one column from its raw cells."""
-    return _describe(name, _Cells.of(values))
-
-
 def _describe(name: str, cells: _Cells) -> ColumnProfile:
     column = partial(
         ColumnProfile,

@@ -20,7 +20,3 @@ class TargetError(DatasetError):
 
 class ConstraintError(NasError):
     """The search settings cannot be met (a limit no architecture fits, a bad budget...)."""
-
-
-class SearchCancelled(NasError):
-    """The search was stopped by the user before it finished."""

@@ -434,10 +434,14 @@ def predict_images(paths, *, bundle_dir, model_path=None) -> list[tuple[str, str
     predictions = decode_outputs(outputs, prep)
     if prep["task"] != "classification":
         return [(name, format_prediction(p), None) for name, p in zip(names, predictions, strict=True)]
-    logits = np.asarray(outputs, dtype=np.float64)
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    best = (exp.max(axis=1) / exp.sum(axis=1)).tolist()
+    best = softmax(np.asarray(outputs, dtype=np.float64)).max(axis=1).tolist()
     return [(name, str(p), float(b)) for name, p, b in zip(names, predictions, best, strict=True)]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits along the last axis (minus the max first: exp never overflows)."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def write_image_predictions(results: list[tuple[str, str, float | None]], handle) -> None:

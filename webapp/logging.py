@@ -10,24 +10,12 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 current_job_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("current_job_id", default=None)
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged too.
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-@contextmanager
-def job_context(job_id: int | None) -> Iterator[None]:
-    """Tag every record logged inside the block with `job_id`."""
-    token = current_job_id.set(job_id)
-    try:
-        yield
-    finally:
-        current_job_id.reset(token)
 
 
 class JobIdFilter(logging.Filter):

@@ -8,17 +8,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from nas_engine.results import TrialResult, require_score
+from nas_engine.runtime import softmax
 from nas_engine.spaces.base import SearchSpace
 from nas_engine.strategies.base import Strategy, is_scored
 
 
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max())
-    return exp / exp.sum()
 
 
 class ReinforceStrategy(Strategy):
@@ -83,7 +79,7 @@ class ReinforceStrategy(Strategy):
         for _ in range(n):
             choices = {}
             for name, options in self.options.items():
-                index = self.rng.choice(len(options), p=_softmax(self.logits[name]))
+                index = self.rng.choice(len(options), p=softmax(self.logits[name]))
                 choices[name] = options[int(index)]
             archs.append(self.space.from_decisions(choices))
         return archs
@@ -105,7 +101,7 @@ class ReinforceStrategy(Strategy):
         advantage = delta / np.sqrt(self.spread) if self.spread > 0 else 0.0
         for name, options in self.options.items():
             # d log softmax(logits)[i] / d logits = onehot(i) - softmax(logits)
-            gradient = -_softmax(self.logits[name])
+            gradient = -softmax(self.logits[name])
             gradient[options.index(choices[name])] += 1.0
             self.logits[name] += self.learning_rate * advantage * gradient
         self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward

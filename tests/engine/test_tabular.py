@@ -19,6 +19,8 @@ from nas_engine.runtime import encode_rows, target_units
 from nas_engine.spaces import TabularSpace, make_space
 from nas_engine.spaces.tabular import MAX_EMBEDDED_INPUTS, tabular_defaults
 
+from .conftest import write_csv
+
 TRAIN = {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 32, "optimizer": "adam"}
 
 
@@ -100,19 +102,12 @@ def test_every_portfolio_genome_is_a_point_of_the_space():
             assert space.from_decisions(decisions) == tabular_defaults(arch)
 
 
-def _write(path, header, rows):
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def test_a_search_trains_the_portfolio_first(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(240, 3))
     y = (X[:, 0] + X[:, 1] > 0).astype(int)
     path = tmp_path / "data.csv"
-    _write(path, ["a", "b", "c", "y"], [[*map(float, x), int(t)] for x, t in zip(X, y, strict=True)])
+    write_csv(path, ["a", "b", "c", "y"], [[*map(float, x), int(t)] for x, t in zip(X, y, strict=True)])
     data = prepare_data(path, target="y")
     space = make_space("auto", n_inputs=data.n_features)
     expected = space.portfolio(rows=len(data.X_train) + len(data.X_val), task="classification")
@@ -134,7 +129,7 @@ def test_outliers_are_smoothly_clipped_and_a_skewed_price_is_learnt_as_its_logar
     income = rng.lognormal(10, 1, n)
     income[0] = 1e12  # one absurd value must not blow up the encoded column
     path = tmp_path / "prices.csv"
-    _write(path, ["carat", "cut", "age", "income", "price"], zip(carat, cut, age, income, price, strict=True))
+    write_csv(path, ["carat", "cut", "age", "income", "price"], zip(carat, cut, age, income, price, strict=True))
     data = prepare_data(path, target="price", task="regression")
     target = data.preprocessing["target"]
     assert target["transform"] == "log"
@@ -152,7 +147,7 @@ def test_a_wage_like_target_that_the_logarithm_does_not_help_stays_as_it_is(tmp_
     x = rng.uniform(0, 1, 800)
     y = 50 + 400 * x**3 + rng.exponential(5, 800)  # right-skewed, but additive: a log fit is worse in its units
     path = tmp_path / "additive.csv"
-    _write(path, ["x", "y"], zip(x, y, strict=True))
+    write_csv(path, ["x", "y"], zip(x, y, strict=True))
     data = prepare_data(path, target="y", task="regression")
     assert "transform" not in data.preprocessing["target"]
 
@@ -165,7 +160,7 @@ def test_a_search_on_a_log_target_scores_and_exports_in_its_units(tmp_path):
     size = rng.uniform(20, 200, n)
     price = np.exp(9 + 1.2 * np.log(size / 50) + rng.normal(0, 0.15, n))
     path = tmp_path / "houses.csv"
-    _write(path, ["size", "price"], zip(size, price, strict=True))
+    write_csv(path, ["size", "price"], zip(size, price, strict=True))
     bundle = tmp_path / "b.zip"
     args = ["search", str(path), "--target", "price", "--task", "regression", "--max-trials", "3"]
     assert main([*args, "--budget-seconds", "60", "--out", str(bundle)]) == 0

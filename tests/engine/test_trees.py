@@ -24,6 +24,8 @@ from nas_engine.spaces import TabularSpace, TreeSpace, space_for_architecture
 from nas_engine.spaces.tabular import TREE_PORTFOLIO
 from nas_engine.spaces.trees import FILL_EPOCHS
 
+from .conftest import write_csv
+
 ARCH = {"space": "trees", "rounds": 100, "leaves": 15, "lr": 0.1, "min_leaf": 5, "l2": 0.0}
 
 
@@ -136,13 +138,6 @@ def test_the_layer_diagram_is_one_box_holding_every_weight():
     assert boxes[1].title == "Gradient-boosted decision trees"
 
 
-def _write(path, header, rows):
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def test_a_tpe_search_trains_the_trees_refits_them_and_exports_a_bundle_that_predicts_alike(tmp_path):
     """A step function of one column: trees fit it at once. The search (TPE, whose sampler must not be
     told about genomes outside its space) trains the portfolio's trees, and a bundle of the best
@@ -153,7 +148,7 @@ def test_a_tpe_search_trains_the_trees_refits_them_and_exports_a_bundle_that_pre
     X = rng.uniform(-1, 1, size=(900, 4))
     y = np.where(X[:, 0] > 0.3, 1, 0) ^ (X[:, 1] > 0.5)
     path = tmp_path / "steps.csv"
-    _write(path, ["a", "b", "c", "d", "y"], [[*map(float, x), int(t)] for x, t in zip(X, y, strict=True)])
+    write_csv(path, ["a", "b", "c", "d", "y"], [[*map(float, x), int(t)] for x, t in zip(X, y, strict=True)])
     data = prepare_data(path, target="y")
     config = SearchConfig(target="y", strategy="tpe", max_trials=len(TREE_PORTFOLIO) + 2, budget_seconds=120)
     result = run_search(config, data)

@@ -133,9 +133,12 @@ def test_the_estimate_says_how_many_models_fit_the_budget(alice_client, dataset)
 
 
 def test_a_bigger_budget_buys_more_models(alice_client, dataset):
-    short = estimate(alice_client, dataset, budget_seconds=30).json()["trials"]
-    long = estimate(alice_client, dataset, budget_seconds=900).json()["trials"]
+    # both budgets of at least 100 s: this small table's trials are 5-fold at both (evaluator.auto_cv_folds)
+    short = estimate(alice_client, dataset, budget_seconds=120).json()["trials"]
+    long = estimate(alice_client, dataset, budget_seconds=3600).json()["trials"]
     assert long > 10 * short
+    quick = estimate(alice_client, dataset, budget_seconds=60).json()
+    assert quick["trials"] > estimate(alice_client, dataset, budget_seconds=100).json()["trials"]  # 5-fold from 100 s
 
 
 def test_models_trained_at_once_buy_more_models_and_zero_is_priced_as_one(alice_client, dataset):

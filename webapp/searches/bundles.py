@@ -310,11 +310,6 @@ def _check_try_csv(csv_path: str, preprocessing: dict, *, max_rows: int) -> None
         raise nas_engine.DatasetError("The file has a header row but no data rows.")
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))  # minus the max: exp never overflows
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def trial_try_predictions(*, trial: Trial, csv_path: str, max_rows: int = TRY_MAX_ROWS) -> TriedRows:
     """Predict every row of an uploaded CSV with the trial's model, as the predictions download does.
 
@@ -333,7 +328,7 @@ def trial_try_predictions(*, trial: Trial, csv_path: str, max_rows: int = TRY_MA
     # An ensemble outputs log-averaged probabilities, so softmax gives the average for it too.
     logits = predict_raw(model, runtime.encode_rows(runtime.read_csv_rows(csv_path), preprocessing))
     return TriedRows(
-        predictions=predictions, labels=list(preprocessing["target"]["labels"]), probabilities=_softmax(logits)
+        predictions=predictions, labels=list(preprocessing["target"]["labels"]), probabilities=runtime.softmax(logits)
     )
 
 
@@ -355,5 +350,5 @@ def trial_try_images(*, trial: Trial, images: list[tuple[str, bytes]]) -> TriedR
     return TriedRows(
         predictions=runtime.decode_outputs(logits, preprocessing),
         labels=list(preprocessing["target"]["labels"]),
-        probabilities=_softmax(logits),
+        probabilities=runtime.softmax(logits),
     )
