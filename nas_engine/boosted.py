@@ -88,9 +88,9 @@ class BoostedTrees(nn.Module):
         self._copy_rounds(estimator, task)
 
     def _copy_rounds(self, estimator, task: str) -> None:
-        if self._loaded == 0:
-            self._copy_baseline(estimator, task)
         columns = self._columns(estimator, task)
+        if self._loaded == 0:
+            self._copy_baseline(estimator, task, columns)
         with torch.no_grad():
             for number in range(self._loaded, len(estimator._predictors)):
                 for k, predictor in enumerate(estimator._predictors[number]):
@@ -104,19 +104,17 @@ class BoostedTrees(nn.Module):
         classes = [int(c) for c in estimator.classes_]
         return [classes[1]] if len(classes) == 2 else classes
 
-    def _copy_baseline(self, estimator, task: str) -> None:
+    def _copy_baseline(self, estimator, task: str, columns: list[int]) -> None:
+        """The boosting's initial prediction into the columns its trees feed; with two classes the
+        first class's logit is 0 (one logit, of the second against the first), and a class the
+        training rows lack gets ``ABSENT_CLASS_LOGIT``."""
         baseline = np.asarray(estimator._baseline_prediction, dtype=np.float64).ravel()
         with torch.no_grad():
-            if task != "classification":
-                self.baseline[0] = float(baseline[0])
-                return
-            self.baseline.fill_(ABSENT_CLASS_LOGIT)
-            classes = [int(c) for c in estimator.classes_]
-            if len(classes) == 2:  # one logit, of the second class against the first
-                self.baseline[classes[0]], self.baseline[classes[1]] = 0.0, float(baseline[0])
-            else:
-                for k, label in enumerate(classes):
-                    self.baseline[label] = float(baseline[k])
+            if task == "classification":
+                self.baseline.fill_(ABSENT_CLASS_LOGIT)
+                self.baseline[int(estimator.classes_[0])] = 0.0  # overwritten below unless two classes
+            for column, value in zip(columns, baseline, strict=True):
+                self.baseline[column] = float(value)
 
     def _copy_tree(self, slot: int, nodes: np.ndarray, column: int) -> None:
         """Write one scikit-learn tree (its ``nodes`` record array) into tree ``slot``."""

@@ -321,9 +321,10 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 
 
 def _built_children(architecture: dict, n_in: int, n_out: int) -> list[tuple[torch.nn.Module, int, str]]:
-    """(module, parameters, output shape) of each top-level module of the built network, in order."""
+    """(module, parameters, output shape) of each top-level module of the built network, in order;
+    a network with no parts (boosted trees) is its own one part."""
     model = space_for_architecture(architecture).build_model(architecture, n_in, n_out).eval()
-    children = list(model.children())
+    children = list(model.children()) or [model]
     shapes: list[str] = []
     hooks = [
         child.register_forward_hook(lambda _m, _i, out: shapes.append(_shape_text(tuple(out.shape[1:]))))
@@ -346,22 +347,15 @@ def _network_boxes(architecture: dict, n_in: int, n_out: int) -> tuple[LayerBox,
     if diagram == "tabular":
         return _tabular_boxes(architecture, n_in, n_out)
     children = _built_children(architecture, n_in, n_out)
-    if not children:  # one module with no parts (boosted trees): one box, in the space's own words
-        space = space_for_architecture(architecture)
-        model = space.build_model(architecture, n_in, n_out)
-        return (
-            LayerBox(
-                kind="head",
-                title=space.words[0],
-                details=tuple(space.describe(architecture)),
-                params=sum(p.numel() for p in model.parameters()),
-                shape=str(n_out),
-            ),
-        )
     if diagram == "cnn":
         return _cnn_boxes(architecture, children, n_out)
     if diagram == "mlp":
         return _mlp_boxes(architecture, children, n_out)
+    if len(children) == 1 and not any(children[0][0].children()):  # one part (boosted trees): the space's words
+        space = space_for_architecture(architecture)
+        _, params, shape = children[0]
+        details = tuple(space.describe(architecture))
+        return (LayerBox(kind="head", title=space.words[0], details=details, params=params, shape=shape),)
     return _module_boxes(children)
 
 
