@@ -26,7 +26,7 @@ from nas_engine.evaluation import evaluate_test_split
 from nas_engine.export import LayerBox, describe_architecture, export_bundle, layer_diagram, predict_csv
 from nas_engine.fidelity import Fidelity
 from nas_engine.final_model import load_final_model
-from nas_engine.finalize import FinalModel, FinalModels, finalize_front, refit
+from nas_engine.finalize import FinalModel, FinalModels, finalize_front, refit, refit_on_all_rows
 from nas_engine.images import ArchiveLimits, ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import ModelCard, build_model_card, split_rows
 from nas_engine.pareto import pareto_front, pareto_front_nd
@@ -40,7 +40,6 @@ from nas_engine.strategies import STRATEGIES
 
 __version__ = "0.2.0"
 
-load_model = load_final_model  # one loader for single networks and ensembles
 
 __all__ = [
     "SPACES",
@@ -92,7 +91,6 @@ __all__ = [
     "knee_point",
     "layer_diagram",
     "load_final_model",
-    "load_model",
     "pareto_front",
     "pareto_front_nd",
     "predict_csv",
@@ -101,6 +99,7 @@ __all__ = [
     "read_image_meta",
     "reference_score",
     "refit",
+    "refit_on_all_rows",
     "run_search",
     "split_rows",
 ]

@@ -16,18 +16,18 @@ from tqdm import tqdm
 from nas_engine import runtime
 from nas_engine.augment import AUGMENTATIONS
 from nas_engine.bundle_files import extract_bundle
-from nas_engine.config import DEFAULT_EXPORT, SearchConfig
+from nas_engine.config import DEFAULT_EXPORT, DEFAULT_REFIT, REFIT_CHOICES, SearchConfig
 from nas_engine.errors import NasError
 from nas_engine.export import export_bundle
 from nas_engine.fidelity import Fidelity
 from nas_engine.final_model import load_final_model
-from nas_engine.finalize import finalize_front
+from nas_engine.finalize import finalize_front, refit_on_all_rows
 from nas_engine.images import convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import split_rows
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
 from nas_engine.reference import Reference, reference_score
-from nas_engine.results import OBJECTIVES, TrialResult, TrialStatus, is_ensemble, objective_vector
+from nas_engine.results import OBJECTIVES, StatusEvent, TrialResult, TrialStatus, is_ensemble, objective_vector
 from nas_engine.search import SUPERNET_FILE, run_search
 from nas_engine.selection import EXPORT_ALIASES, EXPORT_CHOICES, default_choice
 from nas_engine.spaces import SPACES, make_space
@@ -95,6 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         "--export", choices=(*EXPORT_CHOICES, *EXPORT_ALIASES), default=DEFAULT_EXPORT,
         help="; ".join(f"{name}: {words}" for name, words in EXPORT_CHOICES.items())
         + " (each refit on train+validation; 'recommended' is the old name of 'smallest')",
+    )  # fmt: skip
+    search.add_argument(
+        "--refit", choices=REFIT_CHOICES, default=DEFAULT_REFIT,
+        help="all: after the test score is taken, train the exported model again on every row, the test rows "
+        "included; train+validation: export the model that was scored",
     )  # fmt: skip
     search.add_argument("--out", required=True, help="bundle zip to write")
     search.add_argument(
@@ -245,10 +250,15 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
         final = finals.get(chosen.number)
         if final is None or final.weights_path is None:
             raise NasError(f"Trial {chosen.number} has no refitted model to export.")
-        model = load_final_model(
-            chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
-        )
         refit = "compression" not in chosen.architecture
+        on_all_rows = refit and args.refit == "all"
+        if on_all_rows:
+            progress.on_status(StatusEvent(status="finalizing", progress=1.0, message="Training on all rows."))
+            model = refit_on_all_rows(chosen, finals, data, seed=config.seed, augment=result.augment)
+        else:
+            model = load_final_model(
+                chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
+            )
         export_bundle(
             model=model,
             architecture=chosen.architecture,
@@ -257,6 +267,7 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
                 "validation": chosen.metrics,
                 "test": final.test_metrics,
                 "refit_on_train_and_validation": refit,
+                "refit_on_all_rows": on_all_rows,
                 "refit_epochs": final.epochs,
             },
             out_path=args.out,
@@ -275,6 +286,8 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
     metric = "accuracy" if result.task == "classification" else "r2"
     what = "ensemble" if is_ensemble(chosen.architecture) else "trial"
     after = "after refitting on train+validation" if refit else "as compressed (not refit)"
+    if on_all_rows:
+        after += ", then trained on all rows"
     if reference is not None:
         sys.stderr.write(f"For comparison: {reference.describe()}\n")
     validation = chosen.metrics.get(metric)
@@ -291,7 +304,7 @@ def _reference(config: SearchConfig, data: PreparedData, progress: _Progress) ->
     fails (a reference must never cost the search its bundle)."""
     progress.bar.set_description_str("reference")
     try:
-        return reference_score(data, cv_folds=config.cv_folds, seed=config.seed, budget_seconds=config.budget_seconds)
+        return reference_score(data, folds=config.folds(len(data.X_train)), seed=config.seed)
     except Exception as exc:  # noqa: BLE001 (any failure of scikit-learn: the bundle comes first)
         sys.stderr.write(f"(No gradient-boosting reference: {exc})\n")
         return None

@@ -9,6 +9,7 @@ from typing import Any
 
 from nas_engine.augment import AUGMENTATIONS
 from nas_engine.errors import ConstraintError
+from nas_engine.evaluator import auto_cv_folds
 from nas_engine.fidelity import Fidelity
 from nas_engine.results import OBJECTIVES, Costs
 from nas_engine.spaces import SPACES, SearchSpace
@@ -21,6 +22,10 @@ TASKS = ("classification", "regression")
 DEFAULT_STRATEGY = "tpe"
 DEFAULT_FIDELITY = "none"
 DEFAULT_EXPORT = "auto"  # which model a search exports: a key of selection.EXPORT_CHOICES
+# Which rows the exported model is finally trained on: "all" (train, validation and test, after the
+# test score was taken from its train+validation refit) or "train+validation" (the model scored).
+REFIT_CHOICES = ("all", "train+validation")
+DEFAULT_REFIT = "all"
 # Limits checked on a genome's analytic costs, before it trains: the setting and the cost it bounds.
 ANALYTIC_LIMITS: dict[str, str] = {
     "max_params": "params",
@@ -168,6 +173,12 @@ class SearchConfig:
     def analytic_limits(self) -> dict[str, int | None]:
         """The ``ANALYTIC_LIMITS`` settings by name (None where unset), as ``broken_limits`` takes them."""
         return {name: getattr(self, name) for name in ANALYTIC_LIMITS}
+
+    def folds(self, train_rows: int) -> int:
+        """Folds of cross-validation for a training split of ``train_rows`` rows: ``cv_folds`` when
+        set, else ``evaluator.auto_cv_folds`` of the rows and the budget (1: one validation split).
+        The search, its estimate and the reference all resolve it here."""
+        return self.cv_folds or auto_cv_folds(train_rows, self.budget_seconds)
 
     def training_length(self, space: SearchSpace) -> tuple[int, int]:
         """``(max_epochs, patience)``, each the space's own where this config leaves it to the space."""

@@ -20,7 +20,6 @@ import numpy as np
 
 from nas_engine.config import SearchConfig, broken_limits, sequential_reason
 from nas_engine.errors import ConstraintError
-from nas_engine.evaluator import auto_cv_folds
 from nas_engine.fidelity import MAX_BRACKET_SIZE, Fidelity, brackets, rung_epochs, survivors, training_rows
 from nas_engine.prepare import MAX_CATEGORIES
 from nas_engine.spaces import SearchSpace, detect_image_shape, make_space
@@ -248,7 +247,7 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
         flops = space.smallest_flops(shape.n_inputs, shape.n_outputs)
         fitting = [_Sample(flops=flops, depth=1, batch_size=DEFAULT_TRAIN["batch_size"])]
     throughput = THROUGHPUT[space.throughput]
-    folds = config.cv_folds or auto_cv_folds(round(shape.rows * TRAIN_SHARE), config.budget_seconds)
+    folds = config.folds(round(shape.rows * TRAIN_SHARE))
     training = _training_cost(throughput, fitting, shape, folds, config)
     budget, strategy = config.budget_seconds, STRATEGIES[config.strategy]
     if issubclass(strategy, OneShotStrategy):  # the supernet takes its share before the first trial

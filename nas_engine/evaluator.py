@@ -71,6 +71,7 @@ class TrainingOutcome:
     metrics: dict
     seconds: float
     cancelled: bool
+    out_of_fold: np.ndarray | None = None  # k-fold: each row's raw output from the fold that did not train on it
 
 
 def training_loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
@@ -129,7 +130,13 @@ def evaluate_model(
         Classification: accuracy, balanced_accuracy, f1_macro, val_loss, score (= accuracy).
         Regression: rmse (original units), r2, val_loss, score (= r2).
     """
-    outputs = predict_raw(model, X)
+    return score_outputs(predict_raw(model, X), y, task=task, target_std=target_std, target=target)
+
+
+def score_outputs(
+    outputs: np.ndarray, y: np.ndarray, *, task: str, target_std: float = 1.0, target: dict | None = None
+) -> dict:
+    """``evaluate_model``'s metrics of raw outputs already computed (e.g. out-of-fold predictions)."""
     loss = float(training_loss(torch.from_numpy(outputs), torch.from_numpy(y), task))
     if task == "classification":
         predicted = outputs.argmax(axis=1)
@@ -373,6 +380,7 @@ class CrossValidatedTrainer:
         target=None,
     ) -> None:
         parts = fold_indices(y, folds=folds, seed=seed, stratify=task == "classification")
+        self.parts, self.rows = parts, len(y)
         self.trainers = []
         for i, held_out in enumerate(parts):
             kept = np.concatenate([part for j, part in enumerate(parts) if j != i])
@@ -426,6 +434,8 @@ class CrossValidatedTrainer:
     def finish(self) -> TrainingOutcome:
         """The first fold's model, with every metric averaged over the folds; when the deadline cut
         the trial before every fold trained, over those that did (``cv_folds`` says how many).
+        When every fold trained, ``out_of_fold`` holds each row's raw output from the fold model that
+        did not train on it, which lets models (and their ensembles) be compared on all the rows.
 
         Raises:
             FloatingPointError: No fold had a finite validation loss.
@@ -434,7 +444,21 @@ class CrossValidatedTrainer:
         outcomes = [t.finish() for t in trained or self.trainers[:1]]
         metrics = {name: float(np.mean([o.metrics[name] for o in outcomes])) for name in outcomes[0].metrics}
         metrics.update(best_epoch=round(metrics["best_epoch"]), epochs=self.epochs, cv_folds=len(outcomes))
-        return TrainingOutcome(model=outcomes[0].model, metrics=metrics, seconds=self.seconds, cancelled=self.cancelled)
+        out_of_fold = None
+        if len(trained) == len(self.trainers):
+            for outcome, trainer, part in zip(outcomes, self.trainers, self.parts, strict=True):
+                assert trainer.validation is not None  # every fold trainer validates on its held-out part
+                predicted = predict_raw(outcome.model, trainer.validation[0])
+                if out_of_fold is None:
+                    out_of_fold = np.zeros((self.rows, predicted.shape[1]), dtype=predicted.dtype)
+                out_of_fold[part] = predicted
+        return TrainingOutcome(
+            model=outcomes[0].model,
+            metrics=metrics,
+            seconds=self.seconds,
+            cancelled=self.cancelled,
+            out_of_fold=out_of_fold,
+        )
 
 
 def train_model(

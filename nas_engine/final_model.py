@@ -28,11 +28,15 @@ class EnsembleModel(torch.nn.Module):
         self.task = task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = torch.stack([member(x) for member in self.members])  # [members, batch, outputs]
-        if self.task == "classification":
-            # log(mean(softmax)) without underflow: logsumexp of log-probabilities minus log(k).
-            return torch.logsumexp(torch.log_softmax(outputs, dim=-1), dim=0) - math.log(len(self.members))
-        return outputs.mean(dim=0)
+        return average_outputs(torch.stack([member(x) for member in self.members]), task=self.task)
+
+
+def average_outputs(outputs: torch.Tensor, *, task: str) -> torch.Tensor:
+    """What ``EnsembleModel`` returns for its members' outputs ``[members, batch, outputs]``."""
+    if task == "classification":
+        # log(mean(softmax)) without underflow: logsumexp of log-probabilities minus log(k).
+        return torch.logsumexp(torch.log_softmax(outputs, dim=-1), dim=0) - math.log(outputs.shape[0])
+    return outputs.mean(dim=0)
 
 
 def _task(architecture: dict, n_outputs: int) -> str:

@@ -3,6 +3,7 @@ and build a top-k ensemble that exports as one graph. Called by the caller, afte
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -12,8 +13,15 @@ import numpy as np
 import torch
 
 from nas_engine.augment import augmentation_for
-from nas_engine.evaluator import Trainer, TrainSettings, evaluate_model, measure_latency_ms, one_thread
-from nas_engine.final_model import EnsembleModel, load_final_model
+from nas_engine.evaluator import (
+    Trainer,
+    TrainSettings,
+    evaluate_model,
+    measure_latency_ms,
+    one_thread,
+    score_outputs,
+)
+from nas_engine.final_model import EnsembleModel, average_outputs, load_final_model
 from nas_engine.prepare import PreparedData
 from nas_engine.results import (
     ENSEMBLE_SPACE,
@@ -22,9 +30,13 @@ from nas_engine.results import (
     TrialResult,
     TrialStatus,
     ensemble_costs,
+    is_ensemble,
+    out_of_fold_path,
     require_score,
 )
 from nas_engine.spaces import space_for_architecture
+
+CROSS_VALIDATED_CANDIDATES = 8  # the best distinct trials a k-fold ensemble is chosen among
 
 
 @dataclass(frozen=True)
@@ -93,12 +105,81 @@ def refit(
     Returns:
         The trained model (eval mode) and its test metrics.
     """
+    X = np.concatenate([data.X_train, data.X_val])
+    y = np.concatenate([data.y_train, data.y_val])
+    model = _train_from_scratch(arch, data, X, y, epochs=epochs, seed=seed, augment=augment)
+    return model, _test_metrics(model, data)
+
+
+def refit_on_all_rows(
+    chosen: TrialResult,
+    finals: FinalModels,
+    data: PreparedData,
+    *,
+    seed: int,
+    augment: str = "none",
+    weights_path: str | Path | None = None,
+) -> torch.nn.Module:
+    """The chosen model trained again, from scratch, on every row: train, validation and test.
+
+    Its test score stays the one of its refit on train+validation (``finals``): once the test rows
+    trained it there is no honest score left to take, but the same architecture and epoch count on
+    a quarter more rows is expected to do at least as well. An ensemble's members are each trained
+    again for their own refit's epochs. A compressed variant is returned as it is (not refit).
+
+    Args:
+        chosen: The trial (or ensemble record) to export.
+        finals: What ``finalize_front`` returned; holds the chosen model's refit.
+        data: The prepared splits the search used.
+        seed: The search's seed (a trial's refit uses ``seed + number``, as ``finalize_front``).
+        augment: The search's augmentation of training images.
+        weights_path: Where to save its weights too (written whole or not at all).
+
+    Raises:
+        ValueError: The chosen model (or a member) has no refit in ``finals``.
+    """
+    model = _on_all_rows(chosen, finals, data, seed=seed, augment=augment)
+    if weights_path is not None:
+        part = Path(f"{weights_path}.part")
+        torch.save(model.state_dict(), part)
+        os.replace(part, weights_path)
+    return model
+
+
+def _on_all_rows(
+    chosen: TrialResult, finals: FinalModels, data: PreparedData, *, seed: int, augment: str
+) -> torch.nn.Module:
+    final = finals.get(chosen.number)
+    if final is None or final.weights_path is None:
+        raise ValueError(f"Trial {chosen.number} has no refitted model.")
+    if "compression" in chosen.architecture:
+        return load_final_model(
+            chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
+        )
+    X = np.concatenate([data.X_train, data.X_val, data.X_test])
+    y = np.concatenate([data.y_train, data.y_val, data.y_test])
+    if not is_ensemble(chosen.architecture):
+        return _train_from_scratch(
+            chosen.architecture, data, X, y, epochs=final.epochs, seed=seed + chosen.number, augment=augment
+        )
+    members = []
+    for number, arch in zip(chosen.architecture["members"], chosen.architecture["member_architectures"], strict=True):
+        member = finals.get(number)
+        if member is None:
+            raise ValueError(f"Member {number} of the ensemble has no refitted model.")
+        members.append(_train_from_scratch(arch, data, X, y, epochs=member.epochs, seed=seed + number, augment=augment))
+    return EnsembleModel(members, task=data.task).eval()
+
+
+def _train_from_scratch(
+    arch: dict, data: PreparedData, X: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, augment: str
+) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = space_for_architecture(arch).build_model(arch, data.n_features, data.n_outputs)
     trainer = Trainer(
         model,
-        X_train=np.concatenate([data.X_train, data.X_val]),
-        y_train=np.concatenate([data.y_train, data.y_val]),
+        X_train=X,
+        y_train=y,
         task=data.task,
         settings=TrainSettings.from_architecture(arch),
         seed=seed,
@@ -106,8 +187,7 @@ def refit(
     )
     with one_thread():
         trainer.train(until_epoch=max(1, int(epochs)))
-    model = trainer.finish().model
-    return model, _test_metrics(model, data)
+    return trainer.finish().model
 
 
 def _ensemble_members(result: SearchResult, size: int) -> list[TrialResult]:
@@ -127,6 +207,61 @@ def _ensemble_members(result: SearchResult, size: int) -> list[TrialResult]:
     return list(members.values())[:size]
 
 
+def _out_of_fold(trial: TrialResult) -> np.ndarray | None:
+    path = out_of_fold_path(trial.weights_path) if trial.weights_path else None
+    return np.load(path) if path is not None and path.exists() else None
+
+
+def _cross_validated_ensemble(result: SearchResult, data: PreparedData, size: int) -> tuple[list[TrialResult], dict]:
+    """Under k-fold scoring, the ensemble chosen on out-of-fold outputs, and its metrics there.
+
+    Greedy forward selection (Caruana et al., 2004, "Ensemble Selection from Libraries of Models"):
+    start from the best model and add, one at a time, the candidate (among the best distinct ones)
+    that lowers the out-of-fold loss of the averaged outputs most, while one does, up to ``size``
+    members. Every out-of-fold output comes from a network that did not train on that row, so the
+    ensemble and the best model are compared on all train+validation rows, fairly; the metrics hold
+    the best model's own (``single_score``, ``single_val_loss``) beside the ensemble's.
+
+    Returns:
+        ``([], {})`` when trials were not cross-validated, lack out-of-fold outputs, or no member
+        lowers the best model's loss.
+    """
+    best = result.best
+    if best is None or best.metrics.get("cv_folds", 1) <= 1:
+        return [], {}
+    outputs: dict[str, tuple[TrialResult, torch.Tensor]] = {}
+    for trial in [best, *_ensemble_members(result, CROSS_VALIDATED_CANDIDATES)]:
+        found = _out_of_fold(trial)
+        if found is not None:
+            outputs.setdefault(trial.arch_hash, (trial, torch.from_numpy(found)))
+    if best.arch_hash not in outputs or outputs[best.arch_hash][0] is not best:
+        return [], {}
+    y = np.concatenate([data.y_train, data.y_val])
+    target = data.preprocessing["target"]
+
+    def measured(keys: list[str]) -> dict:
+        averaged = average_outputs(torch.stack([outputs[k][1] for k in keys]), task=data.task)
+        return score_outputs(averaged.numpy(), y, task=data.task, target_std=target.get("std", 1.0), target=target)
+
+    chosen, single = [best.arch_hash], measured([best.arch_hash])
+    loss = single["val_loss"]
+    while len(chosen) < size and len(chosen) < len(outputs):
+        losses = {key: measured([*chosen, key])["val_loss"] for key in outputs if key not in chosen}
+        key = min(losses, key=losses.__getitem__)
+        if losses[key] >= loss:
+            break
+        chosen.append(key)
+        loss = losses[key]
+    if len(chosen) < 2:
+        return [], {}
+    metrics = measured(chosen) | {
+        "cv_folds": best.metrics["cv_folds"],
+        "single_score": single["score"],
+        "single_val_loss": single["val_loss"],
+    }
+    return [outputs[key][0] for key in chosen], metrics
+
+
 def _weights_of(final: FinalModel) -> str:
     if final.weights_path is None:
         raise ValueError(f"The final model of trial {final.number} has no saved weights.")
@@ -134,7 +269,13 @@ def _weights_of(final: FinalModel) -> str:
 
 
 def _ensemble_record(
-    members: list[TrialResult], finals: list[FinalModel], data: PreparedData, *, number: int, weights_path: Path
+    members: list[TrialResult],
+    finals: list[FinalModel],
+    data: PreparedData,
+    *,
+    number: int,
+    weights_path: Path,
+    metrics: dict,
 ) -> tuple[TrialResult, FinalModel]:
     n_in, n_out = data.n_features, data.n_outputs
     architecture = {
@@ -151,9 +292,8 @@ def _ensemble_record(
         task=data.task,
     ).eval()
     torch.save(refitted.state_dict(), weights_path)
-    metrics = {}
     searched_weights = [m.weights_path for m in members if m.weights_path]
-    if len(searched_weights) == len(members):  # the search's own weights: an honest validation score
+    if not metrics and len(searched_weights) == len(members):  # the search's own weights: an honest score
         searched = load_final_model(architecture, weights_path, n_inputs=n_in, n_outputs=n_out)
         assert isinstance(searched, EnsembleModel)  # an ENSEMBLE_SPACE architecture builds one
         for member, trial_weights in zip(searched.members, searched_weights, strict=True):
@@ -228,7 +368,11 @@ def finalize_front(
     artifacts_dir = Path(artifacts_dir)
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     by_number = {t.number: t for t in result.trials}
-    members = _ensemble_members(result, ensemble_size) if ensemble_size >= 2 else []
+    members: list[TrialResult] = []
+    ensemble_metrics: dict = {}
+    if ensemble_size >= 2:
+        members, ensemble_metrics = _cross_validated_ensemble(result, data, ensemble_size)
+        members = members or _ensemble_members(result, ensemble_size)
     chosen = list({t.number: t for t in [*(by_number[n] for n in result.front), *members]}.values())
     finals: dict[int, FinalModel] = {}
     for i, trial in enumerate(chosen):
@@ -261,6 +405,7 @@ def finalize_front(
             data,
             number=max(by_number) + 1,
             weights_path=artifacts_dir / "ensemble_final.pt",
+            metrics=ensemble_metrics,
         )
     if on_status is not None:
         on_status(StatusEvent(status="finalizing", progress=1.0, message="Final models ready."))

@@ -128,7 +128,8 @@ def metric_sources(*, architecture: dict, metrics: dict, splits: dict | None = N
     Args:
         architecture: The genome (or an ensemble's record).
         metrics: As ``build_model_card`` takes them: ``validation`` and ``test`` groups, and
-            ``refit_on_train_and_validation`` (False: the model is the one the search trained).
+            ``refit_on_train_and_validation`` (False: the model is the one the search trained), and
+            ``refit_on_all_rows`` (True: the bundle's model was then trained on the test rows too).
         splits: Rows of each split (``split_rows``); the lines name no counts without it.
     """
     validation = metrics.get("validation") or {}
@@ -137,7 +138,13 @@ def metric_sources(*, architecture: dict, metrics: dict, splits: dict | None = N
     refit = bool(metrics.get("refit_on_train_and_validation", bool(test))) and not compressed
     lines = []
     folds = validation.get("cv_folds") if isinstance(validation, dict) else None
-    if is_ensemble(architecture):
+    if is_ensemble(architecture) and folds:
+        lines.append(
+            f"validation: out-of-fold over {folds} folds of the training and validation splits"
+            f"{_count(splits, 'train', 'validation')}: each member's prediction of a row came from the fold's "
+            "network that did not train on it; the members' predictions averaged."
+        )
+    elif is_ensemble(architecture):
         lines.append(
             f"validation: its member networks as the search trained them on the training split"
             f"{_count(splits, 'train')}, their predictions averaged, scored on the validation split"
@@ -168,6 +175,13 @@ def metric_sources(*, architecture: dict, metrics: dict, splits: dict | None = N
         )
     else:
         lines.append("test: none; the search ended before its models were refit and scored on the test split.")
+    if refit and metrics.get("refit_on_all_rows"):
+        lines.append(
+            "The model in this bundle was then trained again, the same way, on every row, the test split's "
+            f"included{_count(splits, 'train', 'validation', 'test')}, for more data: its test score is the one "
+            "above, of the same architecture trained without the test rows."
+        )
+        return tuple(lines)
     trained_on = (
         f"the training and validation splits{_count(splits, 'train', 'validation')}"
         if refit

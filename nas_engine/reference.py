@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from nas_engine.evaluator import auto_cv_folds, evaluate_model, fold_indices
+from nas_engine.evaluator import evaluate_model, fold_indices
 from nas_engine.prepare import PreparedData
 
 REFERENCE_MAX_ROWS = 50_000
@@ -94,20 +94,18 @@ def _sample(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, max_rows: in
 def reference_score(
     data: PreparedData,
     *,
-    cv_folds: int | None = None,
+    folds: int = 1,
     seed: int = 0,
     max_rows: int = REFERENCE_MAX_ROWS,
-    budget_seconds: float | None = None,
 ) -> Reference:
     """Fit a default HistGradientBoosting model on the search's training rows, score it as the trials are.
 
     Args:
         data: The prepared splits the search used.
-        cv_folds: The search's ``SearchConfig.cv_folds`` (None: picked from the data size, as the
-            search does); above 1, the score is the mean over that many folds of train+validation.
+        folds: The search's folds (``SearchConfig.folds``); above 1, the score is the mean over
+            that many folds of train+validation, else it is scored on the validation split.
         seed: The search's seed (the folds, the row sample and the model's own randomness).
         max_rows: Most rows it is fit on; a random sample above that.
-        budget_seconds: The search's budget, which the automatic choice of folds depends on.
 
     Returns:
         The reference. It may raise whatever scikit-learn raises: callers that must not fail
@@ -115,7 +113,6 @@ def reference_score(
     """
     start = time.monotonic()
     rng = np.random.default_rng(seed)
-    folds = cv_folds or auto_cv_folds(len(data.X_train), budget_seconds)
     if folds > 1:
         X, y = np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val])
         parts = fold_indices(y, folds=folds, seed=seed, stratify=data.task == "classification")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from enum import StrEnum
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,12 @@ class Costs:
 
 
 ENSEMBLE_SPACE = "ensemble"  # the "space" of an ensemble record's architecture (not a key of SPACES)
+
+
+def out_of_fold_path(weights_path: str | Path) -> Path:
+    """Where a cross-validated trial's out-of-fold outputs (``TrainingOutcome.out_of_fold``, a .npy
+    array over train+validation rows in their order) lie: beside its weights."""
+    return Path(weights_path).with_suffix(".oof.npy")
 
 
 def is_ensemble(architecture: dict) -> bool:

@@ -23,7 +23,6 @@ from nas_engine.evaluator import (
     CrossValidatedTrainer,
     Trainer,
     TrainSettings,
-    auto_cv_folds,
     evaluate_model,
     measure_latency_ms,
     one_thread,
@@ -31,7 +30,15 @@ from nas_engine.evaluator import (
 from nas_engine.fidelity import MAX_BRACKET_SIZE, brackets, rung_epochs, survivors, training_rows
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData
-from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus, objective_vector
+from nas_engine.results import (
+    Costs,
+    SearchResult,
+    StatusEvent,
+    TrialResult,
+    TrialStatus,
+    objective_vector,
+    out_of_fold_path,
+)
 from nas_engine.selection import recommend
 from nas_engine.spaces import SearchSpace, make_space, space_for_architecture
 from nas_engine.strategies import STRATEGIES, OneShotStrategy
@@ -139,7 +146,7 @@ class SearchLoop:
         self.strategy = STRATEGIES[config.strategy](space=space, seed=config.seed, objectives=config.objectives)
         min_epochs = min(config.min_epochs, self.max_epochs)  # only checked when fidelity is on
         self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=self.max_epochs, eta=config.eta)
-        self.cv_folds = config.cv_folds or auto_cv_folds(len(data.X_train), config.budget_seconds)
+        self.cv_folds = config.folds(len(data.X_train))
         self.portfolio = self._portfolio()  # fixed for the search: computed once, not per proposal
         self.start = time.monotonic()
         self.elapsed_before = float(elapsed_before)  # spent by earlier, interrupted runs of this search
@@ -293,6 +300,8 @@ class SearchLoop:
                 self.artifacts_dir.mkdir(parents=True, exist_ok=True)
                 weights_path = self.artifacts_dir / f"trial_{candidate.number}.pt"
                 torch.save(outcome.model.state_dict(), weights_path)
+                if outcome.out_of_fold is not None:
+                    np.save(out_of_fold_path(weights_path), outcome.out_of_fold)
             result = TrialResult(status=status, weights_path=weights_path and str(weights_path), **common)
             held = self.best.get(status)
             if held is None or self.rank(result) > self.rank(held[0]):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from nas_engine.results import TrialResult, require_score
 
 EXPORT_CHOICES = {
-    "auto": "the ensemble when its validation score beats the best single model's, else the best single model",
+    "auto": "the ensemble when its validation (or out-of-fold) score beats the best single model's, else that model",
     "smallest": "the cheapest front model within one standard error of the best validation score",
     "best": "the single model with the highest validation score",
     "ensemble": "the best distinct models, their predictions averaged",
@@ -28,9 +28,11 @@ def default_choice(best: TrialResult | None, ensemble: TrialResult | None) -> Tr
     """The model of highest expected quality: ``ensemble`` when its validation score beats ``best``'s,
     else ``best`` (the single model with the highest validation score).
 
-    Under k-fold scoring (``best.metrics["cv_folds"]``) a single model's score is a mean over folds
-    of train+validation, while the ensemble's members (each its first fold's network) trained on
-    some of the validation rows it is scored on: the two are not comparable, so ``best`` is kept.
+    Under k-fold scoring (``best.metrics["cv_folds"]``) the two are compared on out-of-fold outputs
+    over train+validation (``finalize``'s cross-validated ensemble records ``best``'s own there as
+    ``single_score``/``single_val_loss``): the ensemble when it scores at least as well with a lower
+    loss. An ensemble without those (its members' first-fold networks trained on some of the rows it
+    was scored on) is not comparable, so ``best`` is kept.
 
     Args:
         best: ``SearchResult.best``.
@@ -38,8 +40,14 @@ def default_choice(best: TrialResult | None, ensemble: TrialResult | None) -> Tr
     """
     if best is None or best.score is None:
         return ensemble if ensemble is not None and ensemble.score is not None else best
-    if ensemble is None or ensemble.score is None or best.metrics.get("cv_folds", 1) > 1:
+    if ensemble is None or ensemble.score is None:
         return best
+    if best.metrics.get("cv_folds", 1) > 1:
+        single = ensemble.metrics.get("single_score")
+        if single is None:
+            return best
+        ahead = require_score(ensemble) >= single and ensemble.metrics["val_loss"] < ensemble.metrics["single_val_loss"]
+        return ensemble if ahead else best
     return ensemble if require_score(ensemble) > require_score(best) else best
 
 

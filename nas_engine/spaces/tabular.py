@@ -22,7 +22,10 @@ batch-1 forward pass, with the MLP space's accounting for the backbone.
 from __future__ import annotations
 
 import copy
+import functools
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -51,6 +54,20 @@ TREE_PORTFOLIO = (
 )
 
 
+T = TypeVar("T")
+
+
+def _other_family(method: Callable[..., T]) -> Callable[..., T]:
+    """Hand a genome of another family (``OTHER_FAMILIES``: trees) to that family's own method."""
+
+    @functools.wraps(method)
+    def routed(self: SearchSpace, arch: dict, *args: Any) -> T:
+        family = OTHER_FAMILIES.get(arch.get("space", ""))
+        return getattr(family(), method.__name__)(arch, *args) if family else method(self, arch, *args)
+
+    return routed
+
+
 class TabularSpace(MLPSpace):
     """MLPs (0-6 hidden layers) with an optional periodic embedding of every input column and an
     optional TabM-mini ensemble of 4 or 8 members, searched jointly with their training settings.
@@ -77,9 +94,8 @@ class TabularSpace(MLPSpace):
     def owns(self, arch: dict) -> bool:
         return arch.get("space", "mlp") in ("tabular", "mlp")  # an MLP genome reads as a plain tabular one
 
+    @_other_family
     def mutate(self, arch: dict, rng: np.random.Generator) -> dict:
-        if arch.get("space") in OTHER_FAMILIES:
-            return _family(arch).mutate(arch, rng)
         arch = tabular_defaults(arch)
         if rng.random() < len(_BLOCK_KEYS) / (len(_BLOCK_KEYS) + 6):  # about as likely as any MLP move
             child = copy.deepcopy(arch)
@@ -100,9 +116,8 @@ class TabularSpace(MLPSpace):
         arch = tabular_defaults(arch)
         return super().to_decisions(arch) | {"embed": arch["embed"], "members": arch["members"]}
 
+    @_other_family
     def build_model(self, arch: dict, n_inputs: int, n_outputs: int):
-        if arch.get("space") in OTHER_FAMILIES:
-            return _family(arch).build_model(arch, n_inputs, n_outputs)
         arch = tabular_defaults(arch)
         if _plain(arch):  # exactly the MLP space's network, so compression and its costs apply as they are
             return super().build_model(arch, n_inputs, n_outputs)
@@ -119,9 +134,8 @@ class TabularSpace(MLPSpace):
             n_outputs=n_outputs,
         )
 
+    @_other_family
     def costs(self, arch: dict, n_inputs: int, n_outputs: int) -> Costs:
-        if arch.get("space") in OTHER_FAMILIES:
-            return _family(arch).costs(arch, n_inputs, n_outputs)
         arch = tabular_defaults(arch)
         if _plain(arch):
             return super().costs(arch, n_inputs, n_outputs)
@@ -156,9 +170,8 @@ class TabularSpace(MLPSpace):
             activations.chain([n_outputs])  # the mean
         return float32_costs(params=params, flops=flops, buffer_bytes=buffer_bytes, activations=activations)
 
+    @_other_family
     def describe(self, arch: dict) -> list[str]:
-        if arch.get("space") in OTHER_FAMILIES:
-            return _family(arch).describe(arch)
         arch = tabular_defaults(arch)
         lines = super().describe(arch)
         if arch["embed"] == "periodic":
@@ -204,10 +217,6 @@ class TabularSpace(MLPSpace):
             if arch not in unique:
                 unique.append(arch)
         return unique
-
-
-def _family(arch: dict) -> SearchSpace:
-    return OTHER_FAMILIES[arch["space"]]()
 
 
 def tabular_defaults(arch: dict) -> dict:

@@ -10,7 +10,7 @@ from nas_engine.strategies.random import RandomStrategy
 from nas_engine.strategies.reinforce import ReinforceStrategy
 from nas_engine.strategies.tpe import TPEStrategy
 
-# "random" first: it is the default, and error messages list the keys in this order.
+# Error messages list the keys in this order; the default is config.DEFAULT_STRATEGY.
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls
     for cls in (

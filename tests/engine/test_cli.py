@@ -90,16 +90,20 @@ def test_search_exports_a_refit_ensemble_with_fidelity_and_three_objectives(brea
         [
             sys.executable, "-m", "nas_engine", "search", str(breast_cancer_csv), "--target", "diagnosis",
             "--budget-seconds", "6", "--strategy", "aging_evolution", "--fidelity", "successive_halving",
-            "--objectives", "params,latency_ms", "--export", "ensemble", "--seed", "3", "--out", str(bundle),
+            "--objectives", "params,latency_ms", "--export", "ensemble", "--seed", "3", "--refit", "all",
+            "--out", str(bundle),
         ],
         capture_output=True,
         text=True,
     )  # fmt: skip
     assert search.returncode == 0, search.stderr
-    assert "ensemble" in search.stderr.splitlines()[-1] and "after refitting" in search.stderr
+    assert "ensemble" in search.stderr.splitlines()[-1] and "then trained on all rows" in search.stderr
     with zipfile.ZipFile(bundle) as archive:
         record = json.loads(archive.read("metrics.json"))
         genome = json.loads(archive.read("architecture.json"))["genome"]
+        card = archive.read("MODEL_CARD.md").decode()
+    assert record["metrics"]["refit_on_all_rows"] is True
+    assert "then trained again, the same way, on every row, the test split's included (569 rows)" in card
     assert genome["space"] == "ensemble" and len(genome["members"]) >= 2
     assert record["config"]["objectives"] == ["score", "params", "latency_ms"]
     assert record["checks"]["rows_source"] == "given" and record["checks"]["predict_py_reproduces_predictions"]
@@ -112,6 +116,7 @@ def test_the_cli_starts_from_the_configs_defaults_and_still_takes_the_old_export
         assert getattr(args, name) == SearchConfig.default(name), name
     assert (args.strategy, args.fidelity) == (config.DEFAULT_STRATEGY, config.DEFAULT_FIDELITY)
     assert args.export == config.DEFAULT_EXPORT == "auto"
+    assert args.refit == config.DEFAULT_REFIT == "all"  # the web app trains its recommended model the same way
     old = _parser().parse_args(["search", "d.csv", "--target", "y", "--out", "m.zip", "--export", "recommended"])
     assert old.export == "recommended"  # exported as 'smallest': the cheapest within one standard error
 
@@ -198,3 +203,13 @@ def test_keep_then_warm_start_a_weight_sharing_search(breast_cancer_csv, tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "is not a search kept with --keep" in err and err.count("\n") == 1
     assert not (tmp_path / "c.zip").exists()
+
+
+def test_the_engine_and_the_project_state_one_version():
+    import tomllib
+    from pathlib import Path
+
+    import nas_engine
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["version"] == nas_engine.__version__  # the version bundles record

@@ -15,7 +15,7 @@ import onnx
 import pytest
 import torch
 
-from nas_engine import ConstraintError, export_bundle, load_model, prepare_data
+from nas_engine import ConstraintError, export_bundle, load_final_model, prepare_data
 from nas_engine.compress import (
     INT8_TOLERANCE,
     OnnxModel,
@@ -119,7 +119,7 @@ def test_pruning_an_mlp_drops_that_share_of_units_and_reports_the_smaller_networ
     assert units == [round((1 - ratio) * 64), round((1 - ratio) * 32)]
     assert variant.architecture["compression"] == {"kind": "prune", "ratio": ratio, "parent": 0}
     assert variant.status is TrialStatus.COMPLETED and variant.arch_hash != parent.arch_hash
-    model = load_model(variant.architecture, variant.weights_path, n_inputs=30, n_outputs=2)
+    model = load_final_model(variant.architecture, variant.weights_path, n_inputs=30, n_outputs=2)
     assert variant.costs.params == n_params(model) < parent.costs.params
     assert variant.costs.size_bytes == 4 * variant.costs.params and variant.costs.latency_ms > 0
     validation = evaluate_model(model, cancer_data.X_val, cancer_data.y_val, task="classification")
@@ -156,7 +156,7 @@ def test_pruning_rejects_a_ratio_outside_zero_to_one(parent, cancer_data, artifa
 
 
 def test_int8_onnx_is_smaller_and_agrees_with_its_torch_twin(parent, int8_variant, cancer_data, tmp_path):
-    model = load_model(parent.architecture, parent.weights_path, n_inputs=30, n_outputs=2)
+    model = load_final_model(parent.architecture, parent.weights_path, n_inputs=30, n_outputs=2)
     float_path, int8_path = tmp_path / "float.onnx", tmp_path / "int8.onnx"
     export_onnx(model, 30, float_path)
     quantize_onnx(float_path, int8_path)
@@ -173,7 +173,7 @@ def test_int8_onnx_is_smaller_and_agrees_with_its_torch_twin(parent, int8_varian
 
 
 def test_an_int8_variant_exports_a_quantized_bundle_whose_predict_py_works(int8_variant, cancer_data, tmp_path):
-    model = load_model(int8_variant.architecture, int8_variant.weights_path, n_inputs=30, n_outputs=2)
+    model = load_final_model(int8_variant.architecture, int8_variant.weights_path, n_inputs=30, n_outputs=2)
     rows = cancer_data.raw_test_rows[:40]
     path = export_bundle(
         model=model,
@@ -232,7 +232,7 @@ def test_pruning_a_cnn_zeroes_that_share_of_its_weights_and_it_still_runs(digits
         parent, digits_data, kind="prune", ratio=0.5, number=1, artifacts_dir=tmp_path, seed=0, fine_tune_epochs=1
     )
     assert variant.architecture == {**CNN, "compression": {"kind": "prune", "ratio": 0.5, "parent": 0}}
-    model = load_model(variant.architecture, variant.weights_path, n_inputs=64, n_outputs=10)
+    model = load_final_model(variant.architecture, variant.weights_path, n_inputs=64, n_outputs=10)
     assert zero_fraction(model) == pytest.approx(0.5, abs=0.005)
     weights = sum(m.weight.numel() for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
     assert variant.costs.params == pytest.approx(parent.costs.params - weights / 2, abs=1)

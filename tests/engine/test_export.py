@@ -13,7 +13,7 @@ import onnxruntime
 import pytest
 
 import nas_engine.export
-from nas_engine import DatasetError, SearchConfig, export_bundle, load_model, predict_csv, run_search
+from nas_engine import DatasetError, SearchConfig, export_bundle, load_final_model, predict_csv, run_search
 from nas_engine.export import BUNDLE_FILES
 from nas_engine.runtime import format_prediction
 
@@ -25,7 +25,7 @@ def trained(mixed_data, tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("artifacts")
     result = run_search(SearchConfig(target="label", max_trials=2, seed=1), mixed_data, artifacts_dir=artifacts)
     best = result.best
-    model = load_model(
+    model = load_final_model(
         best.architecture, best.weights_path, n_inputs=mixed_data.n_features, n_outputs=mixed_data.n_outputs
     )
     return best, model
@@ -175,7 +175,7 @@ def _regression_bundle(tmp_path: Path, name: str, target) -> tuple[Path, object,
     config = SearchConfig(target="y", max_trials=1, max_epochs=20, seed=0, cv_folds=1)
     result = run_search(config, data, artifacts_dir=tmp_path / "artifacts")
     best = result.best
-    model = load_model(best.architecture, best.weights_path, n_inputs=data.n_features, n_outputs=1)
+    model = load_final_model(best.architecture, best.weights_path, n_inputs=data.n_features, n_outputs=1)
     path = export_bundle(
         model=model,
         architecture=best.architecture,

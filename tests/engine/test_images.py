@@ -28,7 +28,7 @@ from nas_engine import (
     convert_image_upload,
     export_bundle,
     is_image_upload,
-    load_model,
+    load_final_model,
     prepare_data,
     profile_csv,
     read_image_meta,
@@ -398,7 +398,7 @@ def test_a_bundle_trained_on_images_predicts_a_folder_of_pngs_like_the_engine(di
     config = SearchConfig(target="label", max_trials=2, max_epochs=3, patience=2, cv_folds=1, seed=0)
     best = run_search(config, data, artifacts_dir=tmp_path / "artifacts").best
     assert best is not None and best.architecture["space"] == "cnn"
-    model = load_model(best.architecture, best.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs)
+    model = load_final_model(best.architecture, best.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs)
     bundle = export_bundle(
         model=model,
         architecture=best.architecture,

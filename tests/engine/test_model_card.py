@@ -128,6 +128,8 @@ def test_the_sources_of_k_fold_ensemble_compressed_and_unrefit_models():
     lines = metric_sources(architecture=ensemble, metrics={"validation": {"score": 0.9}, "test": {"score": 0.8}})
     assert lines[0].startswith("validation: its member networks as the search trained them on the training split,")
     assert "trained again from scratch" in lines[1]  # no counts without the splits
+    k_fold = metric_sources(architecture=ensemble, metrics={"validation": {"score": 0.9, "cv_folds": 5}}, splits=SPLITS)
+    assert k_fold[0].startswith("validation: out-of-fold over 5 folds of the training and validation splits (800")
     pruned = {**arch, "compression": {"kind": "prune", "ratio": 0.5, "parent": 1}}
     lines = metric_sources(architecture=pruned, metrics={"validation": {"score": 0.9}, "test": {"score": 0.8}})
     assert lines[1].startswith("test: this model as it ships (not trained again)")

@@ -13,7 +13,7 @@ from nas_engine import (
     NasError,
     SearchConfig,
     TrialStatus,
-    load_model,
+    load_final_model,
     prepare_data,
     run_search,
 )
@@ -30,7 +30,7 @@ def test_search_beats_majority_class_on_breast_cancer(cancer_data, tmp_path):
     )
     assert result.task == "classification" and result.best is not None
     best = result.best
-    model = load_model(
+    model = load_final_model(
         best.architecture, best.weights_path, n_inputs=cancer_data.n_features, n_outputs=cancer_data.n_outputs
     )
     accuracy = float(np.mean(predict_raw(model, cancer_data.X_test).argmax(axis=1) == cancer_data.y_test))
@@ -235,7 +235,9 @@ def test_small_data_is_scored_by_cross_validation(mixed_data, cancer_data, tmp_p
     small = run_search(config, mixed_data, artifacts_dir=tmp_path)
     assert [t.metrics["cv_folds"] for t in small.trials] == [5, 5]
     assert all(isinstance(t.metrics["best_epoch"], int) and 0 <= t.score <= 1 for t in small.trials)
-    model = load_model(small.best.architecture, small.best.weights_path, n_inputs=mixed_data.n_features, n_outputs=2)
+    model = load_final_model(
+        small.best.architecture, small.best.weights_path, n_inputs=mixed_data.n_features, n_outputs=2
+    )
     assert predict_raw(model, mixed_data.X_test).shape == (len(mixed_data.X_test), 2)  # the first fold's model
 
     large = run_search(SearchConfig(target="diagnosis", max_trials=1, max_epochs=2), cancer_data)

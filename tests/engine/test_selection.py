@@ -66,7 +66,17 @@ def test_the_default_export_is_the_ensemble_only_when_it_beats_the_best_single_m
     assert default_choice(None, None) is None
 
 
-def test_under_k_fold_the_best_single_model_is_kept():
+def test_under_k_fold_the_ensemble_is_chosen_on_out_of_fold_scores_only():
     """Fold-mean scores and an ensemble of first-fold networks scored on rows they trained on are not
-    comparable: the ensemble's higher score there is leakage, not quality."""
-    assert default_choice(trial(3, 0.90, 5_000, cv_folds=5), trial(9, 0.97, 15_000)).number == 3
+    comparable: the ensemble's higher score there is leakage, not quality. Out-of-fold scores of
+    both (finalize's cross-validated ensemble) are: it wins when it scores as well with a lower loss."""
+    best = trial(3, 0.90, 5_000, cv_folds=5)
+    assert default_choice(best, trial(9, 0.97, 15_000)).number == 3
+
+    def out_of_fold(score: float, loss: float) -> TrialResult:
+        return trial(9, score, 15_000, cv_folds=5, val_loss=loss, single_score=0.91, single_val_loss=0.30)
+
+    assert default_choice(best, out_of_fold(0.92, 0.28)).number == 9
+    assert default_choice(best, out_of_fold(0.91, 0.28)).number == 9  # same accuracy, better calibrated
+    assert default_choice(best, out_of_fold(0.91, 0.31)).number == 3
+    assert default_choice(best, out_of_fold(0.90, 0.20)).number == 3  # fewer rows right

@@ -3,10 +3,12 @@ WebSocket events through the Redis channel layer → bundle → predict.py equal
 
 import csv
 import io
+import json
 import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -14,6 +16,7 @@ from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 
 from tests.web.helpers import communicator_for, prepared, upload_dataset, wait_for_trials
+from webapp.searches.evaluation import trial_test_evaluation
 from webapp.searches.models import SearchJob, Trial
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -115,6 +118,14 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
     else:
         assert job.trials.get(number=job.recommended_number).score == top
     assert job.trials.get(number=job.smallest_number).on_front
+    # The recommended model alone was trained again on every row for its bundle and predictions; its test
+    # score (and the test-split evaluation) stay those of its refit on train+validation.
+    recommended = job.trials.get(number=job.recommended_number)
+    assert recommended.served_weights_path.endswith(f"trial_{recommended.number}_all_rows.pt")
+    assert Path(recommended.served_weights_path).exists()
+    assert recommended.scored_weights == recommended.final_weights_path
+    assert not job.trials.exclude(number=job.recommended_number).exclude(served_weights_path="").exists()
+    assert trial_test_evaluation(trial=recommended)["accuracy"] == pytest.approx(recommended.test_metrics["accuracy"])
     # A default gradient-boosting model was scored on the same validation rows, for the page.
     reference = job.reference
     assert reference["model"] == "HistGradientBoostingClassifier" and reference["metric"] == "accuracy"
@@ -138,19 +149,23 @@ def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(
     assert bob_client.get(reverse("trial_bundle", args=[job.pk, best.number])).status_code == 404
     assert async_to_sync(refused)(communicator_for(bob_client, job.pk))
 
-    # The bundle's own predict.py, run from raw CSV columns, gives the app's predictions.
-    bundle = prepared(alice_client, reverse("trial_bundle", args=[job.pk, best.number]))  # made by the worker
+    # The recommended bundle's own predict.py, run from raw CSV columns, gives the app's predictions, both
+    # from the model trained on every row, as its card says.
+    number = recommended.number
+    bundle = prepared(alice_client, reverse("trial_bundle", args=[job.pk, number]))  # made by the worker
     assert bundle.status_code == 200 and bundle["Content-Type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(b"".join(bundle.streaming_content))) as archive:
         assert {"model.onnx", "model.pt", "preprocessing.json", "architecture.json", "metrics.json",
                 "MODEL_CARD.md", "predict.py"} <= set(archive.namelist())  # fmt: skip
+        assert "on every row, the test split's included (569 rows)" in archive.read("MODEL_CARD.md").decode()
+        assert json.loads(archive.read("metrics.json"))["metrics"]["test"] == recommended.test_metrics
         archive.extractall(tmp_path / "bundle")
     out = tmp_path / "out.csv"
     subprocess.run(
         [sys.executable, "predict.py", str(breast_cancer_csv), "-o", str(out)],
         cwd=tmp_path / "bundle", check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    app = prepared(alice_client, reverse("trial_predictions", args=[job.pk, best.number]))
+    app = prepared(alice_client, reverse("trial_predictions", args=[job.pk, number]))
     assert app.status_code == 200
     from_app = read_predictions(b"".join(app.streaming_content).decode())
     assert len(from_app) == 569

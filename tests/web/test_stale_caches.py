@@ -74,7 +74,7 @@ def test_a_bundle_and_an_evaluation_made_before_the_refit_are_not_served_after_i
     services._record_finals(job, finals)  # where the worker records the refit's weights
     trial = Trial.objects.select_related("job").get(pk=trial.pk)
     assert trial.final_weights_path
-    refit = nas_engine.load_model(trial.architecture, trial.final_weights_path, n_inputs=job.n_inputs,
+    refit = nas_engine.load_final_model(trial.architecture, trial.final_weights_path, n_inputs=job.n_inputs,
                                   n_outputs=data.n_outputs)  # fmt: skip
 
     bundle = bundles.trial_bundle(trial=trial)

@@ -29,18 +29,19 @@ logger = logging.getLogger(__name__)
 CHECK_ROWS = 200  # raw dataset rows each bundle is verified on before it is offered
 
 
-def load_trial_model(trial: Trial, *, as_served: bool = True):
-    """The trial's model: refit on train+validation when the worker did that, else as searched.
+def load_trial_model(trial: Trial, *, as_served: bool = True, scored: bool = False):
+    """The trial's model: trained on every row, or refit on train+validation, when the worker did
+    that, else as searched; with ``scored``, the one its test score came from (``Trial.scored_weights``).
 
     An int8 trial's predictions come from its int8 twin (what its bundle's quantized graph
     computes) unless ``as_served`` is False: the export quantizes the float network itself."""
     job = trial.job
-    weights = trial.final_weights_path or trial.weights_path
+    weights = trial.scored_weights if scored else trial.served_weights
     if trial.status not in Trial.WITH_MODEL or not weights or job.preprocessing is None:
         raise nas_engine.NasError("This trial has no trained model to export.")
     if not Path(weights).exists():
         raise nas_engine.NasError("This trial's trained weights are missing on the server.")
-    model = nas_engine.load_model(trial.architecture, weights, n_inputs=job.n_inputs, n_outputs=job.n_outputs)
+    model = nas_engine.load_final_model(trial.architecture, weights, n_inputs=job.n_inputs, n_outputs=job.n_outputs)
     if as_served and compress.is_int8(trial.architecture):
         return compress.int8_twin(model)
     return model
@@ -99,7 +100,7 @@ def weights_key(trial: Trial) -> str:
     searched ones) with their file's size and modification time: what is cached from a model (its
     bundle, its test-split evaluation) is served only while this key is the same, so a refit that
     replaces the weights, or a conclusion that writes them again, is never answered from a cache."""
-    path = trial.final_weights_path or trial.weights_path
+    path = trial.served_weights
     try:
         info = os.stat(path) if path else None
     except OSError:
@@ -213,6 +214,7 @@ def _card_metrics(trial: Trial) -> dict:
         "validation": trial.metrics,
         "test": trial.test_metrics,
         "refit_on_train_and_validation": bool(trial.final_weights_path) and "compression" not in trial.architecture,
+        "refit_on_all_rows": bool(trial.served_weights_path),
         "train_seconds": trial.train_seconds,
     }
 

@@ -85,7 +85,7 @@ def check_model(trial: Trial) -> None:
     Raises:
         NasError: The reason, in words for the page.
     """
-    weights = trial.final_weights_path or trial.weights_path
+    weights = trial.served_weights
     if trial.status not in Trial.WITH_MODEL or not weights or trial.job.preprocessing is None:
         raise nas_engine.NasError(f"Trial {trial.number} was {trial.status}; it has no model.")
     if not Path(weights).exists():

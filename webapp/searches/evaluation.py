@@ -38,7 +38,7 @@ def trial_test_evaluation(*, trial: Trial) -> dict:
     cached = trial.test_evaluation or {}
     if cached.get("weights") == key and "result" in cached:
         return cached["result"]
-    model = load_trial_model(trial)
+    model = load_trial_model(trial, scored=True)  # not one trained on the test rows too
     job = trial.job
     data = nas_engine.prepare_data(job.dataset.file.path, target=job.target, task=job.task, seed=job.seed)
     if json.loads(json.dumps(data.preprocessing)) != job.preprocessing:  # as the JSON field stores it

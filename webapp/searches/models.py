@@ -192,6 +192,12 @@ class Trial(models.Model):
     message = models.TextField(blank=True)
     weights_path = models.CharField(max_length=500, blank=True)
     final_weights_path = models.CharField(max_length=500, blank=True, help_text="Refit on train+validation.")
+    served_weights_path = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Trained again on every row (the test split's too) after its test score was taken: what its "
+        "bundle and predictions use.",
+    )
     test_evaluation = models.JSONField(
         default=dict, blank=True, help_text="Confusion matrix or residuals on the test split, computed once."
     )
@@ -207,6 +213,16 @@ class Trial(models.Model):
 
     def __str__(self) -> str:
         return f"Trial {self.number} of search #{self.job_id}"
+
+    @property
+    def scored_weights(self) -> str:
+        """The weights its test score came from: the refit on train+validation, else as searched."""
+        return self.final_weights_path or self.weights_path
+
+    @property
+    def served_weights(self) -> str:
+        """The weights its bundle and predictions use: trained on every row when that was done."""
+        return self.served_weights_path or self.scored_weights
 
     def to_dict(self) -> dict:
         return {

@@ -20,7 +20,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 import nas_engine
-from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
+from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_REFIT, DEFAULT_STRATEGY
 from nas_engine.pareto import dominates
 from nas_engine.results import is_ensemble
 from nas_engine.search import no_model_reason, trial_time_limit
@@ -452,7 +452,31 @@ def finish_front(
         choice = nas_engine.default_choice(result.best, finals.ensemble)
         if choice is not None:
             _fenced_update(job, lease, recommended_number=choice.number)
+            if DEFAULT_REFIT == "all" and "compression" not in choice.architecture:
+                _train_on_all_rows(job, choice, finals, data, lease)
     return result
+
+
+def _train_on_all_rows(
+    job: SearchJob,
+    choice: nas_engine.TrialResult,
+    finals: nas_engine.FinalModels,
+    data: nas_engine.PreparedData,
+    lease: Lease | None,
+) -> None:
+    """Train the recommended model again on every row, after its test score was taken, and serve it
+    (``Trial.served_weights``); its test score and the test-split evaluation stay the refit's."""
+    message = f"Training trial {choice.number} again on every row, the test split's too, for its bundle."
+    search_progress(job, nas_engine.StatusEvent(status="finalizing", progress=1.0, message=message), lease)
+    path = Path(job.artifacts_dir) / f"trial_{choice.number}_all_rows.pt"
+    nas_engine.refit_on_all_rows(choice, finals, data, seed=job.seed, augment=job.augment, weights_path=path)
+    with transaction.atomic():
+        if lease is not None:
+            lease.lock()
+        job.trials.filter(number=choice.number).update(served_weights_path=str(path))
+    front = selectors.front_trial_ids(job=job)
+    for trial in job.trials.filter(number=choice.number):
+        events.send(job.pk, events.trial_payload(trial, front))
 
 
 def _record_reference(
@@ -463,9 +487,7 @@ def _record_reference(
     message = "Scoring a default gradient-boosting model on the same rows, for comparison."
     search_progress(job, nas_engine.StatusEvent(status="finalizing", progress=0.0, message=message), lease)
     try:
-        reference = nas_engine.reference_score(
-            data, cv_folds=config.cv_folds, seed=job.seed, budget_seconds=config.budget_seconds
-        )
+        reference = nas_engine.reference_score(data, folds=config.folds(len(data.X_train)), seed=job.seed)
     except Exception:
         logger.exception("The gradient-boosting reference of search %s failed; the search goes on without it", job.pk)
         return
@@ -524,7 +546,7 @@ def _record_finals(job: SearchJob, finals: nas_engine.FinalModels, lease: Lease 
             lease.lock()
         for final in [*finals.models, *([finals.ensemble_final] if finals.ensemble_final else [])]:
             job.trials.filter(number=final.number).update(
-                test_metrics=final.test_metrics, final_weights_path=final.weights_path or ""
+                test_metrics=final.test_metrics, final_weights_path=final.weights_path or "", served_weights_path=""
             )
     front = selectors.front_trial_ids(job=job)
     for trial in job.trials.exclude(test_metrics={}):
