@@ -98,9 +98,33 @@ def test_the_form_the_model_and_the_cli_start_from_the_same_defaults(alice_clien
     job = services.search_create(user=dataset.owner, dataset=dataset, target="diagnosis", task="classification",
                                  budget_seconds=60)  # fmt: skip
     assert (job.strategy, job.fidelity) == (DEFAULT_STRATEGY, DEFAULT_FIDELITY)
-    assert services.search_config(job) == SearchConfig(
+    assert job.to_config() == SearchConfig(
         target="diagnosis", task="classification", budget_seconds=60, objectives=job.objectives
     )
+
+
+def test_one_list_maps_a_job_to_the_engine_and_a_rerun_copies_it(alice_client, dataset):
+    """ENGINE_SETTINGS: every entry is a SearchJob field and a SearchConfig setting; search_create takes
+    them (nothing else), to_config passes every one on, and a re-run copies them."""
+    import dataclasses
+
+    from webapp.searches.models import ENGINE_SETTINGS
+
+    config_fields = {f.name for f in dataclasses.fields(SearchConfig)}
+    assert set(ENGINE_SETTINGS) <= config_fields and all(SearchJob._meta.get_field(n) for n in ENGINE_SETTINGS)
+    chosen = {
+        "target": "diagnosis", "task": "classification", "budget_seconds": 90, "max_trials": 7, "max_params": 5000,
+        "max_flops": 10**6, "max_latency_ms": 2.5, "max_size_bytes": 40_000, "max_memory_bytes": 10**6,
+        "compress": True, "strategy": "random", "space": "mlp", "fidelity": "hyperband",
+        "objectives": ["score", "flops"], "seed": 4, "augment": "none",
+    }  # fmt: skip
+    assert set(chosen) == set(ENGINE_SETTINGS)  # a new setting must be chosen here too
+    job = services.search_create(user=dataset.owner, dataset=dataset, **chosen)
+    config = job.to_config()
+    assert {name: getattr(config, name) for name in chosen} == chosen | {"objectives": ("score", "flops")}
+    assert services.search_rerun(job=job).to_config() == config
+    with pytest.raises(TypeError, match="does not know: colour"):
+        services.search_create(user=dataset.owner, dataset=dataset, colour="red", **chosen)
 
 
 def test_the_objectives_are_radio_buttons_with_params_chosen(alice_client, dataset):

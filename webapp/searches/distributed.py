@@ -55,7 +55,7 @@ def spread_out(job: SearchJob) -> bool:
     """Decide, when a job first starts, how many of its models train at once (``trial_slots``): its
     ``parallel_trials``, or one per idle worker on the trials queue; never more than the workers
     online that take its trials queue, nor SEARCH_MAX_PARALLEL_TRIALS. Whether that is over 1."""
-    reason = sequential_reason(services.search_config(job))
+    reason = sequential_reason(job.to_config())
     if job.parallel_trials == 1 or (reason and not job.parallel_trials):  # no need to ask the workers
         SearchJob.objects.filter(pk=job.pk).update(trial_slots=1)
         job.trial_slots = 1
@@ -159,7 +159,7 @@ def search_advance(*, job_id: int, worker_host: str = "") -> None:
 
 def _plan_step(job: SearchJob) -> bool:
     """Plan and send trials for the free slots; returns whether the search should conclude."""
-    data, config = services.prepared_data(job), services.search_config(job)
+    data, config = services.prepared_data(job), job.to_config()
     pending = list(job.pending_trials.all())
     reported = services.job_trials(job)
     state = _driver_state(
@@ -232,7 +232,7 @@ def _conclude(job: SearchJob, *, worker_host: str) -> None:
             job.trials.filter(architecture__space="ensemble").delete()
             job.trials.filter(architecture__has_key="compression").delete()
             services.front_refresh(job)  # what they held off the front comes back
-        data, config = services.prepared_data(job, lease), services.search_config(job)
+        data, config = services.prepared_data(job, lease), job.to_config()
         result = conclude_search(
             config,
             data,
@@ -270,7 +270,7 @@ def trial_execute(*, pending_id: int, attempt: int, worker_host: str = "") -> No
     try:
         # Loading the data and a long epoch write nothing: the thread keeps the trial's heartbeat.
         with services.Heartbeat(_trial_alive(pending_id, attempt, job.pk)):
-            data, config = services.prepared_data(job), services.search_config(job)
+            data, config = services.prepared_data(job), job.to_config()
             result = train_trial(
                 config, data, planned, seconds_left=seconds_left(job),
                 trial_seconds=services.trial_seconds_limit(budget_seconds=job.budget_seconds),

@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator
 
 import nas_engine
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
-from webapp.searches.models import SearchJob
+from webapp.searches.models import WEB_SETTINGS, SearchJob
 
 AUTO = "auto"
 # Caps far above any network here, so a tampered value gets a message instead of overflowing a column.
@@ -321,7 +321,7 @@ class SearchJobForm(forms.Form):
         """The cleaned values that are ``SearchConfig`` settings (the warm-start job and how many
         models train at once are the web app's)."""
         cleaned = self.cleaned_data if cleaned is None else cleaned
-        return {name: value for name, value in cleaned.items() if name not in ("warm_start_from", "parallel_trials")}
+        return {name: value for name, value in cleaned.items() if name not in WEB_SETTINGS}
 
     def errors_by_field(self) -> dict[str, list[str]]:
         """Error messages keyed by field name ("__all__" for the form's own), for JSON."""

@@ -3,8 +3,18 @@
 from django.conf import settings
 from django.db import models
 
-from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
+from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY, SearchConfig
 from webapp.datasets.models import Dataset
+
+# The one mapping between a job and the engine: the SearchJob fields that are SearchConfig settings
+# (SearchJob.to_config passes them on, search_create takes them, a re-run copies them), and the
+# settings that are the web app's own. A new setting is a field here, in this list, and its widget.
+ENGINE_SETTINGS = (
+    "target", "task", "budget_seconds", "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes",
+    "max_memory_bytes", "compress", "strategy", "space", "fidelity", "objectives", "seed", "augment",
+)  # fmt: skip
+WEB_SETTINGS = ("warm_start_from", "parallel_trials")
+DEFAULT_OBJECTIVES = ("score", "params")
 
 
 class SearchJob(models.Model):
@@ -128,6 +138,11 @@ class SearchJob(models.Model):
     @property
     def artifacts_dir(self) -> str:
         return str(settings.MEDIA_ROOT / "jobs" / str(self.pk))
+
+    def to_config(self) -> SearchConfig:
+        """The engine's settings of this job (its ``ENGINE_SETTINGS``): what the worker searches with."""
+        values = {name: getattr(self, name) for name in ENGINE_SETTINGS}
+        return SearchConfig(**values | {"objectives": tuple(self.objectives or DEFAULT_OBJECTIVES)})
 
     def to_dict(self) -> dict:
         return {

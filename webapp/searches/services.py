@@ -20,12 +20,12 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 import nas_engine
-from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_REFIT, DEFAULT_STRATEGY
+from nas_engine.config import DEFAULT_REFIT
 from nas_engine.pareto import dominates
 from nas_engine.results import is_ensemble
 from nas_engine.search import no_model_reason, trial_time_limit
 from webapp.searches import dispatch, events, selectors
-from webapp.searches.models import SearchJob, SearchLogEntry, Trial
+from webapp.searches.models import DEFAULT_OBJECTIVES, ENGINE_SETTINGS, WEB_SETTINGS, SearchJob, SearchLogEntry, Trial
 
 logger = logging.getLogger(__name__)
 
@@ -116,50 +116,35 @@ def search_create(
     *,
     user,
     dataset,
-    target: str,
-    task: str,
-    budget_seconds: int,
-    strategy: str = DEFAULT_STRATEGY,
-    space: str = SearchJob.Space.AUTO,
-    fidelity: str = DEFAULT_FIDELITY,
-    objectives: list[str] | None = None,
-    seed: int = 0,
-    max_trials: int | None = None,
-    max_params: int | None = None,
-    max_flops: int | None = None,
-    max_latency_ms: float | None = None,
-    max_size_bytes: int | None = None,
-    max_memory_bytes: int | None = None,
-    compress: bool = False,
-    augment: str = SearchJob.Augment.NONE,
     warm_start_from: SearchJob | None = None,
     parallel_trials: int | None = 0,
+    **engine_settings,
 ) -> SearchJob:
-    """Create a queued job and send it to a worker once the row is committed."""
+    """Create a queued job and send it to a worker once the row is committed.
 
+    Args:
+        user: Its owner.
+        dataset: The dataset to search on.
+        warm_start_from: A finished job of this user whose trials (and supernet) it starts from.
+        parallel_trials: Models trained at once (0 or None: one per idle worker when it starts).
+        engine_settings: ``ENGINE_SETTINGS`` by name (``target``, ``task`` and ``budget_seconds`` at
+            least); the others default to the model's (and so the engine's) defaults.
+
+    Raises:
+        TypeError: A keyword that is no engine setting.
+    """
+    unknown = sorted(set(engine_settings) - set(ENGINE_SETTINGS))
+    if unknown:
+        raise TypeError(f"search_create() got settings it does not know: {', '.join(unknown)}")
+    engine_settings["objectives"] = list(engine_settings.get("objectives") or DEFAULT_OBJECTIVES)
     with transaction.atomic():
         job = SearchJob.objects.create(
             owner=user,
             dataset=dataset,
-            target=target,
-            task=task,
-            strategy=strategy,
-            space=space,
-            fidelity=fidelity,
-            objectives=objectives or ["score", "params"],
-            seed=seed,
-            budget_seconds=budget_seconds,
-            max_trials=max_trials,
-            max_params=max_params,
-            max_flops=max_flops,
-            max_latency_ms=max_latency_ms,
-            max_size_bytes=max_size_bytes,
-            max_memory_bytes=max_memory_bytes,
-            compress=compress,
-            augment=augment,
             warm_start_from=warm_start_from,
             parallel_trials=parallel_trials or 0,
             message="Waiting for a worker",
+            **engine_settings,
         )
         _queue_new(job, log_message=job.message)
     return job
@@ -233,11 +218,7 @@ def search_cancel(*, job: SearchJob) -> bool:
     return _end_if_active(job, status=Status.CANCELLED, message="Cancelled")
 
 
-RERUN_FIELDS = (
-    "owner", "dataset", "target", "task", "strategy", "space", "fidelity", "objectives", "seed", "budget_seconds",
-    "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes", "max_memory_bytes", "augment",
-    "compress", "warm_start_from", "parallel_trials",
-)  # fmt: skip
+RERUN_FIELDS = ("owner", "dataset", *ENGINE_SETTINGS, *WEB_SETTINGS)
 
 
 def search_rerun(*, job: SearchJob) -> SearchJob:
@@ -350,7 +331,7 @@ def trial_seconds_limit(*, budget_seconds: float) -> float:
 def run_engine(job: SearchJob, lease: Lease) -> nas_engine.SearchResult:
     """Search, then refit the front (and an ensemble) on train+validation and score it on test."""
     data = prepared_data(job, lease)
-    config = search_config(job)
+    config = job.to_config()
     Path(job.artifacts_dir).mkdir(parents=True, exist_ok=True)
     warm_trials, warm_supernet = warm_start_of(job)
     result = nas_engine.run_search(
@@ -396,27 +377,6 @@ def prepared_data(job: SearchJob, lease: Lease | None = None) -> nas_engine.Prep
 @functools.lru_cache(maxsize=2)  # a trial worker takes trial after trial of the same search
 def _prepare_cached(path: str, mtime_ns: int, target: str, task: str, seed: int) -> nas_engine.PreparedData:
     return nas_engine.prepare_data(path, target=target, task=task, seed=seed)
-
-
-def search_config(job: SearchJob) -> nas_engine.SearchConfig:
-    return nas_engine.SearchConfig(
-        target=job.target,
-        task=job.task,
-        budget_seconds=job.budget_seconds,
-        max_trials=job.max_trials,
-        max_params=job.max_params,
-        max_flops=job.max_flops,
-        max_latency_ms=job.max_latency_ms,
-        max_size_bytes=job.max_size_bytes,
-        max_memory_bytes=job.max_memory_bytes,
-        compress=job.compress,
-        strategy=job.strategy,
-        space=job.space,
-        fidelity=job.fidelity,
-        objectives=tuple(job.objectives or ("score", "params")),
-        seed=job.seed,
-        augment=job.augment,
-    )
 
 
 def finish_front(
