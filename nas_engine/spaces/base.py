@@ -31,6 +31,8 @@ class SearchSpace(ABC):
     # How the model page draws it (``export.layer_diagram``): "mlp", "tabular", "cnn", or "" for one
     # box per top-level module of the built network.
     diagram: str = ""
+    # True when its networks take images only (pixel columns that form one): forms refuse it otherwise.
+    needs_image: bool = False
 
     @classmethod
     def for_data(cls, *, n_inputs: int, image_shape: tuple[int, int, int] | None = None) -> SearchSpace:

@@ -117,6 +117,7 @@ class CNNSpace(SearchSpace):
     words = ("A convolutional network", "images given as pixel columns")
     throughput = "cnn"
     diagram = "cnn"
+    needs_image = True
 
     def __init__(self, *, image_shape: tuple[int, int, int] | list[int]) -> None:
         shape = tuple(int(v) for v in image_shape) if image_shape is not None else ()

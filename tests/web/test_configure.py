@@ -127,6 +127,21 @@ def test_one_list_maps_a_job_to_the_engine_and_a_rerun_copies_it(alice_client, d
         services.search_create(user=dataset.owner, dataset=dataset, colour="red", **chosen)
 
 
+def test_the_kinds_of_network_are_the_engines_spaces_a_new_one_included(alice_client, dataset, monkeypatch):
+    from nas_engine.spaces import SPACES
+    from tests.engine.test_extra_space import OneLayerSpace
+
+    offered = [value for value, _ in SearchJobForm(dataset=dataset).fields["space"].choices]
+    assert offered == ["auto", *SPACES]
+    monkeypatch.setitem(SPACES, OneLayerSpace.name, OneLayerSpace)  # registered in one line, nothing else
+    form = SearchJobForm(dataset=dataset)
+    assert OneLayerSpace.name in [value for value, _ in form.fields["space"].choices]
+    assert OneLayerSpace.name in [value for value, _ in SearchJob._meta.get_field("space").choices]
+    html = page(alice_client, dataset)
+    options = [dict(e.attributes)["value"] for e in _elements(field_box(html, "space")) if e.name == "option"]
+    assert options == ["auto", *SPACES]
+
+
 def test_the_objectives_are_radio_buttons_with_params_chosen(alice_client, dataset):
     box = field_box(page(alice_client, dataset), "cost_objective")
     radios = [dict(e.attributes) for e in _elements(box) if e.name == "input"]

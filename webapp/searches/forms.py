@@ -11,7 +11,8 @@ from django.core.validators import MaxValueValidator
 
 import nas_engine
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
-from webapp.searches.models import WEB_SETTINGS, SearchJob
+from nas_engine.spaces import SPACES
+from webapp.searches.models import AUTO_SPACE, WEB_SETTINGS, SearchJob, space_choices
 
 AUTO = "auto"
 # Caps far above any network here, so a tampered value gets a message instead of overflowing a column.
@@ -116,7 +117,7 @@ class SearchJobForm(forms.Form):
         "worker when the search starts. "
         "Multi-fidelity and weight-sharing searches train one at a time.",
     )  # fmt: skip
-    space = forms.ChoiceField(label="Kind of network", choices=SearchJob.Space.choices, initial=SearchJob.Space.AUTO)
+    space = forms.ChoiceField(label="Kind of network", choices=space_choices, initial=AUTO_SPACE)
     fidelity = forms.ChoiceField(label="Training", choices=SearchJob.Fidelity.choices, initial=DEFAULT_FIDELITY)
     augment = forms.ChoiceField(
         label="Augment training images", choices=SearchJob.Augment.choices, initial=SearchJob.Augment.NONE,
@@ -247,10 +248,11 @@ class SearchJobForm(forms.Form):
         cleaned["augment"] = cleaned.get("augment") or SearchJob.Augment.NONE
         if cleaned["augment"] != SearchJob.Augment.NONE and not self._features_form_an_image(target):
             self.add_error("augment", "Augmentation changes images; this dataset's columns do not form an image.")
-        if cleaned.get("space") == SearchJob.Space.CNN and not self._features_form_an_image(target):
+        space = SPACES.get(cleaned.get("space") or AUTO_SPACE)
+        if space is not None and space.needs_image and not self._features_form_an_image(target):
             self.add_error(
                 "space",
-                "Convolutional networks need pixel columns: s×s (or 3×s×s) numeric columns besides the target.",
+                f"{space.words[0]} needs pixel columns: s×s (or 3×s×s) numeric columns besides the target.",
             )
         elif "space" in cleaned and not self.has_error("target") and not self.has_error("task"):
             self._clean_limits(cleaned)

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY, SearchConfig
+from nas_engine.spaces import SPACES
 from webapp.datasets.models import Dataset
 
 # The one mapping between a job and the engine: the SearchJob fields that are SearchConfig settings
@@ -15,6 +16,14 @@ ENGINE_SETTINGS = (
 )  # fmt: skip
 WEB_SETTINGS = ("warm_start_from", "parallel_trials")
 DEFAULT_OBJECTIVES = ("score", "params")
+AUTO_SPACE = "auto"  # the engine picks the space from the data (nas_engine.make_space)
+
+
+def space_choices() -> list[tuple[str, str]]:
+    """"auto", then every space of the engine (``nas_engine.spaces.SPACES``), in its own words: the
+    form and the model read the engine's registry, so a new space needs no edit here."""
+    spaces = [(name, f"{space.words[0]} ({space.words[1]})") for name, space in SPACES.items()]
+    return [(AUTO_SPACE, "Detect automatically"), *spaces]
 
 
 class SearchJob(models.Model):
@@ -28,11 +37,6 @@ class SearchJob(models.Model):
     class Task(models.TextChoices):
         CLASSIFICATION = "classification"
         REGRESSION = "regression"
-
-    class Space(models.TextChoices):
-        AUTO = "auto", "Detect automatically"
-        MLP = "mlp", "Multi-layer perceptrons (tabular)"
-        CNN = "cnn", "Convolutional networks (pixel columns)"
 
     class Fidelity(models.TextChoices):
         NONE = "none", "Train every candidate fully"
@@ -51,7 +55,7 @@ class SearchJob(models.Model):
     target = models.CharField(max_length=255)
     task = models.CharField(max_length=20, choices=Task.choices)
     strategy = models.CharField(max_length=40, default=DEFAULT_STRATEGY)
-    space = models.CharField(max_length=20, choices=Space.choices, default=Space.AUTO)
+    space = models.CharField(max_length=20, choices=space_choices, default=AUTO_SPACE)
     fidelity = models.CharField(max_length=30, choices=Fidelity.choices, default=DEFAULT_FIDELITY)
     augment = models.CharField(max_length=20, choices=Augment.choices, default=Augment.NONE)
     objectives = models.JSONField(default=list, help_text='e.g. ["score", "params"]; the score first.')
