@@ -252,10 +252,15 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
             raise NasError(f"Trial {chosen.number} has no refitted model to export.")
         refit = "compression" not in chosen.architecture
         on_all_rows = refit and args.refit == "all"
+        model = None
         if on_all_rows:
             progress.on_status(StatusEvent(status="finalizing", progress=1.0, message="Training on all rows."))
-            model = refit_on_all_rows(chosen, finals, data, seed=config.seed, augment=result.augment)
-        else:
+            try:
+                model = refit_on_all_rows(chosen, finals, data, seed=config.seed, augment=result.augment)
+            except FloatingPointError as exc:
+                sys.stderr.write(f"(Training on all rows failed: {exc} The train+validation refit is exported.)\n")
+                on_all_rows = False
+        if model is None:
             model = load_final_model(
                 chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
             )

@@ -429,7 +429,11 @@ def _train_on_all_rows(
     message = f"Training trial {choice.number} again on every row, the test split's too, for its bundle."
     search_progress(job, nas_engine.StatusEvent(status="finalizing", progress=1.0, message=message), lease)
     path = Path(job.artifacts_dir) / f"trial_{choice.number}_all_rows.pt"
-    nas_engine.refit_on_all_rows(choice, finals, data, seed=job.seed, augment=job.augment, weights_path=path)
+    try:
+        nas_engine.refit_on_all_rows(choice, finals, data, seed=job.seed, augment=job.augment, weights_path=path)
+    except Exception:  # noqa: BLE001 (a diverged run, a full disk: the refit on train+validation is served)
+        logger.exception("Search %s: training trial %s on every row failed; its refit is served", job.pk, choice.number)
+        return
     with transaction.atomic():
         if lease is not None:
             lease.lock()
