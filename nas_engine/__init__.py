@@ -12,6 +12,7 @@ from nas_engine.dataset import (
     detect_task,
     profile_csv,
 )
+from nas_engine.diagram import LayerBox, describe_architecture, layer_diagram
 from nas_engine.errors import ConstraintError, DatasetError, NasError, TargetError
 from nas_engine.estimate import (
     DataShape,
@@ -23,7 +24,7 @@ from nas_engine.estimate import (
     estimate_search,
 )
 from nas_engine.evaluation import evaluate_test_split
-from nas_engine.export import LayerBox, describe_architecture, export_bundle, layer_diagram, predict_csv
+from nas_engine.export import export_bundle, predict_csv
 from nas_engine.fidelity import Fidelity
 from nas_engine.final_model import load_final_model
 from nas_engine.finalize import FinalModel, FinalModels, finalize_front, refit, refit_on_all_rows
