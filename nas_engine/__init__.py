@@ -28,7 +28,8 @@ from nas_engine.export import export_bundle, predict_csv
 from nas_engine.fidelity import Fidelity
 from nas_engine.final_model import load_final_model
 from nas_engine.finalize import FinalModel, FinalModels, finalize_front, refit, refit_on_all_rows
-from nas_engine.images import ArchiveLimits, ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
+from nas_engine.image_archives import ArchiveLimits
+from nas_engine.images import ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import ModelCard, build_model_card, split_rows
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, check_target, prepare_data
