@@ -2,16 +2,7 @@
 constraints, refit the front, export verified bundles."""
 
 from nas_engine.config import SearchConfig
-from nas_engine.dataset import (
-    ColumnProfile,
-    CsvLimits,
-    DatasetProfile,
-    Distribution,
-    LeakageSuspect,
-    ProfileWarning,
-    detect_task,
-    profile_csv,
-)
+from nas_engine.dataset import CsvLimits, detect_task
 from nas_engine.diagram import LayerBox, describe_architecture, layer_diagram
 from nas_engine.errors import ConstraintError, DatasetError, NasError, TargetError
 from nas_engine.estimate import (
@@ -33,6 +24,7 @@ from nas_engine.images import ImageSetProfile, convert_image_upload, is_image_up
 from nas_engine.model_card import ModelCard, build_model_card, split_rows
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, check_target, prepare_data
+from nas_engine.profile import ColumnProfile, DatasetProfile, Distribution, LeakageSuspect, ProfileWarning, profile_csv
 from nas_engine.reference import Reference, reference_score
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
 from nas_engine.search import SUPERNET_FILE, run_search
