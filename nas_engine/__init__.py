@@ -24,7 +24,14 @@ from nas_engine.images import ImageSetProfile, convert_image_upload, is_image_up
 from nas_engine.model_card import ModelCard, build_model_card, split_rows
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, check_target, prepare_data
-from nas_engine.profile import ColumnProfile, DatasetProfile, Distribution, LeakageSuspect, ProfileWarning, profile_csv
+from nas_engine.profiling import (
+    ColumnProfile,
+    DatasetProfile,
+    Distribution,
+    LeakageSuspect,
+    ProfileWarning,
+    profile_csv,
+)
 from nas_engine.reference import Reference, reference_score
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
 from nas_engine.search import SUPERNET_FILE, run_search
