@@ -26,8 +26,8 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, loa
 
 import nas_engine
 from benchmarks.report import run_and_print, write_table
-from nas_engine.dataset import profile_csv
 from nas_engine.estimate import THROUGHPUT, DataShape
+from nas_engine.profiling import profile_csv
 from nas_engine.results import TrialStatus
 from tests.data_files import write_sklearn_csv
 

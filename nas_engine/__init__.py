@@ -2,16 +2,8 @@
 constraints, refit the front, export verified bundles."""
 
 from nas_engine.config import SearchConfig
-from nas_engine.dataset import (
-    ColumnProfile,
-    CsvLimits,
-    DatasetProfile,
-    Distribution,
-    LeakageSuspect,
-    ProfileWarning,
-    detect_task,
-    profile_csv,
-)
+from nas_engine.dataset import CsvLimits, detect_task
+from nas_engine.diagram import LayerBox, describe_architecture, layer_diagram
 from nas_engine.errors import ConstraintError, DatasetError, NasError, TargetError
 from nas_engine.estimate import (
     DataShape,
@@ -23,14 +15,23 @@ from nas_engine.estimate import (
     estimate_search,
 )
 from nas_engine.evaluation import evaluate_test_split
-from nas_engine.export import LayerBox, describe_architecture, export_bundle, layer_diagram, predict_csv
+from nas_engine.export import export_bundle, predict_csv
 from nas_engine.fidelity import Fidelity
 from nas_engine.final_model import load_final_model
 from nas_engine.finalize import FinalModel, FinalModels, finalize_front, refit, refit_on_all_rows
-from nas_engine.images import ArchiveLimits, ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
+from nas_engine.image_archives import ArchiveLimits
+from nas_engine.images import ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import ModelCard, build_model_card, split_rows
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, check_target, prepare_data
+from nas_engine.profiling import (
+    ColumnProfile,
+    DatasetProfile,
+    Distribution,
+    LeakageSuspect,
+    ProfileWarning,
+    profile_csv,
+)
 from nas_engine.reference import Reference, reference_score
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
 from nas_engine.search import SUPERNET_FILE, run_search

@@ -28,7 +28,7 @@ class SearchSpace(ABC):
     words: tuple[str, str] = ("A neural network", "tabular data")
     # Which measured throughput (``estimate.THROUGHPUT``) prices its training: "mlp" or "cnn".
     throughput: str = "mlp"
-    # How the model page draws it (``export.layer_diagram``): "mlp", "tabular", "cnn", or "" for one
+    # How the model page draws it (``diagram.layer_diagram``): "mlp", "tabular", "cnn", or "" for one
     # box per top-level module of the built network.
     diagram: str = ""
     # True when its networks take images only (pixel columns that form one): forms refuse it otherwise.

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from nas_engine import SearchConfig, export_bundle, finalize_front, load_final_model, run_search
+from nas_engine.diagram import layer_diagram
 from nas_engine.estimate import DataShape, estimate_search
-from nas_engine.export import layer_diagram
 from nas_engine.model_card import model_card
 from nas_engine.results import Costs
 from nas_engine.spaces import SPACES, SearchSpace

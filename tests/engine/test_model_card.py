@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas_engine.export import analytic_costs, describe_architecture, layer_diagram
+from nas_engine.diagram import describe_architecture, layer_diagram
+from nas_engine.export import analytic_costs
 from nas_engine.model_card import (
     Bullets,
     CodeBlock,

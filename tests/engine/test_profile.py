@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nas_engine import profile_csv
-from nas_engine.dataset import LEAK_MAX_COLUMNS, TOP_VALUES
+from nas_engine.profiling import LEAK_MAX_COLUMNS, TOP_VALUES
 
 from .conftest import write_csv
 

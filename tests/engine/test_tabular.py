@@ -184,7 +184,7 @@ def test_predict_raw_of_a_log_target_model_is_standardised():
 
 @pytest.mark.parametrize("embed,members", [("none", 1), ("periodic", 1), ("none", 8), ("periodic", 4)])
 def test_the_layer_diagram_accounts_for_every_weight(embed, members):
-    from nas_engine.export import layer_diagram
+    from nas_engine.diagram import layer_diagram
 
     prep = {"n_features": 5, "task": "classification", "target": {"name": "y", "labels": ["a", "b", "c"]}}
     prep["features"] = [{"name": f"c{i}", "kind": "numeric"} for i in range(5)]

@@ -16,9 +16,9 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from torch.utils.flop_counter import FlopCounterMode
 
 from nas_engine import SearchConfig, run_search
+from nas_engine.diagram import layer_diagram
 from nas_engine.errors import ConstraintError
 from nas_engine.evaluator import Trainer, TrainSettings
-from nas_engine.export import layer_diagram
 from nas_engine.prepare import prepare_data
 from nas_engine.spaces import TabularSpace, TreeSpace, space_for_architecture
 from nas_engine.spaces.tabular import TREE_PORTFOLIO

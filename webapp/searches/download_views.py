@@ -11,7 +11,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 import nas_engine
-from nas_engine.export import describe_architecture
+from nas_engine.diagram import describe_architecture
 from webapp.searches import downloads, evaluation, selectors
 from webapp.searches.models import Trial
 

@@ -20,7 +20,7 @@ AUTO_SPACE = "auto"  # the engine picks the space from the data (nas_engine.make
 
 
 def space_choices() -> list[tuple[str, str]]:
-    """"auto", then every space of the engine (``nas_engine.spaces.SPACES``), in its own words: the
+    """ "auto", then every space of the engine (``nas_engine.spaces.SPACES``), in its own words: the
     form and the model read the engine's registry, so a new space needs no edit here."""
     spaces = [(name, f"{space.words[0]} ({space.words[1]})") for name, space in SPACES.items()]
     return [(AUTO_SPACE, "Detect automatically"), *spaces]
