@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 import nas_engine
 from nas_engine.parallel import DriverState, conclude_search, plan_trials, sequential_reason, train_trial
 from nas_engine.spaces import make_space
-from webapp.searches import dispatch, services
+from webapp.searches import dispatch, leases, services
 from webapp.searches.models import PendingTrial, SearchJob
 
 logger = logging.getLogger(__name__)
@@ -224,8 +224,8 @@ def _conclude(job: SearchJob, *, worker_host: str) -> None:
     reaper gives the job a new driver step, which concludes again, and this one, fenced by the step,
     stops at its next write."""
     job.refresh_from_db()
-    lease = services.Lease(job.pk, concluding=True, driver_step=job.driver_step)
-    with services.Heartbeat(lease.beat), services.search_outcome(job, lease):
+    lease = leases.Lease(job.pk, concluding=True, driver_step=job.driver_step)
+    with leases.Heartbeat(lease.beat), services.search_outcome(job, lease):
         with transaction.atomic():
             lease.lock()
             # Left by a conclusion that a dead worker did not finish: made again below.
@@ -241,7 +241,7 @@ def _conclude(job: SearchJob, *, worker_host: str) -> None:
             artifacts_dir=job.artifacts_dir,
             on_trial=lambda trial: services.trial_record(job=job, result=trial, worker_host=worker_host, lease=lease),
             on_status=lambda event: services.search_progress(job, event, lease),
-            should_cancel=services.cancel_check(lease),
+            should_cancel=leases.cancel_check(lease),
         )
         services.finish_front(job, config, data, result, lease)
         services.search_end_with(job, result, lease)
@@ -269,7 +269,7 @@ def trial_execute(*, pending_id: int, attempt: int, worker_host: str = "") -> No
     job, planned = pending.job, pending.to_planned()
     try:
         # Loading the data and a long epoch write nothing: the thread keeps the trial's heartbeat.
-        with services.Heartbeat(_trial_alive(pending_id, attempt, job.pk)):
+        with leases.Heartbeat(_trial_alive(pending_id, attempt, job.pk)):
             data, config = services.prepared_data(job), job.to_config()
             result = train_trial(
                 config, data, planned, seconds_left=seconds_left(job),
@@ -307,7 +307,7 @@ def _trial_alive(pending_id: int, attempt: int, job_id: int):
 def _trial_check(pending_id: int, attempt: int, job_id: int):
     """A should_cancel callback for one trial: at most every CANCEL_POLL_SECONDS it stamps the
     trial's and the job's heartbeats; True once the trial was taken back or the job ended."""
-    return services.polled_cancel(_trial_alive(pending_id, attempt, job_id))
+    return leases.polled_cancel(_trial_alive(pending_id, attempt, job_id))
 
 
 def send_trial(pending_id: int, attempt: int, queue: str) -> bool:

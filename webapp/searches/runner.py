@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from webapp.searches import distributed, events, services
+from webapp.searches import distributed, events, leases, services
 from webapp.searches.models import SearchJob
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def search_execute(*, job_id: int, worker_host: str = "") -> None:
     job = SearchJob.objects.select_related("dataset").get(pk=job_id)
     services.search_log_add(job_id=job.pk, status=job.status, message=job.message)
     events.send(job.pk, events.status_payload(job))
-    with services.Heartbeat(lease.beat):
+    with leases.Heartbeat(lease.beat):
         if job.trial_slots > 1 or (job.attempts == 1 and distributed.spread_out(job)):
             distributed.search_advance(job_id=job.pk)  # the first driver step; trials go to the trials queue
             return
