@@ -22,6 +22,7 @@ from nas_engine.finalize import FinalModel, FinalModels, finalize_front, refit, 
 from nas_engine.image_archives import ArchiveLimits
 from nas_engine.images import ImageSetProfile, convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import ModelCard, build_model_card, split_rows
+from nas_engine.one_shot_phase import SUPERNET_FILE
 from nas_engine.pareto import pareto_front, pareto_front_nd
 from nas_engine.prepare import PreparedData, check_target, prepare_data
 from nas_engine.profiling import (
@@ -34,7 +35,7 @@ from nas_engine.profiling import (
 )
 from nas_engine.reference import Reference, reference_score
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
-from nas_engine.search import SUPERNET_FILE, run_search
+from nas_engine.search import run_search
 from nas_engine.selection import default_choice, knee_point
 from nas_engine.spaces import SPACES, detect_image_shape
 from nas_engine.strategies import STRATEGIES

@@ -24,11 +24,12 @@ from nas_engine.final_model import load_final_model
 from nas_engine.finalize import finalize_front, refit_on_all_rows
 from nas_engine.images import convert_image_upload, is_image_upload, read_image_meta
 from nas_engine.model_card import split_rows
+from nas_engine.one_shot_phase import SUPERNET_FILE
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
 from nas_engine.reference import Reference, reference_score
 from nas_engine.results import OBJECTIVES, StatusEvent, TrialResult, TrialStatus, is_ensemble, objective_vector
-from nas_engine.search import SUPERNET_FILE, run_search
+from nas_engine.search import run_search
 from nas_engine.selection import EXPORT_ALIASES, EXPORT_CHOICES, default_choice
 from nas_engine.spaces import SPACES, make_space
 from nas_engine.strategies import STRATEGIES

@@ -27,10 +27,11 @@ from nas_engine.config import SearchConfig, sequential_reason
 from nas_engine.errors import NasError
 from nas_engine.prepare import PreparedData
 from nas_engine.results import Costs, SearchResult, StatusEvent, TrialResult, TrialStatus
-from nas_engine.search import MAX_CONSECUTIVE_FAILURES, Candidate, SearchLoop, check_search, training_mode
+from nas_engine.search import SearchLoop, check_search
 from nas_engine.spaces import SearchSpace, make_space
 from nas_engine.strategies import STRATEGIES
 from nas_engine.strategies.base import Strategy
+from nas_engine.trial_runner import MAX_CONSECUTIVE_FAILURES, Candidate, training_mode
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,10 +3,10 @@ each candidate alone, then hand the search loop a shortlist of architectures to 
 scratch. SPOS (single-path one-shot weight sharing, Guo et al. 2020) and DARTS (differentiable
 architecture search, Liu et al. 2019; first-order) live here.
 
-The search loop (``search.SearchLoop``) owns the budget and the trial events: it calls a method's
-``shortlist(context)`` once, before any trial, with a deadline for the one-shot phase, then trains
-the shortlisted architectures like any other trials, so their events, the Pareto front and the
-export are the same as for black-box strategies.
+The search loop (``search.SearchLoop``, through ``one_shot_phase.OneShotPhase``) owns the budget
+and the trial events: it calls a method's ``shortlist(context)`` once, before any trial, with a
+deadline for the one-shot phase, then trains the shortlisted architectures like any other trials,
+so their events, the Pareto front and the export are the same as for black-box strategies.
 """
 
 from __future__ import annotations

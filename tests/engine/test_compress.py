@@ -276,7 +276,7 @@ def test_kept_units_rounds_and_keeps_at_least_one():
 
 def test_a_compressing_search_puts_variants_on_the_same_front_within_the_limits(cancer_data, tmp_path):
     from nas_engine import SearchConfig, finalize_front, run_search
-    from nas_engine.search import COMPRESSED_PARENTS
+    from nas_engine.compression_phase import COMPRESSED_PARENTS
 
     limit = 60_000
     config = SearchConfig(

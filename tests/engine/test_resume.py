@@ -105,7 +105,7 @@ def test_a_kept_best_without_its_weights_file_does_not_crash(first_run, cancer_d
     winner = dataclasses.replace(
         winner, metrics=winner.metrics | {"score": 2.0}, weights_path=str(winner.weights_path) + ".gone"
     )
-    with caplog.at_level(logging.WARNING, logger="nas_engine.search"):
+    with caplog.at_level(logging.WARNING, logger="nas_engine.search_result"):
         result = run_search(config(max_trials=2), cancer_data, resume_from=[winner])
     assert result.best == winner
     assert result.test_metrics  # measured on the best new trial's model instead
@@ -114,7 +114,7 @@ def test_a_kept_best_without_its_weights_file_does_not_crash(first_run, cancer_d
 
 def test_a_kept_best_without_weights_and_no_new_trial_has_no_test_metrics(first_run, cancer_data, caplog):
     kept = [dataclasses.replace(t, weights_path=None) for t in first_run.trials]
-    with caplog.at_level(logging.WARNING, logger="nas_engine.search"):
+    with caplog.at_level(logging.WARNING, logger="nas_engine.search_result"):
         result = run_search(config(), cancer_data, resume_from=kept, elapsed_before=BUDGET + 1)
     assert result.best is not None and result.best.number == first_run.best.number
     assert result.test_metrics == {}

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from nas_engine.config import SearchConfig
+from nas_engine.one_shot_phase import SUPERNET_FILE, load_supernet
 from nas_engine.oneshot import OneShotContext
 from nas_engine.oneshot.spos import build_supernet, inherited_score, spos_shortlist
 from nas_engine.results import TrialStatus
-from nas_engine.search import SUPERNET_FILE, load_supernet, run_search
+from nas_engine.search import run_search
 from nas_engine.spaces import CNNSpace, MLPSpace
 from nas_engine.strategies import SPOSStrategy
 

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from nas_engine import Costs, NasError, SearchConfig, TrialResult, TrialStatus, run_search
-from nas_engine.search import no_model_reason, trial_time_limit
+from nas_engine.search_result import no_model_reason
+from nas_engine.trial_runner import trial_time_limit
 
 RUNAWAY = "stopped after 0.001 s: longer than this search allows per model"
 

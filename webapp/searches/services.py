@@ -21,7 +21,8 @@ import nas_engine
 from nas_engine.config import DEFAULT_REFIT
 from nas_engine.pareto import dominates
 from nas_engine.results import is_ensemble
-from nas_engine.search import no_model_reason, trial_time_limit
+from nas_engine.search_result import no_model_reason
+from nas_engine.trial_runner import trial_time_limit
 from webapp.searches import dispatch, events, selectors
 from webapp.searches.leases import Lease, LeaseLost, cancel_check
 from webapp.searches.models import DEFAULT_OBJECTIVES, ENGINE_SETTINGS, WEB_SETTINGS, SearchJob, SearchLogEntry, Trial
