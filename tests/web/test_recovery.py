@@ -85,9 +85,10 @@ def test_a_search_resumes_on_a_new_worker_after_its_worker_is_killed(
     monkeypatch.setenv("CELERY_QUEUE_PREFIX", queue)  # these workers only: the shared test worker never sees it
     monkeypatch.setenv("SEARCH_STALE_SECONDS", "3")
     dataset = upload_dataset(alice_client, breast_cancer_csv)
+    # mlp: 5-fold networks of a second or two each (the tabular portfolio starts with slower boosted trees)
     job = SearchJob.objects.create(
         owner=alice, dataset=dataset, target="diagnosis", task="classification", budget_seconds=120,
-        max_trials=8, seed=3, objectives=["score", "params"],
+        max_trials=8, seed=3, objectives=["score", "params"], space="mlp",
     )  # fmt: skip
     first = start_celery_worker("doomed", tmp_path)
     try:

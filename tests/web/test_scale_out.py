@@ -183,7 +183,8 @@ def test_a_trial_whose_worker_is_killed_is_trained_by_another(alice, alice_clien
     monkeypatch.setenv("SEARCH_STALE_SECONDS", "3")
     dataset = upload_dataset(alice_client, big_csv)
     # Sent below, once both workers are online: a worker's start-up reaper must not send it to the first.
-    job = make_job(alice, dataset, parallel_trials=2, max_trials=4, max_params=None, dispatched=True)
+    # mlp: networks of a few seconds each (the tabular portfolio would start with boosted trees, slower here)
+    job = make_job(alice, dataset, parallel_trials=2, max_trials=4, max_params=None, dispatched=True, space="mlp")
     doomed = start_celery_worker("doomed", tmp_path)
     survivor = start_celery_worker("survivor", tmp_path)
     try:
