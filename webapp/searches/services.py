@@ -335,11 +335,11 @@ def finish_front(
         if choice is not None:
             _fenced_update(job, lease, recommended_number=choice.number)
             if DEFAULT_REFIT == "all" and "compression" not in choice.architecture:
-                _train_on_all_rows(job, choice, finals, data, lease)
+                train_on_all_rows(job, choice, finals, data, lease)
     return result
 
 
-def _train_on_all_rows(
+def train_on_all_rows(
     job: SearchJob,
     choice: nas_engine.TrialResult,
     finals: nas_engine.FinalModels,
