@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 
 import nas_engine
 from nas_engine.parallel import DriverState, conclude_search, plan_trials, sequential_reason, train_trial
+from nas_engine.results import ENSEMBLE_SPACE
 from nas_engine.spaces import make_space
 from webapp.searches import dispatch, leases, services
 from webapp.searches.models import PendingTrial, SearchJob
@@ -229,7 +230,7 @@ def _conclude(job: SearchJob, *, worker_host: str) -> None:
         with transaction.atomic():
             lease.lock()
             # Left by a conclusion that a dead worker did not finish: made again below.
-            job.trials.filter(architecture__space="ensemble").delete()
+            job.trials.filter(architecture__space=ENSEMBLE_SPACE).delete()
             job.trials.filter(architecture__has_key="compression").delete()
             services.front_refresh(job)  # what they held off the front comes back
         data, config = services.prepared_data(job, lease), job.to_config()

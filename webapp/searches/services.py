@@ -20,7 +20,7 @@ from django.utils import timezone
 import nas_engine
 from nas_engine.config import DEFAULT_REFIT
 from nas_engine.pareto import dominates
-from nas_engine.results import is_ensemble
+from nas_engine.results import ENSEMBLE_SPACE, is_ensemble
 from nas_engine.search_result import no_model_reason
 from nas_engine.trial_runner import trial_time_limit
 from webapp.searches import dispatch, events, selectors
@@ -388,7 +388,7 @@ def _kept_trials(job: SearchJob, lease: Lease | None = None) -> list[nas_engine.
     with transaction.atomic():
         if lease is not None:
             lease.lock()
-        if job.trials.filter(architecture__space="ensemble").delete()[0]:
+        if job.trials.filter(architecture__space=ENSEMBLE_SPACE).delete()[0]:
             front_refresh(job)  # the ensemble may have held trials off the front
     return job_trials(job)
 
