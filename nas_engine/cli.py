@@ -28,7 +28,15 @@ from nas_engine.one_shot_phase import SUPERNET_FILE
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
 from nas_engine.reference import Reference, reference_score
-from nas_engine.results import OBJECTIVES, StatusEvent, TrialResult, TrialStatus, is_ensemble, objective_vector
+from nas_engine.results import (
+    OBJECTIVES,
+    StatusEvent,
+    TrialResult,
+    TrialStatus,
+    is_compressed,
+    is_ensemble,
+    objective_vector,
+)
 from nas_engine.search import run_search
 from nas_engine.selection import EXPORT_ALIASES, EXPORT_CHOICES, default_choice
 from nas_engine.spaces import SPACES, make_space
@@ -251,7 +259,7 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
         final = finals.get(chosen.number)
         if final is None or final.weights_path is None:
             raise NasError(f"Trial {chosen.number} has no refitted model to export.")
-        refit = "compression" not in chosen.architecture
+        refit = not is_compressed(chosen.architecture)
         on_all_rows = refit and args.refit == "all"
         model = None
         if on_all_rows:

@@ -9,7 +9,7 @@ import logging
 from nas_engine.errors import ConstraintError
 from nas_engine.loop_state import LoopState, analytic_violation
 from nas_engine.pareto import pareto_front_nd
-from nas_engine.results import TrialStatus, objective_vector
+from nas_engine.results import TrialStatus, is_compressed, objective_vector
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class CompressionPhase(LoopState):
         config = self.config
         if not config.compress or self.cancelled or self.artifacts_dir is None:
             return
-        plain = [t for t in self.trials if t.status is TrialStatus.COMPLETED and "compression" not in t.architecture]
+        plain = [t for t in self.trials if t.status is TrialStatus.COMPLETED and not is_compressed(t.architecture)]
         vectors = [objective_vector(t, config.objectives) for t in plain]
         front = sorted((plain[i] for i in pareto_front_nd(vectors)), key=lambda t: -(t.score or 0.0))
         parents = [t for t in front if t.weights_path is not None and compressible(t.architecture)][:COMPRESSED_PARENTS]

@@ -30,6 +30,7 @@ from nas_engine.results import (
     TrialResult,
     TrialStatus,
     ensemble_costs,
+    is_compressed,
     is_ensemble,
     out_of_fold_path,
     require_score,
@@ -152,7 +153,7 @@ def _on_all_rows(
     final = finals.get(chosen.number)
     if final is None or final.weights_path is None:
         raise ValueError(f"Trial {chosen.number} has no refitted model.")
-    if "compression" in chosen.architecture:
+    if is_compressed(chosen.architecture):
         return load_final_model(
             chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
         )
@@ -198,7 +199,7 @@ def _ensemble_members(result: SearchResult, size: int) -> list[TrialResult]:
     trained = (TrialStatus.COMPLETED, TrialStatus.PRUNED)
     scored = (t for t in result.trials if t.status in trained and t.score is not None)
     ranked = sorted(
-        (t for t in scored if "compression" not in t.architecture),  # members are refit: no variants
+        (t for t in scored if not is_compressed(t.architecture)),  # members are refit: no variants
         key=lambda t: (t.status is not TrialStatus.COMPLETED, -require_score(t), t.costs.params),
     )
     members: dict[str, TrialResult] = {}
@@ -381,7 +382,7 @@ def finalize_front(
             on_status(StatusEvent(status="finalizing", progress=i / len(chosen), message=message))
         start = time.monotonic()
         epochs = trial.metrics.get("best_epoch", trial.metrics.get("epochs", 1))
-        if "compression" in trial.architecture:
+        if is_compressed(trial.architecture):
             model, test_metrics = _compressed_final(trial, data)
             epochs = 0
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nas_engine.results import Costs, is_ensemble
+from nas_engine.results import Costs, is_compressed, is_ensemble
 from nas_engine.spaces import space_for_architecture
 
 
@@ -134,7 +134,7 @@ def metric_sources(*, architecture: dict, metrics: dict, splits: dict | None = N
     """
     validation = metrics.get("validation") or {}
     test = metrics.get("test") or {}
-    compressed = "compression" in architecture
+    compressed = is_compressed(architecture)
     refit = bool(metrics.get("refit_on_train_and_validation", bool(test))) and not compressed
     lines = []
     folds = validation.get("cv_folds") if isinstance(validation, dict) else None

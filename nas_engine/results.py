@@ -48,6 +48,12 @@ def out_of_fold_path(weights_path: str | Path) -> Path:
     return Path(weights_path).with_suffix(".oof.npy")
 
 
+def is_compressed(architecture: dict) -> bool:
+    """True for a compressed variant's genome (its ``"compression"`` entry, ``compress.compression_of``):
+    it is not refit, and it is no ensemble member."""
+    return "compression" in architecture
+
+
 def is_ensemble(architecture: dict) -> bool:
     """True for an ensemble record's architecture (its members under ``member_architectures``)."""
     return architecture.get("space") == ENSEMBLE_SPACE

@@ -22,6 +22,7 @@ import numpy as np
 import nas_engine
 from nas_engine import compress, runtime
 from nas_engine.evaluator import predict_raw
+from nas_engine.results import is_compressed
 from webapp.searches.models import Trial
 
 logger = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def _card_metrics(trial: Trial) -> dict:
     return {
         "validation": trial.metrics,
         "test": trial.test_metrics,
-        "refit_on_train_and_validation": bool(trial.final_weights_path) and "compression" not in trial.architecture,
+        "refit_on_train_and_validation": bool(trial.final_weights_path) and not is_compressed(trial.architecture),
         "refit_on_all_rows": bool(trial.served_weights_path),
         "train_seconds": trial.train_seconds,
     }

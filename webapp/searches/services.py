@@ -20,7 +20,7 @@ from django.utils import timezone
 import nas_engine
 from nas_engine.config import DEFAULT_REFIT
 from nas_engine.pareto import dominates
-from nas_engine.results import ENSEMBLE_SPACE, is_ensemble
+from nas_engine.results import ENSEMBLE_SPACE, is_compressed, is_ensemble
 from nas_engine.search_result import no_model_reason
 from nas_engine.trial_runner import trial_time_limit
 from webapp.searches import dispatch, events, selectors
@@ -334,7 +334,7 @@ def finish_front(
         choice = nas_engine.default_choice(result.best, finals.ensemble)
         if choice is not None:
             _fenced_update(job, lease, recommended_number=choice.number)
-            if DEFAULT_REFIT == "all" and "compression" not in choice.architecture:
+            if DEFAULT_REFIT == "all" and not is_compressed(choice.architecture):
                 train_on_all_rows(job, choice, finals, data, lease)
     return result
 
