@@ -40,11 +40,18 @@ def queues(broker):
 def test_a_search_never_takes_more_slots_than_the_workers_online(alice, alice_client, breast_cancer_csv,
                                                                  celery_worker_process):  # fmt: skip
     dataset = upload_dataset(alice_client, breast_cancer_csv)
-    workers = distributed._trial_workers(busy_but="")["trials"]  # the real worker, and this process
+    # A solo-pool worker cannot answer an inspection while it runs a task (one left by an earlier
+    # test), so the count is taken again, up to three times, until this test's inspection and the
+    # one inside spread_out see the same workers.
+    for _attempt in range(3):
+        workers = distributed._trial_workers(busy_but="")["trials"]  # the real worker, and this process
+        greedy = make_job(alice, dataset, parallel_trials=64, status=Status.RUNNING)
+        spread = distributed.spread_out(greedy)
+        greedy.refresh_from_db()
+        if greedy.trial_slots == len(workers):
+            break
     assert 2 <= len(workers) < 64, workers
-    greedy = make_job(alice, dataset, parallel_trials=64, status=Status.RUNNING)
-    assert distributed.spread_out(greedy) is True
-    greedy.refresh_from_db()
+    assert spread is True
     assert greedy.trial_slots == len(workers)
     log = list(greedy.log_entries.values_list("message", flat=True))
     assert f"64 models at once asked for; {len(workers)} at most here (the workers that train them)" in log
