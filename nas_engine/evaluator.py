@@ -300,9 +300,12 @@ class Trainer:
         self.epochs += 1
         if self.validation is None:
             return
-        metrics = evaluate_model(
-            self.model, *self.validation, task=self.task, target_std=self.target_std, target=self.target
-        )
+        X_val, y_val = self.validation
+        fast = getattr(self.model, "fast_outputs", None)  # boosted trees, while they grow
+        outputs = fast(X_val) if fast is not None else None
+        if outputs is None:
+            outputs = predict_raw(self.model, X_val)
+        metrics = score_outputs(outputs, y_val, task=self.task, target_std=self.target_std, target=self.target)
         if metrics["val_loss"] < self.best_loss:
             self.best_loss, self.stale = metrics["val_loss"], 0
             self.best_state = copy.deepcopy(self.model.state_dict())

@@ -16,6 +16,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from torch.utils.flop_counter import FlopCounterMode
 
 from nas_engine import SearchConfig, run_search
+from nas_engine.boosted import ABSENT_CLASS_LOGIT
 from nas_engine.diagram import layer_diagram
 from nas_engine.errors import ConstraintError
 from nas_engine.evaluator import Trainer, TrainSettings
@@ -56,6 +57,26 @@ def test_the_module_gives_scikit_learns_own_raw_predictions(name):
     np.testing.assert_allclose(out, expected, atol=2e-5)
     predicted = out.argmax(1) if task == "classification" else out[:, 0]
     assert np.array_equal(predicted, model._estimator.predict(X)) or task == "regression"
+
+
+@pytest.mark.parametrize("name", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("epochs", [1, FILL_EPOCHS])
+def test_the_fast_outputs_a_search_validates_with_are_the_modules_own(name, epochs):
+    model, X, task, n_out = _grown(name, epochs=epochs)
+    with torch.no_grad():
+        out = model(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(model.fast_outputs(X), out, atol=2e-5)
+    assert TreeSpace().build_model(ARCH, X.shape[1], n_out).fast_outputs(X) is None  # nothing grown to ask
+
+
+def test_fast_outputs_keep_a_class_the_training_rows_lack_at_its_fixed_logit():
+    X, y, task, _ = _data("multiclass")
+    model = TreeSpace().build_model(ARCH, X.shape[1], 4)  # a fourth class no row has
+    model.fit_round(X, y, task=task, seed=0)
+    fast = model.fast_outputs(X)
+    with torch.no_grad():
+        np.testing.assert_allclose(fast, model(torch.from_numpy(X)).numpy(), atol=2e-5)
+    assert np.all(fast[:, 3] == ABSENT_CLASS_LOGIT)
 
 
 def test_an_ungrown_model_predicts_zeros_and_half_grown_trees_add_only_what_was_grown():
