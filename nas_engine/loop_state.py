@@ -8,6 +8,7 @@ clock and budget, the trials so far, and how a trial is reported (``status``, ``
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -36,21 +37,36 @@ def analytic_violation(costs: Costs, config: SearchConfig) -> str:
 
 class LoopState:
     """State of one running search, and the reporting every part of it uses; built by ``SearchLoop``
-    (``run_search``, and ``parallel``'s throw-away loops) with the arguments ``run_search`` takes."""
+    (``run_search``, and each step of a spread-out search in ``parallel``) from its arguments alone.
+
+    Args:
+        config, data, space: What to search, on what, among which architectures.
+        on_trial, on_status, should_cancel, artifacts_dir: As ``run_search`` takes them.
+        elapsed_before: Seconds earlier runs of this search spent (its deadline is what is left).
+        trial_seconds: Training one model may take at most this long.
+        warm_state: A supernet from an earlier search, for one-shot strategies.
+        seconds_left: The deadline, from now, instead of the budget less ``elapsed_before`` (a
+            driver step of a spread-out search knows what is left; 0 for its conclusion).
+        strategy: The strategy to ask, instead of a new one (a driver step keeps its own across steps).
+        cancelled: The search was cancelled before this part runs (its conclusion says so).
+    """
 
     def __init__(
         self,
         config,
         data,
         space,
-        on_trial,
-        on_status,
-        should_cancel,
-        artifacts_dir,
         *,
-        elapsed_before,
-        trial_seconds,
+        on_trial=None,
+        on_status=None,
+        should_cancel=None,
+        artifacts_dir=None,
+        elapsed_before=0.0,
+        trial_seconds=math.inf,
         warm_state=None,
+        seconds_left=None,
+        strategy=None,
+        cancelled=False,
     ):
         self.max_epochs, self.patience = config.training_length(space)
         config = config.for_space(space)  # what the results record: the epochs the trials trained with
@@ -59,20 +75,23 @@ class LoopState:
         self.on_trial, self.on_status, self.should_cancel = on_trial, on_status, should_cancel
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir is not None else None
         self.augmentation = augmentation_for(config.augment, data.image_shape)
-        self.strategy = STRATEGIES[config.strategy](space=space, seed=config.seed, objectives=config.objectives)
+        if strategy is None:
+            strategy = STRATEGIES[config.strategy](space=space, seed=config.seed, objectives=config.objectives)
+        self.strategy = strategy
         min_epochs = min(config.min_epochs, self.max_epochs)  # only checked when fidelity is on
         self.rungs = rung_epochs(min_epochs=min_epochs, max_epochs=self.max_epochs, eta=config.eta)
         self.cv_folds = config.folds(len(data.X_train))
         self.portfolio = self._portfolio()  # fixed for the search: computed once, not per proposal
         self.start = time.monotonic()
         self.elapsed_before = float(elapsed_before)  # spent by earlier, interrupted runs of this search
-        self.deadline = self.start + config.budget_seconds - self.elapsed_before
+        left = config.budget_seconds - self.elapsed_before if seconds_left is None else max(0.0, float(seconds_left))
+        self.deadline = self.start + left
         self.trials: list[TrialResult] = []
         self.seen: set[str] = set()
         self.next_number = 0
         self.trained = 0  # architectures that passed the analytic checks (what max_trials counts)
         self.failures = self.rejections = 0  # in a row
-        self.exhausted = self.cancelled = False
+        self.exhausted, self.cancelled = False, bool(cancelled)
         self.best: dict[TrialStatus, tuple[TrialResult, dict]] = {}  # per status: best trial and its weights
         self.warm_state = warm_state  # a supernet from an earlier search, for one-shot strategies
         self.one_shot_scores: dict[str, float] = {}  # arch hash -> score with the supernet's weights

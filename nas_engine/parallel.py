@@ -19,7 +19,6 @@ together, so they run in ``run_search`` on one worker (``sequential_reason``).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -160,8 +159,7 @@ def plan_trials(
         state.strategy.tell(new)
         state.told.update(trial.number for trial in new)
     rejected: list[TrialResult] = []
-    loop = _loop(config, data, space, seconds_left=seconds_left, on_trial=rejected.append)
-    loop.strategy = state.strategy
+    loop = SearchLoop(config, data, space, on_trial=rejected.append, seconds_left=seconds_left, strategy=state.strategy)
     loop.adopt(reported, [(trial.number, trial.architecture) for trial in in_flight])
     wanted = slots - len(in_flight)
     if config.max_trials is not None:
@@ -198,9 +196,9 @@ def train_trial(
     space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape, strategy=config.strategy)
     results: list[TrialResult] = []
     with training_mode():
-        loop = _loop(
-            config, data, space, seconds_left=seconds_left, on_trial=results.append,
-            should_cancel=should_cancel, artifacts_dir=artifacts_dir, trial_seconds=trial_seconds,
+        loop = SearchLoop(
+            config, data, space, on_trial=results.append, should_cancel=should_cancel, artifacts_dir=artifacts_dir,
+            seconds_left=seconds_left, trial_seconds=trial_seconds,
         )  # fmt: skip
         candidate = Candidate(number=trial.number, arch=trial.architecture, costs=trial.costs)
         loop.run_bracket([candidate], first_rung=len(loop.rungs) - 1)
@@ -224,36 +222,11 @@ def conclude_search(
     recommendation, as ``run_search`` returns them."""
     space = make_space(config.space, n_inputs=data.n_features, image_shape=data.image_shape, strategy=config.strategy)
     with training_mode():
-        loop = _loop(
-            config, data, space, seconds_left=0.0, on_trial=on_trial, on_status=on_status,
-            should_cancel=should_cancel, artifacts_dir=artifacts_dir,
+        loop = SearchLoop(
+            config, data, space, on_trial=on_trial, on_status=on_status, should_cancel=should_cancel,
+            artifacts_dir=artifacts_dir, elapsed_before=float(elapsed_seconds), seconds_left=0.0, cancelled=cancelled,
         )  # fmt: skip
-        ordered = sorted(trials, key=lambda trial: trial.number)
-        loop.trials.extend(ordered)
-        loop.adopt(ordered)
-        loop.elapsed_before, loop.cancelled = float(elapsed_seconds), cancelled
-        loop.compress_front()
-        return loop.finish()
-
-
-def _loop(
-    config: SearchConfig,
-    data: PreparedData,
-    space: SearchSpace,
-    *,
-    seconds_left: float,
-    on_trial: Callable[[TrialResult], None] | None = None,
-    on_status: Callable[[StatusEvent], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-    artifacts_dir: str | Path | None = None,
-    trial_seconds: float = math.inf,
-) -> SearchLoop:
-    loop = SearchLoop(
-        config, data, space, on_trial, on_status, should_cancel, artifacts_dir,
-        elapsed_before=0.0, trial_seconds=trial_seconds,
-    )  # fmt: skip
-    loop.deadline = loop.start + max(0.0, float(seconds_left))
-    return loop
+        return loop.build_result_from(trials)
 
 
 def _check_failures(reported: Sequence[TrialResult]) -> None:

@@ -151,7 +151,17 @@ class SearchLoop(TrialRunner, OneShotPhase, CompressionPhase, ResultBuilder):
             if candidates and not self.run_bracket(candidates, bracket.first_rung):
                 break
         self.compress_front()
-        return self.finish()
+        return self.build_result()
+
+    def build_result_from(self, trials: Sequence[TrialResult]) -> SearchResult:
+        """The result of a search whose ``trials`` were trained elsewhere and have all reported (a
+        spread-out search's): they become this loop's trials, then its front is compressed (when
+        ``config.compress``) and the result built, as ``run`` ends (``build_result``)."""
+        ordered = sorted(trials, key=lambda trial: trial.number)
+        self.trials.extend(ordered)
+        self.adopt(ordered)
+        self.compress_front()
+        return self.build_result()
 
 
 def run_search(
@@ -232,10 +242,10 @@ def run_search(
             config,
             data,
             space,
-            on_trial,
-            on_status,
-            should_cancel,
-            artifacts_dir,
+            on_trial=on_trial,
+            on_status=on_status,
+            should_cancel=should_cancel,
+            artifacts_dir=artifacts_dir,
             elapsed_before=elapsed_before,
             trial_seconds=trial_seconds,
             warm_state=load_supernet(warm_supernet),

@@ -24,14 +24,14 @@ logger = logging.getLogger(__name__)
 class ResultBuilder(LoopState):
     """The part of a search that builds its ``SearchResult`` from the trials (``finish``)."""
 
-    def finish(self) -> SearchResult:
+    def build_result(self) -> SearchResult:
         completed = [t for t in self.trials if t.status is TrialStatus.COMPLETED]
         # Pruned trials stand in only when the budget let none complete, so there is a model to use.
         finalists = completed or [t for t in self.trials if t.status is TrialStatus.PRUNED]
         vectors = [objective_vector(t, self.config.objectives) for t in finalists]
         front = [finalists[i] for i in pareto_front_nd(vectors)]
         rankable = [t for t, vector in zip(finalists, vectors, strict=True) if vector is not None]
-        best = max(rankable, key=self.rank) if rankable else None  # the first of equals, as in conclude
+        best = max(rankable, key=self.rank) if rankable else None  # the first of equals, as in report_trained
         result = SearchResult(
             trials=list(self.trials),
             front=sorted(t.number for t in front),

@@ -137,7 +137,7 @@ class TrialRunner(LoopState):
                         # Cut at its time limit after validated epochs: its best epoch is a model
                         # (on big data, a few good epochs beat a search that sees few models).
                         candidate.cut_short = True
-                        self.conclude(candidate, TrialStatus.COMPLETED if rung == top else TrialStatus.PRUNED)
+                        self.report_trained(candidate, TrialStatus.COMPLETED if rung == top else TrialStatus.PRUNED)
                     else:
                         self.time_out(candidate)
                     continue
@@ -147,10 +147,10 @@ class TrialRunner(LoopState):
             alive.sort(key=lambda c: (c.built_trainer.score, -c.costs.params), reverse=True)
             keep = survivors(len(alive), eta=self.config.eta)
             for candidate in alive[keep:]:
-                self.conclude(candidate, TrialStatus.PRUNED)
+                self.report_trained(candidate, TrialStatus.PRUNED)
             alive = alive[:keep]
         for candidate in alive:
-            self.conclude(candidate, TrialStatus.COMPLETED)
+            self.report_trained(candidate, TrialStatus.COMPLETED)
         return True
 
     def expire(self, alive: list[Candidate]) -> bool:
@@ -159,7 +159,7 @@ class TrialRunner(LoopState):
         for candidate in alive:
             if candidate.trainer is not None and candidate.trainer.epochs > 0:
                 top = candidate.epochs_budget == self.rungs[-1]
-                self.conclude(candidate, TrialStatus.COMPLETED if top else TrialStatus.PRUNED)
+                self.report_trained(candidate, TrialStatus.COMPLETED if top else TrialStatus.PRUNED)
         return False
 
     def fail(self, number: int, arch: dict, costs: Costs, exc: Exception) -> None:
@@ -194,7 +194,7 @@ class TrialRunner(LoopState):
             )
         self.status("running", f"Trial {candidate.number} {message}.")
 
-    def conclude(self, candidate: Candidate, status: TrialStatus) -> None:
+    def report_trained(self, candidate: Candidate, status: TrialStatus) -> None:
         """Report a trained candidate: completed (reached the top rung) or pruned (stopped lower)."""
         data = self.data
         try:

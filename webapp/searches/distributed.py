@@ -244,7 +244,7 @@ def _conclude(job: SearchJob, *, worker_host: str) -> None:
             on_status=lambda event: services.search_progress(job, event, lease),
             should_cancel=leases.cancel_check(lease),
         )
-        services.finish_front(job, config, data, result, lease)
+        services.finalize_and_save(job, config, data, result, lease)
         services.search_end_with(job, result, lease)
 
 

@@ -269,7 +269,7 @@ def run_engine(job: SearchJob, lease: Lease) -> nas_engine.SearchResult:
         warm_start=warm_trials,
         warm_supernet=warm_supernet,
     )
-    finish_front(job, config, data, result, lease)
+    finalize_and_save(job, config, data, result, lease)
     return result
 
 
@@ -301,7 +301,7 @@ def _prepare_cached(path: str, mtime_ns: int, target: str, task: str, seed: int)
     return nas_engine.prepare_data(path, target=target, task=task, seed=seed)
 
 
-def finish_front(
+def finalize_and_save(
     job: SearchJob,
     config: nas_engine.SearchConfig,
     data: nas_engine.PreparedData,
