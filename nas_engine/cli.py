@@ -4,22 +4,22 @@ images with a bundle."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from nas_engine import runtime
-from nas_engine.augment import AUGMENTATIONS
 from nas_engine.bundle_files import extract_bundle
 from nas_engine.config import DEFAULT_EXPORT, DEFAULT_REFIT, REFIT_CHOICES, SearchConfig
 from nas_engine.errors import NasError
 from nas_engine.export import export_bundle
-from nas_engine.fidelity import Fidelity
 from nas_engine.final_model import load_final_model
 from nas_engine.finalize import finalize_front, refit_on_all_rows
 from nas_engine.images import convert_image_upload, is_image_upload, read_image_meta
@@ -29,7 +29,6 @@ from nas_engine.pareto import pareto_front_nd
 from nas_engine.prepare import PreparedData, prepare_data
 from nas_engine.reference import Reference, reference_score
 from nas_engine.results import (
-    OBJECTIVES,
     StatusEvent,
     TrialResult,
     TrialStatus,
@@ -39,8 +38,7 @@ from nas_engine.results import (
 )
 from nas_engine.search import run_search
 from nas_engine.selection import EXPORT_ALIASES, EXPORT_CHOICES, default_choice
-from nas_engine.spaces import SPACES, make_space
-from nas_engine.strategies import STRATEGIES
+from nas_engine.spaces import make_space
 
 TRIALS_FILE = "trials.json"  # what --keep writes and --warm-start reads
 BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} left{postfix}"
@@ -51,6 +49,29 @@ def _objectives(text: str) -> tuple[str, ...]:
     return tuple(names if names[:1] == ["score"] else ["score", *names])
 
 
+def _add_settings(search: argparse.ArgumentParser) -> None:
+    """A flag for every ``SearchConfig`` setting, from its field: the name (``--max-params`` for
+    ``max_params``), the type, the default and the ``help``/``choices`` its metadata holds."""
+    for setting in dataclasses.fields(SearchConfig):
+        flag, meta = "--" + setting.name.replace("_", "-"), dict(setting.metadata)
+        choices = meta.get("choices")
+        options: dict[str, Any] = {"help": meta.get("help")}
+        if choices is not None:
+            options["choices"] = list(choices() if callable(choices) else choices)
+        if setting.default is dataclasses.MISSING:
+            options["required"] = True
+        else:
+            options["default"] = setting.default
+        kind = str(setting.type)
+        if kind == "bool":
+            options["action"] = "store_true"
+        elif kind.startswith("tuple"):
+            options["type"] = _objectives
+        elif choices is None:
+            options["type"] = int if kind.startswith("int") else float if kind.startswith("float") else str
+        search.add_argument(flag, **options)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m nas_engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,48 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument(
         "data", help="training CSV, or images: a .zip/.tar.gz/.tgz of class folders, or an .npz with x and y"
     )
-    search.add_argument("--target", required=True, help="column to predict")
-    search.add_argument("--task", choices=("classification", "regression"))
-    search.add_argument("--budget-seconds", type=float, default=SearchConfig.default("budget_seconds"))
-    search.add_argument("--max-trials", type=int)
-    search.add_argument("--max-params", type=int)
-    search.add_argument("--max-flops", type=int)
-    search.add_argument("--max-latency-ms", type=float)
-    search.add_argument("--max-size-bytes", type=int)
-    search.add_argument(
-        "--max-memory-bytes", type=int, help="peak memory of predicting one row: weights plus activations"
-    )
-    search.add_argument("--strategy", choices=list(STRATEGIES), default=SearchConfig.default("strategy"))
-    search.add_argument("--space", choices=("auto", *SPACES), default=SearchConfig.default("space"))
-    search.add_argument(
-        "--objectives", type=_objectives, default=SearchConfig.default("objectives"),
-        help="costs to trade the score against, comma-separated: " + ", ".join(sorted(set(OBJECTIVES) - {"score"})),
-    )  # fmt: skip
-    search.add_argument("--fidelity", choices=[f.value for f in Fidelity], default=SearchConfig.default("fidelity"))
-    search.add_argument(
-        "--eta", type=int, default=SearchConfig.default("eta"), help="multi-fidelity: keep 1/eta at each rung"
-    )
-    search.add_argument(
-        "--min-epochs", type=int, default=SearchConfig.default("min_epochs"),
-        help="multi-fidelity: epochs of the lowest rung",
-    )  # fmt: skip
-    search.add_argument(
-        "--cv-folds", type=int,
-        help="k-fold scoring (default: 5 below 300 training rows, or below 2,000 with 100 s or more; else off)",
-    )  # fmt: skip
-    search.add_argument("--max-epochs", type=int, help="most epochs a trial trains (default: the space's own, 50)")
-    search.add_argument(
-        "--patience", type=int, help="epochs without improvement before a trial stops (default: the space's own, 5)"
-    )
-    search.add_argument(
-        "--augment", choices=tuple(AUGMENTATIONS), default=SearchConfig.default("augment"),
-        help="change training images at random: shift (digits, letters) or shift_flip (photos); images only",
-    )  # fmt: skip
-    search.add_argument("--seed", type=int, default=SearchConfig.default("seed"))
-    search.add_argument(
-        "--compress", action="store_true",
-        help="after the search, add pruned (50%%, 75%%) and int8 variants of the best front models as trials",
-    )  # fmt: skip
+    _add_settings(search)
     search.add_argument(
         "--export", choices=(*EXPORT_CHOICES, *EXPORT_ALIASES), default=DEFAULT_EXPORT,
         help="; ".join(f"{name}: {words}" for name, words in EXPORT_CHOICES.items())
@@ -162,29 +142,7 @@ def _resolved(config: SearchConfig, data: PreparedData) -> SearchConfig:
 
 
 def _search(args: argparse.Namespace) -> int:
-    config = SearchConfig(
-        target=args.target,
-        task=args.task,
-        budget_seconds=args.budget_seconds,
-        max_trials=args.max_trials,
-        max_params=args.max_params,
-        max_flops=args.max_flops,
-        max_latency_ms=args.max_latency_ms,
-        max_size_bytes=args.max_size_bytes,
-        max_memory_bytes=args.max_memory_bytes,
-        strategy=args.strategy,
-        space=args.space,
-        objectives=args.objectives,
-        fidelity=args.fidelity,
-        eta=args.eta,
-        min_epochs=args.min_epochs,
-        cv_folds=args.cv_folds,
-        max_epochs=args.max_epochs,
-        patience=args.patience,
-        augment=args.augment,
-        compress=args.compress,
-        seed=args.seed,
-    )
+    config = SearchConfig(**{setting.name: getattr(args, setting.name) for setting in dataclasses.fields(SearchConfig)})
     with tempfile.TemporaryDirectory() as artifacts:
         data_path = Path(args.data)
         if is_image_upload(data_path.name) and read_image_meta(data_path) is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nas_engine.augment import AUGMENTATIONS
@@ -87,27 +87,59 @@ class SearchConfig:
         ValueError: Unknown task, strategy, space, objective or fidelity, or an empty target.
     """
 
-    target: str
-    task: str | None = None
-    budget_seconds: float = 60
+    # Each setting is one field; its ``metadata`` holds the command line's ``help`` and ``choices`` (a
+    # callable where the registry can grow): ``cli`` makes a flag of every field (``--budget-seconds``
+    # for ``budget_seconds``), so a new engine setting is one field here.
+    target: str = field(metadata={"help": "column to predict"})
+    task: str | None = field(default=None, metadata={"choices": TASKS})
+    budget_seconds: float = field(default=60, metadata={"help": "wall-clock budget of the whole search"})
     max_trials: int | None = None
     max_params: int | None = None
     max_flops: int | None = None
     max_size_bytes: int | None = None
-    max_memory_bytes: int | None = None
+    max_memory_bytes: int | None = field(
+        default=None, metadata={"help": "peak memory of predicting one row: weights plus activations"}
+    )
     max_latency_ms: float | None = None
-    strategy: str = DEFAULT_STRATEGY
-    space: str = "auto"
-    objectives: tuple[str, ...] = ("score", "params")
+    strategy: str = field(default=DEFAULT_STRATEGY, metadata={"choices": lambda: tuple(STRATEGIES)})
+    space: str = field(default="auto", metadata={"choices": lambda: ("auto", *SPACES)})  # read when asked: it grows
+    objectives: tuple[str, ...] = field(
+        default=("score", "params"),
+        metadata={
+            "help": "costs to trade the score against, comma-separated: "
+            + ", ".join(sorted(set(OBJECTIVES) - {"score"}))
+        },
+    )
     seed: int = 0
-    max_epochs: int | None = None
-    patience: int | None = None
-    fidelity: str = DEFAULT_FIDELITY
-    eta: int = 3
-    min_epochs: int = 3
-    cv_folds: int | None = None
-    augment: str = "none"
-    compress: bool = False
+    max_epochs: int | None = field(
+        default=None, metadata={"help": "most epochs a trial trains (default: the space's own, 50)"}
+    )
+    patience: int | None = field(
+        default=None,
+        metadata={"help": "epochs without improvement before a trial stops (default: the space's own, 5)"},
+    )
+    fidelity: str = field(default=DEFAULT_FIDELITY, metadata={"choices": tuple(f.value for f in Fidelity)})
+    eta: int = field(default=3, metadata={"help": "multi-fidelity: keep 1/eta at each rung"})
+    min_epochs: int = field(default=3, metadata={"help": "multi-fidelity: epochs of the lowest rung"})
+    cv_folds: int | None = field(
+        default=None,
+        metadata={
+            "help": "k-fold scoring (default: 5 below 300 training rows, or below 2,000 with 100 s or more; else off)"
+        },
+    )
+    augment: str = field(
+        default="none",
+        metadata={
+            "choices": tuple(AUGMENTATIONS),
+            "help": "change training images at random: shift (digits, letters) or shift_flip (photos); images only",
+        },
+    )
+    compress: bool = field(
+        default=False,
+        metadata={
+            "help": "after the search, add pruned (50%%, 75%%) and int8 variants of the best front models as trials"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.target, str) or not self.target:
@@ -165,10 +197,10 @@ class SearchConfig:
         Raises:
             KeyError: ``name`` is not a setting with a default.
         """
-        field = next((f for f in dataclasses.fields(cls) if f.name == name), None)
-        if field is None or field.default is dataclasses.MISSING:
+        found = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+        if found is None or found.default is dataclasses.MISSING:
             raise KeyError(name)
-        return field.default
+        return found.default
 
     def analytic_limits(self) -> dict[str, int | None]:
         """The ``ANALYTIC_LIMITS`` settings by name (None where unset), as ``broken_limits`` takes them."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -124,6 +125,30 @@ def test_the_cli_starts_from_the_configs_defaults_and_still_takes_the_old_export
     assert args.refit == config.DEFAULT_REFIT == "all"  # the web app trains its recommended model the same way
     old = _parser().parse_args(["search", "d.csv", "--target", "y", "--out", "m.zip", "--export", "recommended"])
     assert old.export == "recommended"  # exported as 'smallest': the cheapest within one standard error
+
+
+def test_every_setting_of_the_config_is_a_flag_whose_value_reaches_the_config():
+    given = {
+        "target": "y", "task": "regression", "budget_seconds": "12.5", "max_trials": "7", "max_params": "1000",
+        "max_flops": "2000", "max_size_bytes": "3000", "max_memory_bytes": "4000", "max_latency_ms": "0.5",
+        "strategy": "random", "space": "mlp", "objectives": "flops,latency_ms", "seed": "3", "max_epochs": "9",
+        "patience": "2", "fidelity": "hyperband", "eta": "4", "min_epochs": "2", "cv_folds": "3", "augment": "shift",
+    }  # fmt: skip
+    names = [setting.name for setting in dataclasses.fields(SearchConfig)]
+    assert sorted(names) == sorted([*given, "compress"])  # a new setting must be added here, and is a flag at once
+    argv = ["search", "d.csv", "--out", "m.zip", "--compress"]
+    for name, value in given.items():
+        argv += ["--" + name.replace("_", "-"), value]
+    args = _parser().parse_args(argv)
+    built = SearchConfig(**{name: getattr(args, name) for name in names})
+    assert built == SearchConfig(
+        target="y", task="regression", budget_seconds=12.5, max_trials=7, max_params=1000, max_flops=2000,
+        max_size_bytes=3000, max_memory_bytes=4000, max_latency_ms=0.5, strategy="random", space="mlp",
+        objectives=("score", "flops", "latency_ms"), seed=3, max_epochs=9, patience=2, fidelity="hyperband", eta=4,
+        min_epochs=2, cv_folds=3, augment="shift", compress=True,
+    )  # fmt: skip
+    with pytest.raises(SystemExit):  # choices come from the registries
+        _parser().parse_args(["search", "d.csv", "--out", "m.zip", "--target", "y", "--space", "nonesuch"])
 
 
 def test_max_epochs_and_patience_reach_every_trial_and_the_bundle_records_them(mixed_csv, tmp_path):

@@ -1,5 +1,7 @@
 """A search job (one NAS run over a dataset) and its trials (one evaluated architecture each)."""
 
+import dataclasses
+
 from django.conf import settings
 from django.db import models
 
@@ -7,13 +9,10 @@ from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY, SearchConfig
 from nas_engine.spaces import SPACES
 from webapp.datasets.models import Dataset
 
-# The one mapping between a job and the engine: the SearchJob fields that are SearchConfig settings
-# (SearchJob.to_config passes them on, search_create takes them, a re-run copies them), and the
-# settings that are the web app's own. A new setting is a field here, in this list, and its widget.
-ENGINE_SETTINGS = (
-    "target", "task", "budget_seconds", "max_trials", "max_params", "max_flops", "max_latency_ms", "max_size_bytes",
-    "max_memory_bytes", "compress", "strategy", "space", "fidelity", "objectives", "seed", "augment",
-)  # fmt: skip
+# The one mapping between a job and the engine is ENGINE_SETTINGS (below SearchJob): its fields that
+# are SearchConfig settings, by name (SearchJob.to_config passes them on, search_create takes them, a
+# re-run copies them); WEB_SETTINGS are the web app's own. A new engine setting is its SearchConfig
+# field (which is also the CLI's flag), a SearchJob field of the same name, and its form widget.
 WEB_SETTINGS = ("warm_start_from", "parallel_trials")
 DEFAULT_OBJECTIVES = ("score", "params")
 AUTO_SPACE = "auto"  # the engine picks the space from the data (nas_engine.make_space)
@@ -180,6 +179,13 @@ class SearchJob(models.Model):
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
         }
+
+
+ENGINE_SETTINGS = tuple(
+    setting.name
+    for setting in dataclasses.fields(SearchConfig)
+    if setting.name in {field.name for field in SearchJob._meta.concrete_fields}
+)
 
 
 class Trial(models.Model):
