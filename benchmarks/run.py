@@ -23,6 +23,7 @@ from benchmarks import (
     overhead,
     scaling,
     search_quality,
+    tabular_refit,
     tabular_suite,
 )
 from benchmarks.report import QUICK
@@ -30,6 +31,7 @@ from benchmarks.report import QUICK
 EVERY = (
     search_quality,
     tabular_suite,
+    tabular_refit,
     efficiency,
     compression,
     images,
