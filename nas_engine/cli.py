@@ -44,11 +44,6 @@ TRIALS_FILE = "trials.json"  # what --keep writes and --warm-start reads
 BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} left{postfix}"
 
 
-def _objectives(text: str) -> tuple[str, ...]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    return tuple(names if names[:1] == ["score"] else ["score", *names])
-
-
 def _add_settings(search: argparse.ArgumentParser) -> None:
     """A flag for every ``SearchConfig`` setting, from its field: the name (``--max-params`` for
     ``max_params``), the type, the default and the ``help``/``choices`` its metadata holds."""
@@ -65,8 +60,8 @@ def _add_settings(search: argparse.ArgumentParser) -> None:
         kind = str(setting.type)
         if kind == "bool":
             options["action"] = "store_true"
-        elif kind.startswith("tuple"):
-            options["type"] = _objectives
+        elif "type" in meta:
+            options["type"] = meta["type"]
         elif choices is None:
             options["type"] = int if kind.startswith("int") else float if kind.startswith("float") else str
         search.add_argument(flag, **options)
@@ -149,7 +144,7 @@ def _search(args: argparse.Namespace) -> int:
             # Converted once into a stored image set, which the tabular pipeline then reads as is.
             data_path = Path(artifacts) / "images.npz"
             convert_image_upload(args.data, data_path, filename=Path(args.data).name)
-        data = prepare_data(data_path, target=config.target, task=config.task, seed=config.seed)
+        data = prepare_data(data_path, **config.data_settings())
         return _search_prepared(args, config, data, artifacts)
 
 

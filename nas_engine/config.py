@@ -46,12 +46,25 @@ def broken_limits(costs: Costs, limits: Mapping[str, float | None]) -> list[str]
     return broken
 
 
+def comma_separated(text: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` as ``("a", "b", "c")``: how the command line takes a list."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def objectives_from_text(text: str) -> tuple[str, ...]:
+    """Comma-separated costs as objectives, ``score`` first (added when not given)."""
+    names = comma_separated(text)
+    return names if names[:1] == ("score",) else ("score", *names)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SearchConfig:
     """What to search for and within which limits.
 
     Args:
         target: Column to predict.
+        ignore: Input columns the model never sees (an ID, a column that leaks the target): the
+            data is prepared without them (``data_settings``); a prediction still accepts them.
         task: ``"classification"`` or ``"regression"``; guessed from the target when None.
         budget_seconds: Wall-clock budget of the whole search.
         max_trials: Stop after this many trained trials (analytic rejections do not count).
@@ -84,13 +97,22 @@ class SearchConfig:
 
     Raises:
         ConstraintError: A budget or limit is not a positive number.
-        ValueError: Unknown task, strategy, space, objective or fidelity, or an empty target.
+        ValueError: Unknown task, strategy, space, objective or fidelity, an empty target, or the
+            target among the ignored columns.
     """
 
-    # Each setting is one field; its ``metadata`` holds the command line's ``help`` and ``choices`` (a
-    # callable where the registry can grow): ``cli`` makes a flag of every field (``--budget-seconds``
-    # for ``budget_seconds``), so a new engine setting is one field here.
+    # Each setting is one field. Its ``metadata`` holds the command line's ``help``, ``choices`` (a
+    # callable where the registry can grow) and ``type`` (the parser of a list): ``cli`` makes a flag
+    # of every field (``--budget-seconds`` for ``budget_seconds``), so a new engine setting is one
+    # field here.
     target: str = field(metadata={"help": "column to predict"})
+    ignore: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "input columns the model never sees (an ID, a column that leaks the target), comma-separated",
+            "type": comma_separated,
+        },
+    )
     task: str | None = field(default=None, metadata={"choices": TASKS})
     budget_seconds: float = field(default=60, metadata={"help": "wall-clock budget of the whole search"})
     max_trials: int | None = None
@@ -106,8 +128,9 @@ class SearchConfig:
     objectives: tuple[str, ...] = field(
         default=("score", "params"),
         metadata={
+            "type": objectives_from_text,
             "help": "costs to trade the score against, comma-separated: "
-            + ", ".join(sorted(set(OBJECTIVES) - {"score"}))
+            + ", ".join(sorted(set(OBJECTIVES) - {"score"})),
         },
     )
     seed: int = 0
@@ -155,6 +178,9 @@ class SearchConfig:
         if self.fidelity not in set(Fidelity):
             raise ValueError(f"Unknown fidelity '{self.fidelity}'; use one of: {', '.join(Fidelity)}.")
         object.__setattr__(self, "objectives", tuple(self.objectives))  # a list from JSON or a form
+        object.__setattr__(self, "ignore", tuple(str(name) for name in self.ignore or ()))
+        if self.target in self.ignore:
+            raise ValueError(f"Column '{self.target}' is the target: it cannot also be ignored.")
         self._check_objectives()
         if not self.budget_seconds > 0:
             raise ConstraintError(f"The time budget must be above 0 seconds; got {self.budget_seconds}.")
@@ -201,6 +227,10 @@ class SearchConfig:
         if found is None or found.default is dataclasses.MISSING:
             raise KeyError(name)
         return found.default
+
+    def data_settings(self) -> dict[str, Any]:
+        """What ``prepare_data`` takes from this config (target, task, the split's seed, ignored columns)."""
+        return {"target": self.target, "task": self.task, "seed": self.seed, "ignore": self.ignore}
 
     def analytic_limits(self) -> dict[str, int | None]:
         """The ``ANALYTIC_LIMITS`` settings by name (None where unset), as ``broken_limits`` takes them."""

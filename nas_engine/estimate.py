@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -112,12 +112,14 @@ class DataShape:
     image_shape: tuple[int, int, int] | None = None
 
     @classmethod
-    def from_profile(cls, profile: dict, *, target: str, task: str | None = None) -> DataShape:
+    def from_profile(
+        cls, profile: dict, *, target: str, task: str | None = None, ignore: Sequence[str] = ()
+    ) -> DataShape:
         """Read the shape from a ``DatasetProfile.to_dict()``, without reading the file again.
 
-        Encoded inputs count as ``prepare_data`` makes them: one per numeric column, one per
-        category (at most ``MAX_CATEGORIES``) plus an "other" slot per text column. Categories
-        seen only outside the training split make this an upper bound.
+        Encoded inputs count as ``prepare_data`` makes them (without the ``ignore`` columns): one
+        per numeric column, one per category (at most ``MAX_CATEGORIES``) plus an "other" slot per
+        text column. Categories seen only outside the training split make this an upper bound.
 
         Raises:
             ConstraintError: ``target`` is not a column of the profile.
@@ -127,7 +129,7 @@ class DataShape:
             raise ConstraintError(f"Column '{target}' is not in the dataset.")
         column = columns[target]
         task = task or column["suggested_task"]
-        features = [c for c in profile["columns"] if c["name"] != target]
+        features = [c for c in profile["columns"] if c["name"] != target and c["name"] not in set(ignore)]
         n_inputs = sum(1 if c["kind"] == "numeric" else min(c["unique"], MAX_CATEGORIES) + 1 for c in features)
         return cls(
             rows=max(0, profile["rows"] - column["missing"]),

@@ -256,6 +256,7 @@ def build_model_card(
             "Inputs",
             (
                 Paragraph((Span(f"Feature columns ({len(features)}): {', '.join(features)}."),)),
+                *_ignored(preprocessing),
                 Paragraph(
                     (
                         Span(
@@ -347,3 +348,12 @@ def model_card(
         dataset_name=dataset_name,
         splits=splits,
     ).to_markdown()
+
+
+def _ignored(preprocessing: dict) -> tuple[Paragraph, ...]:
+    """The columns the search was told to ignore, when it was."""
+    ignored = preprocessing.get("ignored_columns") or []
+    if not ignored:
+        return ()
+    words = f"Ignored columns ({len(ignored)}): {', '.join(ignored)}. The model never saw them; a prediction "
+    return (Paragraph((Span(words + "accepts them in its input and leaves them out."),)),)

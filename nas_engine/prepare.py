@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ def prepare_data(
     target: str,
     task: str | None = None,
     seed: int = 0,
+    ignore: Sequence[str] = (),
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
 ) -> PreparedData:
@@ -73,6 +75,9 @@ def prepare_data(
         target: Name of the column to predict.
         task: ``"classification"`` or ``"regression"``; guessed from the target when None.
         seed: Seed of the split.
+        ignore: Input columns the model never sees (an ID, a column that leaks the target); a
+            prediction still accepts them and leaves them out. ``preprocessing["ignored_columns"]``
+            records them.
         val_fraction: Share of rows for validation (early stopping, model choice).
         test_fraction: Share of rows held out for the final test.
 
@@ -93,7 +98,8 @@ def prepare_data(
     frame = frame[[not is_missing(v) for v in frame[target]]].reset_index(drop=True)
     raw_target = [v.strip() for v in frame[target]]
     task = task or detect_task(raw_target)
-    features = [c for c in frame.columns if c != target]
+    image = read_image_meta(path)
+    features = _used_columns(list(frame.columns), target=target, ignore=ignore, image=image)
     check_target(
         target,
         task=task,
@@ -111,7 +117,6 @@ def prepare_data(
     train, val, test = _split(len(frame), rng, val_fraction, test_fraction, strata)
     rows = frame.to_dict("records")
     train_rows = [rows[i] for i in train]
-    image = read_image_meta(path)
     is_image = image is not None and target == IMAGE_TARGET
     prep: dict[str, Any] = {
         "version": 1 if is_image else 2,
@@ -121,6 +126,8 @@ def prepare_data(
         "features": [_fit_feature(name, [r[name] for r in train_rows], robust=not is_image) for name in features],
         "target": _fit_target(target, task, labels, [raw_target[i] for i in train]),
     }
+    if ignore:  # only then: the preprocessing of a search that ignores nothing stays as it was
+        prep["ignored_columns"] = [c for c in frame.columns if c in set(ignore)]
     if is_image:
         prep["image"] = image  # size, channels, resampling, pixel columns: what predict.py needs for images
     prep["n_features"] = sum(1 if f["kind"] == "numeric" else len(f["categories"]) + 1 for f in prep["features"])
@@ -147,6 +154,27 @@ def prepare_data(
         image_shape=detect_image_shape([f["kind"] for f in prep["features"]]),
         raw_test_rows=[rows[i] for i in test],
     )
+
+
+def _used_columns(columns: list[str], *, target: str, ignore: Sequence[str], image: dict | None) -> list[str]:
+    """The input columns: every column but the target and the ignored ones.
+
+    Raises:
+        DatasetError: An ignored column is not in the data, is the target, or leaves no input; or
+            columns of an image set are ignored.
+    """
+    ignored = set(ignore)
+    if ignored and image is not None:
+        raise DatasetError("Columns of an image set cannot be ignored: its inputs are the pixels.")
+    for name in ignore:
+        if name not in columns:
+            raise unknown_column_error(name, columns)
+    if target in ignored:
+        raise DatasetError(f"Column '{target}' is the target: it cannot also be ignored.")
+    features = [c for c in columns if c != target and c not in ignored]
+    if not features:
+        raise DatasetError("Every input column is ignored: keep at least one for the model to learn from.")
+    return features
 
 
 def check_target(name: str, *, task: str, numeric: bool, classes: int, rows: int, inputs_empty: bool) -> None:

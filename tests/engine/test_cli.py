@@ -133,6 +133,7 @@ def test_every_setting_of_the_config_is_a_flag_whose_value_reaches_the_config():
         "max_flops": "2000", "max_size_bytes": "3000", "max_memory_bytes": "4000", "max_latency_ms": "0.5",
         "strategy": "random", "space": "mlp", "objectives": "flops,latency_ms", "seed": "3", "max_epochs": "9",
         "patience": "2", "fidelity": "hyperband", "eta": "4", "min_epochs": "2", "cv_folds": "3", "augment": "shift",
+        "ignore": "id, name",
     }  # fmt: skip
     names = [setting.name for setting in dataclasses.fields(SearchConfig)]
     assert sorted(names) == sorted([*given, "compress"])  # a new setting must be added here, and is a flag at once
@@ -145,8 +146,10 @@ def test_every_setting_of_the_config_is_a_flag_whose_value_reaches_the_config():
         target="y", task="regression", budget_seconds=12.5, max_trials=7, max_params=1000, max_flops=2000,
         max_size_bytes=3000, max_memory_bytes=4000, max_latency_ms=0.5, strategy="random", space="mlp",
         objectives=("score", "flops", "latency_ms"), seed=3, max_epochs=9, patience=2, fidelity="hyperband", eta=4,
-        min_epochs=2, cv_folds=3, augment="shift", compress=True,
+        min_epochs=2, cv_folds=3, augment="shift", compress=True, ignore=("id", "name"),
     )  # fmt: skip
+    with pytest.raises(ValueError, match="'y' is the target: it cannot also be ignored"):
+        SearchConfig(target="y", ignore=("id", "y"))
     with pytest.raises(SystemExit):  # choices come from the registries
         _parser().parse_args(["search", "d.csv", "--out", "m.zip", "--target", "y", "--space", "nonesuch"])
 
@@ -243,3 +246,21 @@ def test_the_engine_and_the_project_state_one_version():
 
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["version"] == nas_engine.__version__  # the version bundles record
+
+
+def test_an_ignored_column_never_reaches_the_model_and_predict_still_accepts_it(mixed_csv, tmp_path):
+    bundle = tmp_path / "m.zip"
+    argv = ["search", str(mixed_csv), "--target", "label", "--budget-seconds", "20", "--max-trials", "2"]
+    assert main([*argv, "--space", "mlp", "--ignore", "colour, code", "--out", str(bundle)]) == 0
+    with zipfile.ZipFile(bundle) as archive:
+        prep = json.loads(archive.read("preprocessing.json"))
+        metrics = json.loads(archive.read("metrics.json"))
+        card = archive.read("MODEL_CARD.md").decode()
+    assert prep["feature_columns"] == ["size", "weight"] and prep["ignored_columns"] == ["colour", "code"]
+    assert prep["n_features"] == 2  # two numbers; no one-hot slots of colour or code
+    assert metrics["config"]["ignore"] == ["colour", "code"]
+    assert "Ignored columns (2): colour, code." in card
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(bundle), str(mixed_csv), "-o", str(out)]) == 0  # the file still has them
+    with open(out, newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 200

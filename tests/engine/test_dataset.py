@@ -215,3 +215,28 @@ def test_pixel_columns_are_detected_as_an_image(tmp_path, mixed_data):
     path = write_csv(tmp_path / "digits.csv", [f"px{i}" for i in range(64)] + ["digit"], rows)
     assert prepare_data(path, target="digit").image_shape == (1, 8, 8)
     assert mixed_data.image_shape is None
+
+
+def test_ignored_columns_are_left_out_of_the_inputs_and_recorded(mixed_csv):
+    kept = prepare_data(mixed_csv, target="label", seed=0)
+    data = prepare_data(mixed_csv, target="label", seed=0, ignore=("colour",))
+    assert data.feature_columns == ("size", "weight", "code") and data.preprocessing["ignored_columns"] == ["colour"]
+    assert data.n_features == kept.n_features - len(kept.preprocessing["features"][1]["categories"]) - 1
+    assert "ignored_columns" not in kept.preprocessing  # a search that ignores nothing prepares as before
+    rows = read_csv_rows(mixed_csv)
+    without = [{k: v for k, v in row.items() if k != "colour"} for row in rows]
+    np.testing.assert_array_equal(encode_rows(rows, data.preprocessing), encode_rows(without, data.preprocessing))
+    np.testing.assert_array_equal(data.y_train, kept.y_train)  # the same split: ignoring changes only the inputs
+
+
+@pytest.mark.parametrize(
+    ("ignore", "message"),
+    [
+        (("shade",), "Column 'shade' is not in the dataset"),
+        (("label",), "is the target: it cannot also be ignored"),
+        (("size", "colour", "weight", "code"), "Every input column is ignored"),
+    ],
+)
+def test_ignoring_an_unknown_column_the_target_or_every_input_is_refused(mixed_csv, ignore, message):
+    with pytest.raises(DatasetError, match=message):
+        prepare_data(mixed_csv, target="label", ignore=ignore)

@@ -116,12 +116,15 @@ def test_one_list_maps_a_job_to_the_engine_and_a_rerun_copies_it(alice_client, d
         "target": "diagnosis", "task": "classification", "budget_seconds": 90, "max_trials": 7, "max_params": 5000,
         "max_flops": 10**6, "max_latency_ms": 2.5, "max_size_bytes": 40_000, "max_memory_bytes": 10**6,
         "compress": True, "strategy": "random", "space": "mlp", "fidelity": "hyperband",
-        "objectives": ["score", "flops"], "seed": 4, "augment": "none",
+        "objectives": ["score", "flops"], "seed": 4, "augment": "none", "ignore": ["mean radius"],
     }  # fmt: skip
     assert set(chosen) == set(ENGINE_SETTINGS)  # a new setting must be chosen here too
     job = services.search_create(user=dataset.owner, dataset=dataset, **chosen)
     config = job.to_config()
-    assert {name: getattr(config, name) for name in chosen} == chosen | {"objectives": ("score", "flops")}
+    assert {name: getattr(config, name) for name in chosen} == chosen | {
+        "objectives": ("score", "flops"),
+        "ignore": ("mean radius",),
+    }
     assert services.search_rerun(job=job).to_config() == config
     with pytest.raises(TypeError, match="does not know: colour"):
         services.search_create(user=dataset.owner, dataset=dataset, colour="red", **chosen)

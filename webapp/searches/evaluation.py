@@ -40,7 +40,7 @@ def trial_test_evaluation(*, trial: Trial) -> dict:
         return cached["result"]
     model = load_trial_model(trial, scored=True)  # not one trained on the test rows too
     job = trial.job
-    data = nas_engine.prepare_data(job.dataset.file.path, target=job.target, task=job.task, seed=job.seed)
+    data = nas_engine.prepare_data(job.dataset.file.path, **job.to_config().data_settings())
     if json.loads(json.dumps(data.preprocessing)) != job.preprocessing:  # as the JSON field stores it
         raise nas_engine.NasError(SPLIT_CHANGED)
     result = nas_engine.evaluate_test_split(model, data)

@@ -26,7 +26,7 @@ COSTS = [
 ]
 MAX_PARALLEL_TRIALS = 64
 GROUPS = {  # how the page arranges the fields that are not sliders
-    "data": ("target", "task"),
+    "data": ("target", "task", "ignore"),
     "objective": ("cost_objective",),
     "strategy": ("strategy",),
     "advanced": (
@@ -72,6 +72,11 @@ class SearchJobForm(forms.Form):
     task = forms.ChoiceField(
         choices=[(AUTO, "Detect automatically"), *SearchJob.Task.choices], initial=AUTO, label="Task"
     )
+    ignore = forms.MultipleChoiceField(
+        label="Columns the model must not use", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="An ID, or a column only known after the fact (it would leak the answer). Ticked to start with: "
+        "the columns the profile warns about. A prediction still accepts them and leaves them out.",
+    )  # fmt: skip
     cost_objective = forms.ChoiceField(
         label="Trade accuracy against", choices=COSTS, initial="params", widget=forms.RadioSelect
     )
@@ -161,6 +166,11 @@ class SearchJobForm(forms.Form):
         ]
         self.fields["target"].choices = [(name, name) for name in columns]
         self.fields["target"].initial = columns[-1]
+        if dataset.image:
+            del self.fields["ignore"]  # its inputs are the pixels
+        else:
+            self.fields["ignore"].choices = [(name, name) for name in columns]
+            self.fields["ignore"].initial = self._suspect_columns(target=columns[-1])
         self.fields["strategy"].choices = _strategy_choices()
         self.fields["strategy"].initial = DEFAULT_STRATEGY  # nas_engine.config: the CLI and the model start there too
         # A line under these fields that static/js/configure.js keeps up to date (form_fields.html).
@@ -170,6 +180,13 @@ class SearchJobForm(forms.Form):
         budget = self.fields["budget_seconds"]
         budget.widget.attrs.update(min=5, max=settings.MAX_BUDGET_SECONDS, step=1)
         budget.validators.append(MaxValueValidator(settings.MAX_BUDGET_SECONDS))
+
+    def _suspect_columns(self, *, target: str) -> list[str]:
+        """Columns the profile warns a model off (an ID, a constant) or suspects of leaking ``target``."""
+        profile = self.dataset.profile
+        warned = {w["column"] for w in profile.get("warnings", []) if w["kind"] in ("id_like", "constant")}
+        warned |= {s["column"] for s in profile.get("leakage", []) if s["target"] == target}
+        return [name for name in self.dataset.column_names if name in warned and name != target]
 
     def _warm_start_jobs(self) -> dict[str, SearchJob]:
         """The owner's finished searches of datasets with this dataset's columns, newest first."""
@@ -192,7 +209,7 @@ class SearchJobForm(forms.Form):
 
     @property
     def groups(self) -> dict[str, list[forms.BoundField]]:
-        return {group: [self[name] for name in names] for group, names in GROUPS.items()}
+        return {group: [self[name] for name in names if name in self.fields] for group, names in GROUPS.items()}
 
     @property
     def advanced_has_errors(self) -> bool:
@@ -226,8 +243,13 @@ class SearchJobForm(forms.Form):
         memory_kb = cleaned.pop("max_memory_kb", None)
         cleaned["max_memory_bytes"] = memory_kb * 1024 if memory_kb else None
         target, task = cleaned.get("target"), cleaned.get("task")
+        ignored = cleaned["ignore"] = list(cleaned.get("ignore") or [])  # add_error drops it from cleaned
         if not target or not task:
             return cleaned
+        if target in ignored:
+            self.add_error("ignore", f"Column '{target}' is the one to predict: untick it here.")
+        elif len(ignored) >= len(self.dataset.column_names) - 1:
+            self.add_error("ignore", "Every input column is ticked: leave at least one for the model to learn from.")
         column = self.dataset.column(target)
         if task == AUTO:
             task = column["suggested_task"]
@@ -239,7 +261,11 @@ class SearchJobForm(forms.Form):
                 numeric=column["kind"] == "numeric",
                 classes=column["unique"],
                 rows=rows - column["missing"],
-                inputs_empty=all(c["missing"] >= rows for c in self.dataset.profile["columns"] if c["name"] != target),
+                inputs_empty=all(
+                    c["missing"] >= rows
+                    for c in self.dataset.profile["columns"]
+                    if c["name"] != target and c["name"] not in ignored
+                ),
             )
         except nas_engine.TargetError as exc:
             self.add_error(exc.field, str(exc))
@@ -309,8 +335,10 @@ class SearchJobForm(forms.Form):
     # --- after validation --------------------------------------------------------------------
 
     def data_shape(self, *, target: str, task: str) -> nas_engine.DataShape:
-        """Rows, encoded inputs and outputs of the dataset for this target and task."""
-        return nas_engine.DataShape.from_profile(self.dataset.profile, target=target, task=task)
+        """Rows, encoded inputs and outputs of the dataset for this target and task (without the
+        columns it ignores)."""
+        ignore = (self.cleaned_data if hasattr(self, "cleaned_data") else {}).get("ignore") or ()
+        return nas_engine.DataShape.from_profile(self.dataset.profile, target=target, task=task, ignore=ignore)
 
     def estimate(self) -> nas_engine.Estimate:
         """About how many trials the valid settings buy (call after ``is_valid()``)."""

@@ -58,6 +58,9 @@ class SearchJob(models.Model):
     fidelity = models.CharField(max_length=30, choices=Fidelity.choices, default=DEFAULT_FIDELITY)
     augment = models.CharField(max_length=20, choices=Augment.choices, default=Augment.NONE)
     objectives = models.JSONField(default=list, help_text='e.g. ["score", "params"]; the score first.')
+    ignore = models.JSONField(
+        default=list, blank=True, help_text='Input columns the model never sees (an ID, a leak), e.g. ["id"].'
+    )
     seed = models.IntegerField(default=0)
     budget_seconds = models.PositiveIntegerField()
     max_trials = models.PositiveIntegerField(null=True, blank=True)
@@ -157,6 +160,7 @@ class SearchJob(models.Model):
             "space": self.space,
             "fidelity": self.fidelity,
             "objectives": self.objectives,
+            "ignore": self.ignore,
             "seed": self.seed,
             "budget_seconds": self.budget_seconds,
             "max_trials": self.max_trials,

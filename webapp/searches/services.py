@@ -289,7 +289,8 @@ def prepared_data(job: SearchJob, lease: Lease | None = None) -> nas_engine.Prep
     """The job's data, split and encoded as the engine trains on it (the same on every worker: the
     split follows the seed); its preprocessing is saved on the job for the bundles."""
     path = job.dataset.file.path
-    data = _prepare_cached(path, Path(path).stat().st_mtime_ns, job.target, job.task, job.seed)
+    chosen = tuple(job.to_config().data_settings().items())  # target, task, seed, ignored columns
+    data = _prepare_cached(path, Path(path).stat().st_mtime_ns, chosen)
     if job.preprocessing != data.preprocessing:
         _fenced_update(job, lease, preprocessing=data.preprocessing, n_inputs=data.n_features, n_outputs=data.n_outputs)
         job.preprocessing, job.n_inputs, job.n_outputs = data.preprocessing, data.n_features, data.n_outputs
@@ -297,8 +298,8 @@ def prepared_data(job: SearchJob, lease: Lease | None = None) -> nas_engine.Prep
 
 
 @functools.lru_cache(maxsize=2)  # a trial worker takes trial after trial of the same search
-def _prepare_cached(path: str, mtime_ns: int, target: str, task: str, seed: int) -> nas_engine.PreparedData:
-    return nas_engine.prepare_data(path, target=target, task=task, seed=seed)
+def _prepare_cached(path: str, mtime_ns: int, chosen: tuple) -> nas_engine.PreparedData:
+    return nas_engine.prepare_data(path, **dict(chosen))
 
 
 def finalize_and_save(
