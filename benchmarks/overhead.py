@@ -79,7 +79,7 @@ def measure(out: Path) -> None:
     # 1. The engine alone, on the data and config of a job like the one the app will run.
     probe = SearchJob(owner=user, dataset=dataset, target="target", task="classification", strategy=STRATEGY,
                       budget_seconds=BUDGET_SECONDS, objectives=["score", "params"])  # fmt: skip
-    config = services.search_config(probe)
+    config = probe.to_config()
     with tempfile.TemporaryDirectory() as artifacts:
         started = time.monotonic()
         data = services.prepared_data(probe)  # read, split and encoded: the worker does it too
