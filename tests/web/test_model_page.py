@@ -369,3 +369,46 @@ def test_try_it_says_so_when_the_weights_are_gone(alice_client, best, breast_can
     assert response.status_code == 409
     assert "This trial's trained weights are missing on the server." in field_errors(response.content.decode())
     assert list(upload_dir.iterdir()) == []
+
+
+# --- one typed row ------------------------------------------------------------------------------
+
+
+def test_one_row_form_has_a_field_per_input_filled_with_the_training_medians(alice_client, best):
+    content = alice_client.get(page_url(best)).content.decode()
+    features = best.job.preprocessing["features"]
+    for i, feature in enumerate(features):
+        label = re.search(rf'<label for="id_col_{i}">([^<]*)</label>', content)
+        value = re.search(rf'<input type="text" name="col_{i}" value="([^"]*)"', content)
+        assert label and html.unescape(label.group(1)) == feature["name"]
+        assert value and float(value.group(1)) == pytest.approx(feature["median"], rel=1e-5)
+    assert 'name="col_' + str(len(features)) + '"' not in content  # one field per input, no more
+
+
+def test_a_typed_row_gets_the_prediction_predict_py_gives_for_it(alice_client, best, tmp_path):
+    features = best.job.preprocessing["features"]
+    typed = {f"col_{i}": f"{feature['median']:g}" for i, feature in enumerate(features)}
+    typed["col_0"] = "30"  # a large first value (mean radius), far from the median
+    response = alice_client.post(page_url(best), {**typed, "format": "row"})
+    assert response.status_code == 200
+    content = response.content.decode()
+    row = {feature["name"]: typed[f"col_{i}"] for i, feature in enumerate(features)}
+    path = tmp_path / "row.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    expected = bundles.trial_predictions(trial=best, csv_path=str(path))
+    assert shown_predictions(content) == [runtime.format_prediction(expected[0])]
+    assert "The prediction for the row typed above." in content
+    assert 'name="col_0" value="30"' in content  # the form keeps what was typed
+
+
+def test_a_typed_row_says_so_when_the_weights_are_gone(alice_client, best, tmp_path):
+    gone = {"weights_path": str(tmp_path / "gone.pt"), "final_weights_path": "", "served_weights_path": ""}
+    Trial.objects.filter(pk=best.pk).update(**gone)
+    typed = {f"col_{i}": "1" for i in range(len(best.job.preprocessing["features"]))}
+    response = alice_client.post(page_url(best), {**typed, "format": "row"})
+    assert response.status_code == 409
+    errors = re.search(r'<div id="try-row-errors">(.*?)</div>', response.content.decode(), re.S)
+    assert errors and "This trial's trained weights are missing on the server." in html.unescape(errors.group(1))

@@ -1,9 +1,11 @@
-"""The model page of one trial: its model card, its layers drawn as a diagram, and a "try it" form that
-predicts an uploaded CSV in the page. The upload lives in a temporary file for the request only."""
+"""The model page of one trial: its model card, its layers drawn as a diagram, and "try it" forms that
+predict an uploaded CSV, or one row typed in the page, in the page. The upload (or the typed row)
+lives in a temporary file for the request only."""
 
 from __future__ import annotations
 
 import csv
+import tempfile
 
 from django import forms
 from django.conf import settings
@@ -59,6 +61,61 @@ class TryItForm(forms.Form):
         return super().clean()
 
 
+ONE_ROW_MAX_COLUMNS = 60  # up to this many inputs the page offers a form of one field per column
+
+
+class OneRowForm(forms.Form):
+    """One field per input column of the model, filled in with the training rows' median (numbers) or
+    most frequent value (categories): change a few and see the prediction move. Fields are named
+    ``col_0``, ``col_1``… (column names may hold any character); each is labelled with its column."""
+
+    def __init__(self, *args, preprocessing: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.columns = list(preprocessing["feature_columns"])
+        for i, feature in enumerate(preprocessing["features"]):
+            if feature["kind"] == "numeric":
+                initial, hint = f"{feature['median']:g}", "a number (empty: the training median)"
+            else:
+                known = feature["categories"]
+                initial = known[0] if known else ""
+                shown = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
+                hint = f"one of: {shown}" if known else "any text"
+            self.fields[f"col_{i}"] = forms.CharField(
+                label=feature["name"], required=False, initial=initial, max_length=1000, help_text=hint,
+                strip=True, empty_value="",
+            )  # fmt: skip
+
+    def row(self) -> dict[str, str]:
+        """The typed row, by column name (call after ``is_valid()``)."""
+        return {name: self.cleaned_data[f"col_{i}"] for i, name in enumerate(self.columns)}
+
+
+def _one_row_form(trial: Trial, data=None) -> OneRowForm | None:
+    preprocessing = trial.job.preprocessing
+    if "image" in preprocessing or len(preprocessing["feature_columns"]) > ONE_ROW_MAX_COLUMNS:
+        return None  # pixels, or too many fields to type: the CSV upload is the way
+    return OneRowForm(data, preprocessing=preprocessing)
+
+
+def _predict_one_row(trial: Trial, form: OneRowForm) -> tuple[bundles.TriedRows | None, int]:
+    """The typed row's prediction through the same path as an upload (a one-row CSV for the request)."""
+    if not form.is_valid():
+        return None, 400
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=form.columns)
+        writer.writeheader()
+        writer.writerow(form.row())
+        handle.flush()
+        try:
+            return bundles.trial_try_predictions(trial=trial, csv_path=handle.name), 200
+        except nas_engine.DatasetError as exc:
+            form.add_error(None, str(exc))
+            return None, 400
+        except nas_engine.NasError as exc:
+            form.add_error(None, str(exc))
+            return None, 409
+
+
 def _page(request, trial: Trial, *, status: int = 200, card: nas_engine.ModelCard | None = None, **extra):
     context = {"trial": trial, "job": trial.job, "diagram": bundles.trial_layer_diagram(trial=trial), **extra}
     if card is not None:
@@ -82,8 +139,18 @@ def trial_detail(request, pk: int, number: int):
     card = bundles.trial_model_card(trial=trial)
     images = "image" in trial.job.preprocessing
     max_columns = 0 if images else bundles.try_max_columns(trial.job.preprocessing)
+    blank = TryItForm(images=images, max_columns=max_columns)
     if request.method == "GET":
-        return _page(request, trial, card=card, form=TryItForm(images=images, max_columns=max_columns))
+        return _page(request, trial, card=card, form=blank, row_form=_one_row_form(trial))
+    if request.POST.get("format") == "row":
+        row_form = _one_row_form(trial, request.POST)
+        if row_form is None:
+            return _page(request, trial, status=400, card=card, form=blank)
+        tried, status = _predict_one_row(trial, row_form)
+        if tried is None:
+            return _page(request, trial, status=status, card=card, form=blank, row_form=row_form)
+        shown = {"tried": _shown(tried), "tried_total": 1, "tried_row": True}
+        return _page(request, trial, card=card, form=blank, row_form=row_form, **shown)
     data, files = request.POST, request.FILES  # reading the upload sets upload_too_large
     too_large = getattr(request, "upload_too_large", False)
     form = TryItForm(data, files, images=images, too_large=too_large, max_columns=max_columns)
@@ -93,10 +160,11 @@ def trial_detail(request, pk: int, number: int):
         for upload in request.FILES.values():
             upload.close()  # a temporary upload deletes its file on close: nothing of it is kept
     if tried is None:
-        return _page(request, trial, status=status, card=card, form=form)
+        return _page(request, trial, status=status, card=card, form=form, row_form=_one_row_form(trial))
     if request.POST.get("format") == "csv":
         return _predictions_csv(trial, tried)
-    return _page(request, trial, card=card, form=form, tried=_shown(tried), tried_total=len(tried.predictions))
+    shown = {"tried": _shown(tried), "tried_total": len(tried.predictions)}
+    return _page(request, trial, card=card, form=form, row_form=_one_row_form(trial), **shown)
 
 
 def _predict_upload(trial: Trial, form: TryItForm) -> tuple[bundles.TriedRows | None, int]:
