@@ -412,3 +412,10 @@ def test_a_typed_row_says_so_when_the_weights_are_gone(alice_client, best, tmp_p
     assert response.status_code == 409
     errors = re.search(r'<div id="try-row-errors">(.*?)</div>', response.content.decode(), re.S)
     assert errors and "This trial's trained weights are missing on the server." in html.unescape(errors.group(1))
+
+
+def test_the_job_page_says_how_many_rows_went_where(alice_client, cancer_job):
+    splits = cancer_job.split_rows
+    content = alice_client.get(reverse("search_detail", args=[cancer_job.pk])).content.decode()
+    expected = f"Rows: {splits['train']} train · {splits['validation']} validation · {splits['test']} test"
+    assert expected in content and sum(splits.values()) == 569  # breast_cancer's rows, each in one split
