@@ -76,9 +76,12 @@ class BoostedTrees(nn.Module):
             outputs[:, column] = raw[:, k]
         return outputs
 
-    def fit_round(self, X: np.ndarray, y: np.ndarray, *, task: str, seed: int) -> None:
+    def fit_round(
+        self, X: np.ndarray, y: np.ndarray, *, task: str, seed: int, class_weights: list[float] | None = None
+    ) -> None:
         """Grow the next ``rounds / fill_epochs`` rounds on ``X``/``y`` (encoded features; class
-        indices or standardised targets), continuing from the rounds already grown.
+        indices or standardised targets), continuing from the rounds already grown; ``class_weights``
+        (one per class index) weight each row's loss by its class.
 
         Raises:
             ValueError: The rows hold a single class (scikit-learn's message).
@@ -99,6 +102,9 @@ class BoostedTrees(nn.Module):
             )
         estimator = self._estimator
         estimator.max_iter = min(self.rounds, self._loaded + self.step)
+        if class_weights is not None:  # each row weighted by its class's weight (balanced class weights)
+            present = {int(k) for k in np.unique(y)}
+            estimator.class_weight = {k: w for k, w in enumerate(class_weights) if k in present}
         # as many threads as torch may use here (one inside a search: a worker shares its machine)
         with threadpool_limits(limits=torch.get_num_threads(), user_api="openmp"):
             estimator.fit(X, y)

@@ -92,6 +92,9 @@ class SearchConfig:
             it from the data size and the budget (see ``evaluator.auto_cv_folds``), 1 turns it off.
         augment: Change training images at random: ``"none"``, ``"shift"`` or ``"shift_flip"``
             (``augment.AUGMENTATIONS``); only for data whose columns form an image.
+        class_weights: ``"balanced"``: each class's rows weigh ``rows / (classes × its rows)`` in
+            the training loss (and the validation loss that stops training), so a rare class counts
+            as much as a common one; ``"none"``: every row the same. Classification only.
         compress: Once the budget is spent, derive compressed variants (pruned at 50 % and 75 %,
             int8) of the best front models; each is a trial of its own, on the same front.
 
@@ -157,6 +160,14 @@ class SearchConfig:
             "help": "change training images at random: shift (digits, letters) or shift_flip (photos); images only",
         },
     )
+    class_weights: str = field(
+        default="none",
+        metadata={
+            "choices": ("none", "balanced"),
+            "help": "balanced: weight each class's rows so a rare class counts as much as a common one "
+            "(classification)",
+        },
+    )
     compress: bool = field(
         default=False,
         metadata={
@@ -179,6 +190,10 @@ class SearchConfig:
             raise ValueError(f"Unknown fidelity '{self.fidelity}'; use one of: {', '.join(Fidelity)}.")
         object.__setattr__(self, "objectives", tuple(self.objectives))  # a list from JSON or a form
         object.__setattr__(self, "ignore", tuple(str(name) for name in self.ignore or ()))
+        if self.class_weights not in ("none", "balanced"):
+            raise ValueError(f"Unknown class weights '{self.class_weights}'; use none or balanced.")
+        if self.class_weights != "none" and self.task == "regression":
+            raise ValueError("Class weights apply to classification; this search is a regression.")
         if self.target in self.ignore:
             raise ValueError(f"Column '{self.target}' is the target: it cannot also be ignored.")
         self._check_objectives()
@@ -229,8 +244,15 @@ class SearchConfig:
         return found.default
 
     def data_settings(self) -> dict[str, Any]:
-        """What ``prepare_data`` takes from this config (target, task, the split's seed, ignored columns)."""
-        return {"target": self.target, "task": self.task, "seed": self.seed, "ignore": self.ignore}
+        """What ``prepare_data`` takes from this config (target, task, the split's seed, ignored
+        columns, class weights)."""
+        return {
+            "target": self.target,
+            "task": self.task,
+            "seed": self.seed,
+            "ignore": self.ignore,
+            "class_weights": self.class_weights,
+        }
 
     def analytic_limits(self) -> dict[str, int | None]:
         """The ``ANALYTIC_LIMITS`` settings by name (None where unset), as ``broken_limits`` takes them."""

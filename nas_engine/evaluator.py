@@ -74,17 +74,27 @@ class TrainingOutcome:
     out_of_fold: np.ndarray | None = None  # k-fold: each row's raw output from the fold that did not train on it
 
 
-def training_loss(outputs: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
-    """Cross-entropy or mean squared error. Outputs of shape ``[batch, members, outputs]`` (a
-    TabM-style ensemble while it trains) give the mean of every member's own loss, so each member
+def training_loss(
+    outputs: torch.Tensor, targets: torch.Tensor, task: str, class_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy (each class weighted by ``class_weights`` when given: the weighted mean, as
+    ``F.cross_entropy`` takes it) or mean squared error. Outputs of shape ``[batch, members, outputs]``
+    (a TabM-style ensemble while it trains) give the mean of every member's own loss, so each member
     learns to predict on its own."""
     if outputs.dim() == 3:
         members = outputs.shape[1]
         outputs = outputs.reshape(-1, outputs.shape[-1])
         targets = targets.repeat_interleave(members)
     if task == "classification":
-        return F.cross_entropy(outputs, targets)
+        return F.cross_entropy(outputs, targets, weight=class_weights)
     return F.mse_loss(outputs[:, 0], targets)
+
+
+def class_weights_of(target: dict | None) -> torch.Tensor | None:
+    """The per-class weights of the training loss (``target["class_weights"]``, set by
+    ``prepare_data(class_weights="balanced")``), or None: every row counts the same."""
+    weights = (target or {}).get("class_weights")
+    return None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
 
 def predict_raw(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
@@ -137,7 +147,7 @@ def score_outputs(
     outputs: np.ndarray, y: np.ndarray, *, task: str, target_std: float = 1.0, target: dict | None = None
 ) -> dict:
     """``evaluate_model``'s metrics of raw outputs already computed (e.g. out-of-fold predictions)."""
-    loss = float(training_loss(torch.from_numpy(outputs), torch.from_numpy(y), task))
+    loss = float(training_loss(torch.from_numpy(outputs), torch.from_numpy(y), task, class_weights_of(target)))
     if task == "classification":
         predicted = outputs.argmax(axis=1)
         accuracy = float(np.mean(predicted == y))
@@ -199,6 +209,7 @@ class Trainer:
     ) -> None:
         self.model, self.task, self.settings = model, task, settings
         self.target = target
+        self.class_weights = class_weights_of(target)
         self.augmentation = augmentation
         self.X, self.y = torch.from_numpy(X_train), torch.from_numpy(y_train)
         self.validation, self.patience, self.target_std = validation, patience, target_std
@@ -266,7 +277,8 @@ class Trainer:
         self.model.train()
         fit_round = getattr(self.model, "fit_round", None)
         if fit_round is not None:  # boosted trees: an epoch grows the next rounds on every row
-            fit_round(self.X.numpy(), self.y.numpy(), task=self.task, seed=self.seed)
+            weights = None if self.class_weights is None else self.class_weights.tolist()
+            fit_round(self.X.numpy(), self.y.numpy(), task=self.task, seed=self.seed, class_weights=weights)
             # a round cannot be cut: one that ends past the deadline counts as a cut epoch
             self.out_of_time = deadline is not None and time.monotonic() > deadline
             self.full_epochs += not self.out_of_time
@@ -282,7 +294,7 @@ class Trainer:
             inputs = self.X[idx]
             if self.augmentation is not None:
                 inputs = self.augmentation.apply(inputs, self.generator)
-            loss = training_loss(self.model(inputs), self.y[idx], self.task)
+            loss = training_loss(self.model(inputs), self.y[idx], self.task, self.class_weights)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     "Training diverged (the loss became NaN or infinite); a lower learning rate may help."

@@ -185,6 +185,7 @@ def _train_from_scratch(
         settings=TrainSettings.from_architecture(arch),
         seed=seed,
         augmentation=augmentation_for(augment, data.image_shape),
+        target=data.preprocessing["target"],  # its class weights, when the search weighs classes
     )
     with one_thread():
         trainer.train(until_epoch=max(1, int(epochs)))

@@ -257,6 +257,7 @@ def build_model_card(
             (
                 Paragraph((Span(f"Feature columns ({len(features)}): {', '.join(features)}."),)),
                 *_ignored(preprocessing),
+                *_class_weights(preprocessing),
                 Paragraph(
                     (
                         Span(
@@ -357,3 +358,14 @@ def _ignored(preprocessing: dict) -> tuple[Paragraph, ...]:
         return ()
     words = f"Ignored columns ({len(ignored)}): {', '.join(ignored)}. The model never saw them; a prediction "
     return (Paragraph((Span(words + "accepts them in its input and leaves them out."),)),)
+
+
+def _class_weights(preprocessing: dict) -> tuple[Paragraph, ...]:
+    """How the training loss weighted the classes, when the search was told to balance them."""
+    target = preprocessing["target"]
+    weights = target.get("class_weights")
+    if not weights:
+        return ()
+    pairs = ", ".join(f"{label} {weight:.3g}" for label, weight in zip(target["labels"], weights, strict=True))
+    words = f"Trained with balanced class weights (each class counts as much as the others): {pairs}."
+    return (Paragraph((Span(words),)),)

@@ -61,6 +61,7 @@ def prepare_data(
     task: str | None = None,
     seed: int = 0,
     ignore: Sequence[str] = (),
+    class_weights: str = "none",
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
 ) -> PreparedData:
@@ -78,6 +79,10 @@ def prepare_data(
         ignore: Input columns the model never sees (an ID, a column that leaks the target); a
             prediction still accepts them and leaves them out. ``preprocessing["ignored_columns"]``
             records them.
+        class_weights: ``"balanced"`` weights each class's rows in the training loss by
+            ``rows / (classes × rows of that class)`` on the training split (scikit-learn's
+            "balanced"), so a rare class counts as much as a common one; recorded as
+            ``preprocessing["target"]["class_weights"]`` (one per label). ``"none"``: every row the same.
         val_fraction: Share of rows for validation (early stopping, model choice).
         test_fraction: Share of rows held out for the final test.
 
@@ -137,6 +142,14 @@ def prepare_data(
         if log_target_helps(values[train], values[val], X_train, X_val, seed=seed):
             prep["target"] = _fit_target(target, task, labels, [raw_target[i] for i in train], log=True)
     y_all = _encode_target(raw_target, prep["target"], task)
+    if class_weights not in CLASS_WEIGHTS:
+        raise ValueError(f"Unknown class weights '{class_weights}'; use one of: {', '.join(CLASS_WEIGHTS)}.")
+    if class_weights == "balanced":
+        if task != "classification":
+            raise DatasetError("Class weights apply to classification; this target is a regression one.")
+        counts = np.bincount(y_all[train], minlength=len(labels))
+        present = int(np.count_nonzero(counts))
+        prep["target"]["class_weights"] = [round(len(train) / (present * int(n)), 6) if n else 1.0 for n in counts]
     return PreparedData(
         X_train=X_train,
         y_train=y_all[train],
@@ -154,6 +167,9 @@ def prepare_data(
         image_shape=detect_image_shape([f["kind"] for f in prep["features"]]),
         raw_test_rows=[rows[i] for i in test],
     )
+
+
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 def _used_columns(columns: list[str], *, target: str, ignore: Sequence[str], image: dict | None) -> list[str]:

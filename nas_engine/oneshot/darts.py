@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_engine.config import ANALYTIC_LIMITS, broken_limits
-from nas_engine.evaluator import evaluate_model, training_loss
+from nas_engine.evaluator import class_weights_of, evaluate_model, training_loss
 from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
 from nas_engine.oneshot.darts_supernets import MixedNet, build_mixed_net
 from nas_engine.pareto import pareto_front
@@ -176,6 +176,7 @@ def train_mixed_net(
     generator = torch.Generator().manual_seed(context.seed)
     halves = _Halves.split(data.X_train, data.y_train, generator)
     weights, alphas = net.weight_parameters(), list(net.alphas.parameters())
+    class_weights = class_weights_of(data.preprocessing["target"])
     weight_optimizer = torch.optim.Adam(weights, lr=WEIGHT_LR)
     alpha_optimizer = torch.optim.Adam(alphas, lr=ALPHA_LR, betas=ALPHA_BETAS, weight_decay=ALPHA_WEIGHT_DECAY)
     start = time.monotonic()
@@ -187,7 +188,7 @@ def train_mixed_net(
         for w_batch, a_batch in halves.batches(generator):
             if not warm and len(a_batch) >= 2:
                 alpha_optimizer.zero_grad(set_to_none=True)
-                loss = training_loss(net(halves.X[a_batch]), halves.y[a_batch], data.task) + penalty(net)
+                loss = training_loss(net(halves.X[a_batch]), halves.y[a_batch], data.task, class_weights) + penalty(net)
                 _finite(loss).backward(inputs=alphas)
                 alpha_optimizer.step()
             inputs = halves.X[w_batch]
@@ -195,7 +196,8 @@ def train_mixed_net(
                 inputs = context.augmentation.apply(inputs, generator)
             weight_optimizer.zero_grad(set_to_none=True)
             with net.fixed(net.sample(generator)):
-                _finite(training_loss(net(inputs), halves.y[w_batch], data.task)).backward(inputs=weights)
+                loss = training_loss(net(inputs), halves.y[w_batch], data.task, class_weights)
+                _finite(loss).backward(inputs=weights)
             weight_optimizer.step()
             if clock.stop():
                 break

@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nas_engine.config import broken_limits
-from nas_engine.evaluator import evaluate_model
+from nas_engine.evaluator import class_weights_of, evaluate_model, training_loss
 from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.spaces.base import SearchSpace
@@ -268,7 +268,11 @@ def train_supernet(
     X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
     generator = torch.Generator().manual_seed(context.seed)
     optimizer = torch.optim.Adam(supernet.parameters(), lr=LEARNING_RATE)
-    loss_of = F.cross_entropy if data.task == "classification" else lambda out, t: F.mse_loss(out[:, 0], t)
+    class_weights = class_weights_of(data.preprocessing["target"])
+
+    def loss_of(out: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return training_loss(out, targets, data.task, class_weights)
+
     start, steps, epochs = time.monotonic(), 0, 0
     supernet.train()
     max_epochs = context.epochs if context.epochs is not None else np.inf

@@ -129,11 +129,11 @@ def test_the_cli_starts_from_the_configs_defaults_and_still_takes_the_old_export
 
 def test_every_setting_of_the_config_is_a_flag_whose_value_reaches_the_config():
     given = {
-        "target": "y", "task": "regression", "budget_seconds": "12.5", "max_trials": "7", "max_params": "1000",
+        "target": "y", "task": "classification", "budget_seconds": "12.5", "max_trials": "7", "max_params": "1000",
         "max_flops": "2000", "max_size_bytes": "3000", "max_memory_bytes": "4000", "max_latency_ms": "0.5",
         "strategy": "random", "space": "mlp", "objectives": "flops,latency_ms", "seed": "3", "max_epochs": "9",
         "patience": "2", "fidelity": "hyperband", "eta": "4", "min_epochs": "2", "cv_folds": "3", "augment": "shift",
-        "ignore": "id, name",
+        "ignore": "id, name", "class_weights": "balanced",
     }  # fmt: skip
     names = [setting.name for setting in dataclasses.fields(SearchConfig)]
     assert sorted(names) == sorted([*given, "compress"])  # a new setting must be added here, and is a flag at once
@@ -143,11 +143,13 @@ def test_every_setting_of_the_config_is_a_flag_whose_value_reaches_the_config():
     args = _parser().parse_args(argv)
     built = SearchConfig(**{name: getattr(args, name) for name in names})
     assert built == SearchConfig(
-        target="y", task="regression", budget_seconds=12.5, max_trials=7, max_params=1000, max_flops=2000,
+        target="y", task="classification", budget_seconds=12.5, max_trials=7, max_params=1000, max_flops=2000,
         max_size_bytes=3000, max_memory_bytes=4000, max_latency_ms=0.5, strategy="random", space="mlp",
         objectives=("score", "flops", "latency_ms"), seed=3, max_epochs=9, patience=2, fidelity="hyperband", eta=4,
-        min_epochs=2, cv_folds=3, augment="shift", compress=True, ignore=("id", "name"),
+        min_epochs=2, cv_folds=3, augment="shift", compress=True, ignore=("id", "name"), class_weights="balanced",
     )  # fmt: skip
+    with pytest.raises(ValueError, match="Class weights apply to classification"):
+        SearchConfig(target="y", task="regression", class_weights="balanced")
     with pytest.raises(ValueError, match="'y' is the target: it cannot also be ignored"):
         SearchConfig(target="y", ignore=("id", "y"))
     with pytest.raises(SystemExit):  # choices come from the registries
@@ -251,6 +253,7 @@ def test_the_engine_and_the_project_state_one_version():
 def test_an_ignored_column_never_reaches_the_model_and_predict_still_accepts_it(mixed_csv, tmp_path):
     bundle = tmp_path / "m.zip"
     argv = ["search", str(mixed_csv), "--target", "label", "--budget-seconds", "20", "--max-trials", "2"]
+    argv += ["--class-weights", "balanced"]  # and the classes weighed alike
     assert main([*argv, "--space", "mlp", "--ignore", "colour, code", "--out", str(bundle)]) == 0
     with zipfile.ZipFile(bundle) as archive:
         prep = json.loads(archive.read("preprocessing.json"))
@@ -260,6 +263,9 @@ def test_an_ignored_column_never_reaches_the_model_and_predict_still_accepts_it(
     assert prep["n_features"] == 2  # two numbers; no one-hot slots of colour or code
     assert metrics["config"]["ignore"] == ["colour", "code"]
     assert "Ignored columns (2): colour, code." in card
+    weights = prep["target"]["class_weights"]
+    assert len(weights) == 2 and metrics["config"]["class_weights"] == "balanced"
+    assert "Trained with balanced class weights" in card
     out = tmp_path / "predictions.csv"
     assert main(["predict", str(bundle), str(mixed_csv), "-o", str(out)]) == 0  # the file still has them
     with open(out, newline="") as handle:

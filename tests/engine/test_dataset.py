@@ -240,3 +240,23 @@ def test_ignored_columns_are_left_out_of_the_inputs_and_recorded(mixed_csv):
 def test_ignoring_an_unknown_column_the_target_or_every_input_is_refused(mixed_csv, ignore, message):
     with pytest.raises(DatasetError, match=message):
         prepare_data(mixed_csv, target="label", ignore=ignore)
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same_in_training(tmp_path):
+    rows = [[f"{i / 10:.1f}", "rare" if i % 10 == 0 else "common"] for i in range(200)]
+    path = write_csv(tmp_path / "skewed.csv", ["x", "label"], rows)
+    data = prepare_data(path, target="label", seed=0, class_weights="balanced")
+    weights = data.preprocessing["target"]["class_weights"]
+    counts = np.bincount(data.y_train, minlength=2)
+    assert weights == pytest.approx([len(data.y_train) / (2 * n) for n in counts], rel=1e-5)
+    assert weights[counts.argmin()] > 4 * weights[counts.argmax()]  # about 1 rare row in 10
+    assert np.allclose(np.array(weights) * counts, len(data.y_train) / 2)  # each class's total weight alike
+    assert "class_weights" not in prepare_data(path, target="label", seed=0).preprocessing["target"]
+
+
+def test_class_weights_are_refused_for_regression_and_unknown_names(tmp_path, mixed_csv):
+    path = write_csv(tmp_path / "numbers.csv", ["x", "y"], [[i, i * 2.5] for i in range(60)])
+    with pytest.raises(DatasetError, match="Class weights apply to classification"):
+        prepare_data(path, target="y", class_weights="balanced")
+    with pytest.raises(ValueError, match="Unknown class weights 'heavy'"):
+        prepare_data(mixed_csv, target="label", class_weights="heavy")

@@ -117,6 +117,7 @@ def test_one_list_maps_a_job_to_the_engine_and_a_rerun_copies_it(alice_client, d
         "max_flops": 10**6, "max_latency_ms": 2.5, "max_size_bytes": 40_000, "max_memory_bytes": 10**6,
         "compress": True, "strategy": "random", "space": "mlp", "fidelity": "hyperband",
         "objectives": ["score", "flops"], "seed": 4, "augment": "none", "ignore": ["mean radius"],
+        "class_weights": "balanced",
     }  # fmt: skip
     assert set(chosen) == set(ENGINE_SETTINGS)  # a new setting must be chosen here too
     job = services.search_create(user=dataset.owner, dataset=dataset, **chosen)

@@ -38,6 +38,7 @@ GROUPS = {  # how the page arranges the fields that are not sliders
         "fidelity",
         "augment",
         "compress",
+        "class_weights",
         "warm_start_from",
         "seed",
     ),
@@ -134,6 +135,12 @@ class SearchJobForm(forms.Form):
         label="Also try compressed variants of the best models", required=False,
         help_text="After the search: pruned (50 % and 75 % of the weights) and int8-quantized copies of the best "
         "front models, each a point of its own on the front, kept only within your limits.",
+    )  # fmt: skip
+    class_weights = forms.ChoiceField(
+        label="Class weights", required=False, initial="none",
+        choices=[("none", "None: every row counts the same"), ("balanced", "Balanced: rare classes count as much")],
+        help_text="For classification with a rare class: weighting finds more of it, at some cost in plain "
+        "accuracy. Suggested when one class holds over 80 % of the rows.",
     )  # fmt: skip
     warm_start_from = forms.ChoiceField(
         label="Start from an earlier search", required=False,
@@ -270,6 +277,9 @@ class SearchJobForm(forms.Form):
         except nas_engine.TargetError as exc:
             self.add_error(exc.field, str(exc))
         cleaned["task"] = task
+        cleaned["class_weights"] = cleaned.get("class_weights") or "none"  # left out (an older page): none
+        if cleaned["class_weights"] != "none" and task != SearchJob.Task.CLASSIFICATION:
+            self.add_error("class_weights", "Class weights apply to classification; this target is a regression one.")
         self._clean_warm_start(cleaned, target)
         cleaned["augment"] = cleaned.get("augment") or SearchJob.Augment.NONE
         if cleaned["augment"] != SearchJob.Augment.NONE and not self._features_form_an_image(target):

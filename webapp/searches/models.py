@@ -70,6 +70,10 @@ class SearchJob(models.Model):
     max_size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     max_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     compress = models.BooleanField(default=False, help_text="Also try pruned and int8 variants of the front.")
+    class_weights = models.CharField(
+        max_length=20, choices=[("none", "none"), ("balanced", "balanced")], default="none",
+        help_text="balanced: each class's rows weigh alike in training (classification).",
+    )  # fmt: skip
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     preprocessing = models.JSONField(
         null=True, blank=True, help_text="Fitted on the training split; goes into bundles."
@@ -161,6 +165,7 @@ class SearchJob(models.Model):
             "fidelity": self.fidelity,
             "objectives": self.objectives,
             "ignore": self.ignore,
+            "class_weights": self.class_weights,
             "seed": self.seed,
             "budget_seconds": self.budget_seconds,
             "max_trials": self.max_trials,

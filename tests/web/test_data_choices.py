@@ -1,6 +1,7 @@
-"""Columns the model must not use: the form offers every input column, ticks the ones the profile
-warns about (an ID), refuses the target or every input, stores the choice on the job, shows it on the
-job page, and the worker prepares the data without them."""
+"""The data choices of a search. Columns the model must not use: the form offers every input column,
+ticks the ones the profile warns about (an ID), refuses the target or every input, stores the choice
+on the job, shows it on the job page, and the worker prepares the data without them. Class weights:
+stored, shown, refused for regression, and the worker's data carries them."""
 
 import numpy as np
 import pytest
@@ -75,4 +76,21 @@ def test_ignoring_the_target_every_input_or_an_unknown_column_is_refused_by_the_
     response = start(alice_client, with_id, target="label", ignore=ignore)
     assert response.status_code == 400
     assert message in errors_next_to(response.content.decode(), "ignore")
+    assert not SearchJob.objects.exists()
+
+
+def test_balanced_class_weights_are_stored_shown_and_reach_the_workers_data(alice_client, with_id):
+    response = start(alice_client, with_id, target="label", class_weights="balanced")
+    job = SearchJob.objects.get()
+    assert response.status_code == 302 and job.class_weights == "balanced"
+    weights = services.prepared_data(job).preprocessing["target"]["class_weights"]
+    assert len(weights) == 2 and all(w > 0 for w in weights)
+    page = alice_client.get(reverse("search_detail", args=[job.pk])).content.decode()
+    assert "balanced class weights" in page
+
+
+def test_class_weights_for_a_regression_target_are_refused_by_the_field(alice_client, with_id):
+    response = start(alice_client, with_id, target="x1", task="regression", class_weights="balanced")
+    assert response.status_code == 400
+    assert "Class weights apply to classification" in errors_next_to(response.content.decode(), "class_weights")
     assert not SearchJob.objects.exists()
