@@ -9,7 +9,7 @@ from typing import Any
 
 from nas_engine.augment import AUGMENTATIONS
 from nas_engine.errors import ConstraintError
-from nas_engine.evaluator import auto_cv_folds
+from nas_engine.evaluator import CLASS_WEIGHTS, auto_cv_folds
 from nas_engine.fidelity import Fidelity
 from nas_engine.results import OBJECTIVES, Costs
 from nas_engine.spaces import SPACES, SearchSpace
@@ -163,7 +163,7 @@ class SearchConfig:
     class_weights: str = field(
         default="none",
         metadata={
-            "choices": ("none", "balanced"),
+            "choices": CLASS_WEIGHTS,
             "help": "balanced: weight each class's rows so a rare class counts as much as a common one "
             "(classification)",
         },
@@ -190,8 +190,8 @@ class SearchConfig:
             raise ValueError(f"Unknown fidelity '{self.fidelity}'; use one of: {', '.join(Fidelity)}.")
         object.__setattr__(self, "objectives", tuple(self.objectives))  # a list from JSON or a form
         object.__setattr__(self, "ignore", tuple(str(name) for name in self.ignore or ()))
-        if self.class_weights not in ("none", "balanced"):
-            raise ValueError(f"Unknown class weights '{self.class_weights}'; use none or balanced.")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise ValueError(f"Unknown class weights '{self.class_weights}'; use one of: {', '.join(CLASS_WEIGHTS)}.")
         if self.class_weights != "none" and self.task == "regression":
             raise ValueError("Class weights apply to classification; this search is a regression.")
         if self.target in self.ignore:

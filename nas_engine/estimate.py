@@ -129,7 +129,8 @@ class DataShape:
             raise ConstraintError(f"Column '{target}' is not in the dataset.")
         column = columns[target]
         task = task or column["suggested_task"]
-        features = [c for c in profile["columns"] if c["name"] != target and c["name"] not in set(ignore)]
+        left_out = {target, *ignore}
+        features = [c for c in profile["columns"] if c["name"] not in left_out]
         n_inputs = sum(1 if c["kind"] == "numeric" else min(c["unique"], MAX_CATEGORIES) + 1 for c in features)
         return cls(
             rows=max(0, profile["rows"] - column["missing"]),

@@ -90,6 +90,9 @@ def training_loss(
     return F.mse_loss(outputs[:, 0], targets)
 
 
+CLASS_WEIGHTS = ("none", "balanced")  # how the training loss weighs the classes (SearchConfig.class_weights)
+
+
 def class_weights_of(target: dict | None) -> torch.Tensor | None:
     """The per-class weights of the training loss (``target["class_weights"]``, set by
     ``prepare_data(class_weights="balanced")``), or None: every row counts the same."""

@@ -12,6 +12,7 @@ import numpy as np
 
 from nas_engine.dataset import detect_task, is_numeric, read_table, unknown_column_error
 from nas_engine.errors import DatasetError, TargetError
+from nas_engine.evaluator import CLASS_WEIGHTS
 from nas_engine.images import TARGET as IMAGE_TARGET
 from nas_engine.images import read_image_meta
 from nas_engine.runtime import category_of, encode_rows, is_missing, label_sort_key, parse_number
@@ -96,6 +97,8 @@ def prepare_data(
         raise ValueError(f"Unknown task '{task}'; use one of: {', '.join(TASKS)}.")
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError("val_fraction and test_fraction must be above 0 and sum to less than 1.")
+    if class_weights not in CLASS_WEIGHTS:
+        raise ValueError(f"Unknown class weights '{class_weights}'; use one of: {', '.join(CLASS_WEIGHTS)}.")
     frame = read_table(path)
     if target not in frame.columns:
         raise unknown_column_error(target, frame.columns)
@@ -132,7 +135,8 @@ def prepare_data(
         "target": _fit_target(target, task, labels, [raw_target[i] for i in train]),
     }
     if ignore:  # only then: the preprocessing of a search that ignores nothing stays as it was
-        prep["ignored_columns"] = [c for c in frame.columns if c in set(ignore)]
+        ignored = set(ignore)
+        prep["ignored_columns"] = [c for c in frame.columns if c in ignored]
     if is_image:
         prep["image"] = image  # size, channels, resampling, pixel columns: what predict.py needs for images
     prep["n_features"] = sum(1 if f["kind"] == "numeric" else len(f["categories"]) + 1 for f in prep["features"])
@@ -142,8 +146,6 @@ def prepare_data(
         if log_target_helps(values[train], values[val], X_train, X_val, seed=seed):
             prep["target"] = _fit_target(target, task, labels, [raw_target[i] for i in train], log=True)
     y_all = _encode_target(raw_target, prep["target"], task)
-    if class_weights not in CLASS_WEIGHTS:
-        raise ValueError(f"Unknown class weights '{class_weights}'; use one of: {', '.join(CLASS_WEIGHTS)}.")
     if class_weights == "balanced":
         if task != "classification":
             raise DatasetError("Class weights apply to classification; this target is a regression one.")
@@ -167,9 +169,6 @@ def prepare_data(
         image_shape=detect_image_shape([f["kind"] for f in prep["features"]]),
         raw_test_rows=[rows[i] for i in test],
     )
-
-
-CLASS_WEIGHTS = ("none", "balanced")
 
 
 def _used_columns(columns: list[str], *, target: str, ignore: Sequence[str], image: dict | None) -> list[str]:

@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator
 
 import nas_engine
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
+from nas_engine.profiling import WarningKind
 from nas_engine.spaces import SPACES
 from webapp.searches.models import AUTO_SPACE, WEB_SETTINGS, SearchJob, space_choices
 
@@ -191,7 +192,8 @@ class SearchJobForm(forms.Form):
     def _suspect_columns(self, *, target: str) -> list[str]:
         """Columns the profile warns a model off (an ID, a constant) or suspects of leaking ``target``."""
         profile = self.dataset.profile
-        warned = {w["column"] for w in profile.get("warnings", []) if w["kind"] in ("id_like", "constant")}
+        kinds = (WarningKind.ID_LIKE, WarningKind.CONSTANT)
+        warned = {w["column"] for w in profile.get("warnings", []) if w["kind"] in kinds}
         warned |= {s["column"] for s in profile.get("leakage", []) if s["target"] == target}
         return [name for name in self.dataset.column_names if name in warned and name != target]
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY, SearchConfig
+from nas_engine.evaluator import CLASS_WEIGHTS
 from nas_engine.spaces import SPACES
 from webapp.datasets.models import Dataset
 
@@ -71,7 +72,7 @@ class SearchJob(models.Model):
     max_memory_bytes = models.PositiveBigIntegerField(null=True, blank=True)
     compress = models.BooleanField(default=False, help_text="Also try pruned and int8 variants of the front.")
     class_weights = models.CharField(
-        max_length=20, choices=[("none", "none"), ("balanced", "balanced")], default="none",
+        max_length=20, choices=[(name, name) for name in CLASS_WEIGHTS], default="none",
         help_text="balanced: each class's rows weigh alike in training (classification).",
     )  # fmt: skip
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
