@@ -106,14 +106,7 @@ def _predict_one_row(trial: Trial, form: OneRowForm) -> tuple[bundles.TriedRows 
         writer.writeheader()
         writer.writerow(form.row())
         handle.flush()
-        try:
-            return bundles.trial_try_predictions(trial=trial, csv_path=handle.name), 200
-        except nas_engine.DatasetError as exc:
-            form.add_error(None, str(exc))
-            return None, 400
-        except nas_engine.NasError as exc:
-            form.add_error(None, str(exc))
-            return None, 409
+        return _tried(lambda: bundles.trial_try_predictions(trial=trial, csv_path=handle.name), form, field=None)
 
 
 def _page(request, trial: Trial, *, status: int = 200, card: nas_engine.ModelCard | None = None, **extra):
@@ -172,17 +165,27 @@ def _predict_upload(trial: Trial, form: TryItForm) -> tuple[bundles.TriedRows | 
     400 for a file the model cannot read, 409 when the model itself cannot be loaded."""
     if not form.is_valid():
         return None, 400
-    try:
-        upload = form.cleaned_data["file"]
+    upload = form.cleaned_data["file"]
+
+    def predict() -> bundles.TriedRows:
         if form.images:
-            return bundles.trial_try_images(trial=trial, images=[(upload.name, upload.read())]), 200
+            return bundles.trial_try_images(trial=trial, images=[(upload.name, upload.read())])
         path = upload.temporary_file_path()  # settings stream every upload to disk
-        return bundles.trial_try_predictions(trial=trial, csv_path=path), 200
+        return bundles.trial_try_predictions(trial=trial, csv_path=path)
+
+    return _tried(predict, form, field="file")
+
+
+def _tried(predict, form: forms.Form, *, field: str | None) -> tuple[bundles.TriedRows | None, int]:
+    """``predict()``'s rows and 200, or None and the error status with the reason on ``field`` (None:
+    the form's own errors): 400 for input the model cannot read, 409 when the model cannot be loaded."""
+    try:
+        return predict(), 200
     except nas_engine.DatasetError as exc:
-        form.add_error("file", str(exc))
+        form.add_error(field, str(exc))
         return None, 400
     except nas_engine.NasError as exc:
-        form.add_error("file", str(exc))
+        form.add_error(field, str(exc))
         return None, 409
 
 
