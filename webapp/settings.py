@@ -179,10 +179,17 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # /healthz keeps its results this long (per process), so a flood of requests checks the services once.
 HEALTHZ_CACHE_SECONDS = env_float("HEALTHZ_CACHE_SECONDS", 5.0)
 
+CHANNEL_READ_TIMEOUT_SECONDS = 30
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "nas")},
+        # redis-py 8 reads with a 5 s socket timeout by default, as long as channels-redis blocks
+        # waiting for a message (brpop_timeout = 5): an idle page's receive would time out and
+        # stop its socket's events. Reads may take longer than that wait.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": CHANNEL_READ_TIMEOUT_SECONDS}],
+            "prefix": env_str("CHANNELS_PREFIX", "nas"),
+        },
     }
 }
 
