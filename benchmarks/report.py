@@ -32,3 +32,23 @@ def run_and_print(run, write) -> int:
         path = write(run(Path(workdir)))
     sys.stdout.write(path.read_text())
     return 0
+
+
+class Resume:
+    """Rows a long benchmark already finished, kept one JSON line each in the file named by an
+    environment variable (e.g. BENCH_TR_RESUME=FILE): a run that stopped picks up where it was."""
+
+    def __init__(self, variable: str):
+        self.path = Path(os.environ[variable]) if os.environ.get(variable) else None
+        lines = self.path.read_text().splitlines() if self.path and self.path.exists() else []
+        self.done = [json.loads(line) for line in lines if line.strip()]
+
+    def kept(self, dataset: str, budget: float) -> dict | None:
+        """The last finished row of this table at this budget, or None."""
+        rows = [r for r in self.done if r["dataset"] == dataset and r.get("budget_seconds") == budget]
+        return rows[-1] if rows else None
+
+    def add(self, row: dict) -> None:
+        if self.path is not None:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(row) + "\n")

@@ -17,7 +17,6 @@ benchmarks/results/tabular_refit.{md,json}. A compressed choice is never refit a
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks import tabular_suite as suite
-from benchmarks.report import run_and_print, write_table
+from benchmarks.report import Resume, run_and_print, write_table
 
 BUDGET = float(os.environ.get("BENCH_TR_BUDGET", "120"))
 METHODS = ("none", "train+validation", "all")
@@ -109,22 +108,15 @@ def one_table(dataset: suite.Dataset, workdir: Path) -> dict:
 
 
 def run(workdir: Path) -> list[dict]:
-    resume = Path(os.environ["BENCH_TR_RESUME"]) if os.environ.get("BENCH_TR_RESUME") else None
-    done = (
-        [json.loads(line) for line in resume.read_text().splitlines() if line.strip()]
-        if resume and resume.exists()
-        else []
-    )
+    resume = Resume("BENCH_TR_RESUME")
     rows = []
     for dataset in _selected():
-        kept = [r for r in done if r["dataset"] == dataset.name and r.get("budget_seconds") == BUDGET]
+        kept = resume.kept(dataset.name, BUDGET)
         if kept:
-            rows.append(kept[-1])
+            rows.append(kept)
             continue
         row = one_table(dataset, workdir) | {"budget_seconds": BUDGET}
-        if resume is not None:
-            with resume.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
+        resume.add(row)
         rows.append(row)
         scores = {m: round(row[m], 4) for m in METHODS if m in row}
         sys.stdout.write(f"tabular_refit: {dataset.name}: {scores}\n")

@@ -23,6 +23,7 @@ from nas_engine.export import export_bundle
 from nas_engine.final_model import load_final_model
 from nas_engine.finalize import finalize_front, refit_on_all_rows
 from nas_engine.images import convert_image_upload, is_image_upload, read_image_meta
+from nas_engine.metrics import Metric, metric_of
 from nas_engine.model_card import split_rows
 from nas_engine.one_shot_phase import SUPERNET_FILE
 from nas_engine.pareto import pareto_front_nd
@@ -46,7 +47,7 @@ BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar:20}| {elapsed}<{remaining} left{post
 
 def _add_settings(search: argparse.ArgumentParser) -> None:
     """A flag for every ``SearchConfig`` setting, from its field: the name (``--max-params`` for
-    ``max_params``), the type, the default and the ``help``/``choices`` its metadata holds."""
+    ``max_params``), the type, the default and the ``help``/``choices``/``aliases`` its metadata holds."""
     for setting in dataclasses.fields(SearchConfig):
         flag, meta = "--" + setting.name.replace("_", "-"), dict(setting.metadata)
         choices = meta.get("choices")
@@ -64,7 +65,7 @@ def _add_settings(search: argparse.ArgumentParser) -> None:
             options["type"] = meta["type"]
         elif choices is None:
             options["type"] = int if kind.startswith("int") else float if kind.startswith("float") else str
-        search.add_argument(flag, **options)
+        search.add_argument(flag, *meta.get("aliases", ()), **options)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,8 +111,8 @@ def _parser() -> argparse.ArgumentParser:
 class _Progress:
     """The search's progress bar on stderr: trials, best score, front size, time left."""
 
-    def __init__(self, objectives: tuple[str, ...]):
-        self.objectives = objectives
+    def __init__(self, objectives: tuple[str, ...], metric: Metric):
+        self.objectives, self.metric = objectives, metric
         self.results: list[TrialResult] = []
         self.bar = tqdm(total=100, file=sys.stderr, delay=1, bar_format=BAR_FORMAT)
 
@@ -120,7 +121,9 @@ class _Progress:
         vectors = [objective_vector(r, self.objectives) for r in self.results]
         scores = [r.score for r in self.results if r.status is TrialStatus.COMPLETED and r.score is not None]
         self.bar.set_postfix(
-            trials=len(self.results), best=f"{max(scores):.4f}" if scores else "-", front=len(pareto_front_nd(vectors))
+            trials=len(self.results),
+            best=f"{self.metric.shown(max(scores)):.4f}" if scores else "-",
+            front=len(pareto_front_nd(vectors)),
         )
 
     def on_status(self, event) -> None:
@@ -177,7 +180,7 @@ def _keep(folder: str, result, artifacts: str) -> None:
 
 
 def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: PreparedData, artifacts: str) -> int:
-    progress = _Progress(config.objectives)
+    progress = _Progress(config.objectives, metric_of(data.preprocessing["target"], data.task))
     warm_trials, warm_supernet = _read_kept(args.warm_start)
     with progress.bar:
         result = run_search(
@@ -250,7 +253,7 @@ def _search_prepared(args: argparse.Namespace, config: SearchConfig, data: Prepa
             check_rows=data.raw_test_rows,
             splits=split_rows(data),
         )
-    metric = "accuracy" if result.task == "classification" else "r2"
+    metric = metric_of(data.preprocessing["target"], result.task).name
     what = "ensemble" if is_ensemble(chosen.architecture) else "trial"
     after = "after refitting on train+validation" if refit else "as compressed (not refit)"
     if on_all_rows:

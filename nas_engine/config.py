@@ -11,8 +11,10 @@ from nas_engine.augment import AUGMENTATIONS
 from nas_engine.errors import ConstraintError
 from nas_engine.evaluator import CLASS_WEIGHTS, auto_cv_folds
 from nas_engine.fidelity import Fidelity
+from nas_engine.metrics import METRICS, metric_named
 from nas_engine.results import OBJECTIVES, Costs
 from nas_engine.spaces import SPACES, SearchSpace
+from nas_engine.splits import Split, parse_ratio
 from nas_engine.strategies import STRATEGIES, OneShotStrategy
 
 TASKS = ("classification", "regression")
@@ -95,6 +97,13 @@ class SearchConfig:
         class_weights: ``"balanced"``: each class's rows weigh ``rows / (classes × its rows)`` in
             the training loss (and the validation loss that stops training), so a rare class counts
             as much as a common one; ``"none"``: every row the same. Classification only.
+        metric: What the trials are scored, the front ranked and the model chosen by
+            (``metrics.METRICS``: accuracy, balanced_accuracy, f1_macro, roc_auc, log_loss; rmse,
+            mae, r2, mape); None: accuracy for classification, R² for regression.
+        column_types: ``COL=KIND`` overrides of how columns are read (``prepare.COLUMN_TYPES``).
+        split: How rows are divided into training, validation and test rows (``splits.Split``):
+            ``random``, ``time:COL``, ``group:COL`` or ``column:COL``.
+        split_ratio: Train/validation/test shares as ``"60/20/20"`` (None: that default).
         compress: Once the budget is spent, derive compressed variants (pruned at 50 % and 75 %,
             int8) of the best front models; each is a trial of its own, on the same front.
 
@@ -168,6 +177,32 @@ class SearchConfig:
             "(classification)",
         },
     )
+    metric: str | None = field(
+        default=None,
+        metadata={
+            "choices": tuple(METRICS),
+            "help": "what the search optimises and ranks by (default: accuracy, or r2 for regression)",
+        },
+    )
+    column_types: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "type": comma_separated,
+            "aliases": ("--column-type",),
+            "help": "COL=numeric|categorical|date[,...]: read a column as numbers, as labels (e.g. a zip code) "
+            "or as a date (year, month, weekday, elapsed days)",
+        },
+    )
+    split: str = field(
+        default="random",
+        metadata={
+            "help": "how rows are divided: random (stratified), time:COL (newest rows last), group:COL (a group in "
+            "one split only) or column:COL (it says train/validation/test)",
+        },
+    )
+    split_ratio: str | None = field(
+        default=None, metadata={"help": "train/validation/test shares, e.g. 70/15/15 (default 60/20/20)"}
+    )
     compress: bool = field(
         default=False,
         metadata={
@@ -194,6 +229,21 @@ class SearchConfig:
             raise ValueError(f"Unknown class weights '{self.class_weights}'; use one of: {', '.join(CLASS_WEIGHTS)}.")
         if self.class_weights != "none" and self.task == "regression":
             raise ValueError("Class weights apply to classification; this search is a regression.")
+        if self.metric is not None and self.metric not in METRICS:
+            raise ValueError(f"Unknown metric '{self.metric}'; use one of: {', '.join(METRICS)}.")
+        if self.metric is not None and self.task is not None:
+            metric_named(self.metric, self.task)
+        object.__setattr__(self, "column_types", tuple(str(text) for text in self.column_types or ()))
+        split = Split.parse(self.split)
+        object.__setattr__(self, "split", str(split))
+        parse_ratio(self.split_ratio)
+        if split.kind != "random" and (self.cv_folds or 1) > 1:
+            raise ValueError(
+                f"Cross-validation folds are drawn at random, which would mix the rows a {split.kind} split keeps "
+                "apart: leave cv_folds empty (or 1) with this split."
+            )
+        if split.column == self.target:
+            raise ValueError(f"Column '{self.target}' is the target: it cannot also decide the split.")
         if self.target in self.ignore:
             raise ValueError(f"Column '{self.target}' is the target: it cannot also be ignored.")
         self._check_objectives()
@@ -252,6 +302,10 @@ class SearchConfig:
             "seed": self.seed,
             "ignore": self.ignore,
             "class_weights": self.class_weights,
+            "metric": self.metric,
+            "split": self.split,
+            "ratio": self.split_ratio,
+            "column_types": self.column_types,
         }
 
     def analytic_limits(self) -> dict[str, int | None]:
@@ -262,7 +316,10 @@ class SearchConfig:
         """Folds of cross-validation for a training split of ``train_rows`` rows: ``cv_folds`` when
         set, else ``evaluator.auto_cv_folds`` of the rows and the budget (1: one validation split).
         The search, its estimate and the reference all resolve it here."""
-        return self.cv_folds or auto_cv_folds(train_rows, self.budget_seconds)
+        if self.cv_folds:
+            return self.cv_folds
+        # Random folds would mix the rows a time or group split keeps apart: its validation split stands.
+        return auto_cv_folds(train_rows, self.budget_seconds) if self.split == "random" else 1
 
     def training_length(self, space: SearchSpace) -> tuple[int, int]:
         """``(max_epochs, patience)``, each the space's own where this config leaves it to the space."""

@@ -113,13 +113,20 @@ class DataShape:
 
     @classmethod
     def from_profile(
-        cls, profile: dict, *, target: str, task: str | None = None, ignore: Sequence[str] = ()
+        cls,
+        profile: dict,
+        *,
+        target: str,
+        task: str | None = None,
+        ignore: Sequence[str] = (),
+        column_types: Sequence[str] = (),
     ) -> DataShape:
         """Read the shape from a ``DatasetProfile.to_dict()``, without reading the file again.
 
         Encoded inputs count as ``prepare_data`` makes them (without the ``ignore`` columns): one
         per numeric column, one per category (at most ``MAX_CATEGORIES``) plus an "other" slot per
-        text column. Categories seen only outside the training split make this an upper bound.
+        text column, four per column read as a date (``column_types``, ``COL=KIND``). Categories
+        seen only outside the training split make this an upper bound.
 
         Raises:
             ConstraintError: ``target`` is not a column of the profile.
@@ -131,7 +138,13 @@ class DataShape:
         task = task or column["suggested_task"]
         left_out = {target, *ignore}
         features = [c for c in profile["columns"] if c["name"] not in left_out]
-        n_inputs = sum(1 if c["kind"] == "numeric" else min(c["unique"], MAX_CATEGORIES) + 1 for c in features)
+        kinds = dict(text.rpartition("=")[::2] for text in column_types)
+
+        def width(column: dict) -> int:
+            kind = kinds.get(column["name"]) or column["kind"]
+            return 1 if kind == "numeric" else 4 if kind == "date" else min(column["unique"], MAX_CATEGORIES) + 1
+
+        n_inputs = sum(width(c) for c in features)
         return cls(
             rows=max(0, profile["rows"] - column["missing"]),
             n_inputs=max(1, n_inputs),

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from nas_engine.augment import Augmentation
-from nas_engine.runtime import target_units
+from nas_engine.metrics import METRICS, metric_of
+from nas_engine.runtime import softmax, target_units
 
 EVAL_CHUNK = 4096
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -108,16 +109,6 @@ def predict_raw(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 1), dtype=np.float32)
 
 
-def f1_macro(y: np.ndarray, predicted: np.ndarray) -> float:
-    """Unweighted mean of the per-class F1 over the classes seen in ``y`` or ``predicted``."""
-    scores = []
-    for c in np.union1d(y, predicted):
-        true_pos = np.sum((predicted == c) & (y == c))
-        wrong = np.sum((predicted == c) != (y == c))  # false positives + false negatives
-        scores.append(2 * true_pos / (2 * true_pos + wrong) if true_pos + wrong else 0.0)
-    return float(np.mean(scores))
-
-
 def evaluate_model(
     model: torch.nn.Module,
     X: np.ndarray,
@@ -140,8 +131,9 @@ def evaluate_model(
             scores the predictions. ``val_loss`` stays in the standardised units the network learns.
 
     Returns:
-        Classification: accuracy, balanced_accuracy, f1_macro, val_loss, score (= accuracy).
-        Regression: rmse (original units), r2, val_loss, score (= r2).
+        Classification: accuracy, balanced_accuracy, f1_macro, val_loss and the search's metric
+        (``metrics.metric_of(target)``); regression: rmse, mae (original units), r2, val_loss and
+        the metric. ``score`` is the metric as a score (``Metric.score``: higher is better).
     """
     return score_outputs(predict_raw(model, X), y, task=task, target_std=target_std, target=target)
 
@@ -151,25 +143,22 @@ def score_outputs(
 ) -> dict:
     """``evaluate_model``'s metrics of raw outputs already computed (e.g. out-of-fold predictions)."""
     loss = float(training_loss(torch.from_numpy(outputs), torch.from_numpy(y), task, class_weights_of(target)))
+    metric = metric_of(target, task)
     if task == "classification":
         predicted = outputs.argmax(axis=1)
-        accuracy = float(np.mean(predicted == y))
-        recalls = [float(np.mean(predicted[y == c] == c)) for c in np.unique(y)]
-        return {
-            "accuracy": accuracy,
-            "balanced_accuracy": float(np.mean(recalls)),
-            "f1_macro": f1_macro(y, predicted),
-            "val_loss": loss,
-            "score": accuracy,
+        probabilities = softmax(outputs.astype(np.float64))
+        found = {
+            name: METRICS[name].compute(y, predicted, probabilities)
+            for name in ("accuracy", "balanced_accuracy", "f1_macro", metric.name)
         }
+        return found | {"val_loss": loss, "score": metric.score(found[metric.name])}
     predicted, actual = outputs[:, 0].astype(np.float64), y.astype(np.float64)
     if target is not None:
         predicted, actual, target_std = target_units(predicted, target), target_units(actual, target), 1.0
-    residual = predicted - actual
-    total = float(np.sum((actual - actual.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(residual**2)) / total if total > 0 else 0.0
-    rmse = math.sqrt(float(np.mean(residual**2))) * target_std
-    return {"rmse": rmse, "r2": r2, "val_loss": loss, "score": r2}
+    else:  # standardised units: RMSE and MAE back in the target's scale
+        predicted, actual = predicted * target_std, actual * target_std
+    found = {name: METRICS[name].compute(actual, predicted, predicted) for name in ("rmse", "r2", "mae", metric.name)}
+    return found | {"val_loss": loss, "score": metric.score(found[metric.name])}
 
 
 class Trainer:

@@ -20,6 +20,7 @@ from nas_engine.diagram import describe_architecture
 from nas_engine.errors import DatasetError, NasError
 from nas_engine.evaluator import predict_raw
 from nas_engine.images import png_bytes
+from nas_engine.metrics import metric_of
 from nas_engine.model_card import model_card
 from nas_engine.onnx_io import export_onnx
 from nas_engine.results import Costs, ensemble_costs, is_ensemble
@@ -72,6 +73,8 @@ def _synthetic_rows(preprocessing: dict, n: int = 16) -> list[dict]:
         for f in preprocessing["features"]:
             if f["kind"] == "numeric":
                 row[f["name"]] = str(f["mean"] + f["std"] * rng.normal())
+            elif f["kind"] == "date":
+                row[f["name"]] = f["example"]
             else:
                 options = f["categories"] + [""]
                 row[f["name"]] = options[int(rng.integers(len(options)))]
@@ -301,9 +304,12 @@ def export_bundle(
                 if "image" in preprocessing
                 else 0
             )
+            metric = metric_of(preprocessing["target"], preprocessing["task"])
             record = {
                 **(extra or {}),
+                "metric": {"name": metric.name, "label": metric.label, "higher_is_better": metric.higher_is_better},
                 "metrics": metrics,
+                **({"importance": importance} if (importance := (metrics.get("test") or {}).get("importance")) else {}),
                 **({"splits": splits} if splits else {}),
                 "costs": costs.to_dict(),
                 "versions": _versions(),

@@ -22,6 +22,7 @@ from nas_engine.evaluator import (
     score_outputs,
 )
 from nas_engine.final_model import EnsembleModel, average_outputs, load_final_model
+from nas_engine.importance import permutation_importance
 from nas_engine.prepare import PreparedData
 from nas_engine.results import (
     ENSEMBLE_SPACE,
@@ -81,10 +82,14 @@ class FinalModels:
 
 
 def _test_metrics(model: torch.nn.Module, data: PreparedData) -> dict:
+    """The model's metrics on the test split, with each input column's permutation ``importance``
+    (``importance.permutation_importance``; left out for images)."""
     std = data.preprocessing["target"].get("std", 1.0)
-    return evaluate_model(
+    metrics = evaluate_model(
         model, data.X_test, data.y_test, task=data.task, target_std=std, target=data.preprocessing["target"]
     )
+    importance = permutation_importance(model, data.X_test, data.y_test, data.preprocessing)
+    return metrics | ({"importance": importance} if importance is not None else {})
 
 
 def refit(

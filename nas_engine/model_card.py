@@ -10,8 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from nas_engine.importance import REPEATS
+from nas_engine.metrics import metric_of
 from nas_engine.results import Costs, is_compressed, is_ensemble
 from nas_engine.spaces import space_for_architecture
+from nas_engine.splits import Split
+
+IMPORTANCE_ROWS = 15  # inputs listed in the card's importance table
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,8 @@ def _metric_rows(metrics: dict, prefix: str = "") -> list[tuple[str, str]]:
     # Callers nest groups ({"validation": {...}, "test": {...}}); show them as dotted names.
     rows = []
     for key, value in metrics.items():
+        if key == "importance":  # a section of its own (_importance)
+            continue
         if isinstance(value, dict):
             rows += _metric_rows(value, f"{prefix}{key}.")
         else:
@@ -233,11 +240,13 @@ def build_model_card(
         Section(
             "Metrics",
             (
+                _optimised_for(preprocessing),
                 Paragraph((Span("Where each number comes from:"),)),
                 Bullets(metric_sources(architecture=architecture, metrics=metrics, splits=splits)),
                 Table(("metric", "value"), tuple(_metric_rows(metrics))),
             ),
         ),
+        *_importance(metrics),
         Section(
             "Costs",
             (
@@ -257,6 +266,7 @@ def build_model_card(
             (
                 Paragraph((Span(f"Feature columns ({len(features)}): {', '.join(features)}."),)),
                 *_ignored(preprocessing),
+                *_column_types(preprocessing),
                 *_class_weights(preprocessing),
                 Paragraph(
                     (
@@ -351,6 +361,30 @@ def model_card(
     ).to_markdown()
 
 
+def _importance(metrics: dict) -> tuple[Section, ...]:
+    """The inputs the model relies on most (permutation importance on the test split), when measured."""
+    importance = (metrics.get("test") or {}).get("importance")
+    if not importance:
+        return ()
+    rows = tuple((name, _fmt(value)) for name, value in list(importance.items())[:IMPORTANCE_ROWS])
+    words = (
+        "How much the test score drops when one input's values are shuffled among the test rows (permutation "
+        f"importance, mean of {REPEATS} shuffles): the larger, the more the model relies on it. Near zero or "
+        f"below: it could go. The {len(rows)} largest of {len(importance)}:"
+    )
+    return (Section("What the model relies on", (Paragraph((Span(words),)), Table(("input", "score drop"), rows))),)
+
+
+def _optimised_for(preprocessing: dict) -> Paragraph:
+    """What the search scored its models by, and how the rows were split, in two sentences."""
+    metric = metric_of(preprocessing["target"], preprocessing["task"])
+    words = f"The search scored, ranked and chose its models by {metric.label} on validation: {metric.explanation}."
+    score = "" if metric.higher_is_better else " A score is minus the metric, so that higher is always better."
+    split = preprocessing.get("split") or {"kind": "random", "column": None}
+    rows = f" Rows were split {Split(split['kind'], split['column']).words()}."
+    return Paragraph((Span(words + score + rows),))
+
+
 def _ignored(preprocessing: dict) -> tuple[Paragraph, ...]:
     """The columns the search was told to ignore, when it was."""
     ignored = preprocessing.get("ignored_columns") or []
@@ -358,6 +392,17 @@ def _ignored(preprocessing: dict) -> tuple[Paragraph, ...]:
         return ()
     words = f"Ignored columns ({len(ignored)}): {', '.join(ignored)}. The model never saw them; a prediction "
     return (Paragraph((Span(words + "accepts them in its input and leaves them out."),)),)
+
+
+def _column_types(preprocessing: dict) -> tuple[Paragraph, ...]:
+    """The columns read otherwise than detected, when the search was told to."""
+    kinds = preprocessing.get("column_types") or {}
+    if not kinds:
+        return ()
+    words = {"date": "as dates (year, month, day of the week, elapsed days)", "numeric": "as numbers",
+             "categorical": "as labels"}  # fmt: skip
+    parts = [f"{name} {words[kind]}" for name, kind in kinds.items()]
+    return (Paragraph((Span(f"Columns read as chosen rather than as detected: {'; '.join(parts)}."),)),)
 
 
 def _class_weights(preprocessing: dict) -> tuple[Paragraph, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,10 +16,22 @@ from nas_engine.errors import DatasetError, TargetError
 from nas_engine.evaluator import CLASS_WEIGHTS
 from nas_engine.images import TARGET as IMAGE_TARGET
 from nas_engine.images import read_image_meta
-from nas_engine.runtime import category_of, encode_rows, is_missing, label_sort_key, parse_number
+from nas_engine.metrics import metric_named
+from nas_engine.runtime import (
+    DATE_PARTS,
+    category_of,
+    date_parts,
+    encode_rows,
+    feature_width,
+    is_missing,
+    label_sort_key,
+    parse_number,
+)
 from nas_engine.spaces import detect_image_shape
+from nas_engine.splits import Split, parse_ratio, split_rows
 
 TASKS = ("classification", "regression")
+COLUMN_TYPES = ("numeric", "categorical", "date")  # how a column may be read (SearchConfig.column_types)
 MIN_ROWS = 10
 MAX_CATEGORIES = 50  # rarer categories share the "other" slot, so width stays bounded
 MAX_CLASSES = 100
@@ -63,8 +76,10 @@ def prepare_data(
     seed: int = 0,
     ignore: Sequence[str] = (),
     class_weights: str = "none",
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
+    metric: str | None = None,
+    split: str = "random",
+    ratio: str | None = None,
+    column_types: Sequence[str] = (),
 ) -> PreparedData:
     """Read a CSV (or an image set), split it and encode it for training.
 
@@ -84,8 +99,18 @@ def prepare_data(
             ``rows / (classes × rows of that class)`` on the training split (scikit-learn's
             "balanced"), so a rare class counts as much as a common one; recorded as
             ``preprocessing["target"]["class_weights"]`` (one per label). ``"none"``: every row the same.
-        val_fraction: Share of rows for validation (early stopping, model choice).
-        test_fraction: Share of rows held out for the final test.
+        metric: What the search optimises (``metrics.METRICS``; None: the task's default,
+            accuracy or R²); a chosen one is recorded as ``preprocessing["target"]["metric"]``,
+            where every scorer reads it.
+        split: How rows are divided (``splits.Split``): ``random`` (stratified by class),
+            ``time:COL``, ``group:COL`` or ``column:COL``; any but random is recorded as
+            ``preprocessing["split"]``. A ``column`` split's column is never an input.
+        column_types: ``COL=KIND`` overrides of how a column is read (``COLUMN_TYPES``): ``numeric``
+            (unreadable cells count as missing), ``categorical`` (numbers as labels, e.g. a zip
+            code) or ``date`` (year, month, day of the week and elapsed days, ``runtime.DATE_PARTS``);
+            recorded as ``preprocessing["column_types"]``. Other columns are read as detected.
+        ratio: Train/validation/test shares, ``"60/20/20"`` (the default when None); validation
+            rows stop training and choose among models, test rows are held out for the final score.
 
     Returns:
         The encoded splits.
@@ -95,8 +120,8 @@ def prepare_data(
     """
     if task is not None and task not in TASKS:
         raise ValueError(f"Unknown task '{task}'; use one of: {', '.join(TASKS)}.")
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError("val_fraction and test_fraction must be above 0 and sum to less than 1.")
+    chosen_split = Split.parse(split)
+    val_fraction, test_fraction = parse_ratio(ratio)
     if class_weights not in CLASS_WEIGHTS:
         raise ValueError(f"Unknown class weights '{class_weights}'; use one of: {', '.join(CLASS_WEIGHTS)}.")
     frame = read_table(path)
@@ -107,7 +132,12 @@ def prepare_data(
     raw_target = [v.strip() for v in frame[target]]
     task = task or detect_task(raw_target)
     image = read_image_meta(path)
+    if chosen_split.kind == "column" and chosen_split.column not in ignore:  # the user's split names are no input
+        ignore = [*ignore, str(chosen_split.column)]
+    if chosen_split.column == target:
+        raise DatasetError(f"Column '{target}' is the target: it cannot also decide the split.")
     features = _used_columns(list(frame.columns), target=target, ignore=ignore, image=image)
+    kinds = parse_column_types(column_types, columns=list(frame.columns), target=target)
     check_target(
         target,
         task=task,
@@ -118,11 +148,17 @@ def prepare_data(
     )
     if len(frame) < MIN_ROWS:
         raise DatasetError(f"The dataset has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed.")
+    try:
+        metric_named(metric, task)
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
     labels = sorted(set(raw_target), key=label_sort_key) if task == "classification" else []
 
     rng = np.random.default_rng(seed)
     strata = raw_target if task == "classification" else None
-    train, val, test = _split(len(frame), rng, val_fraction, test_fraction, strata)
+    train, val, test = split_rows(
+        frame, chosen_split, rng=rng, val_fraction=val_fraction, test_fraction=test_fraction, strata=strata
+    )
     rows = frame.to_dict("records")
     train_rows = [rows[i] for i in train]
     is_image = image is not None and target == IMAGE_TARGET
@@ -131,15 +167,22 @@ def prepare_data(
         "task": task,
         "feature_columns": features,
         # Pixels keep plain standardisation (their range is fixed); table columns get robust scaling.
-        "features": [_fit_feature(name, [r[name] for r in train_rows], robust=not is_image) for name in features],
+        "features": [
+            _fit_feature(name, [r[name] for r in train_rows], robust=not is_image, kind=kinds.get(name))
+            for name in features
+        ],
         "target": _fit_target(target, task, labels, [raw_target[i] for i in train]),
     }
     if ignore:  # only then: the preprocessing of a search that ignores nothing stays as it was
         ignored = set(ignore)
         prep["ignored_columns"] = [c for c in frame.columns if c in ignored]
+    if kinds:
+        prep["column_types"] = {name: kind for name, kind in kinds.items() if name in features}
+    if chosen_split.kind != "random":
+        prep["split"] = {"kind": chosen_split.kind, "column": chosen_split.column}
     if is_image:
         prep["image"] = image  # size, channels, resampling, pixel columns: what predict.py needs for images
-    prep["n_features"] = sum(1 if f["kind"] == "numeric" else len(f["categories"]) + 1 for f in prep["features"])
+    prep["n_features"] = sum(feature_width(f) for f in prep["features"])
     X_train, X_val, X_test = (encode_rows([rows[i] for i in part], prep) for part in (train, val, test))
     if task == "regression":
         values = np.array([parse_number(v) for v in raw_target], dtype=np.float64)
@@ -152,6 +195,8 @@ def prepare_data(
         counts = np.bincount(y_all[train], minlength=len(labels))
         present = int(np.count_nonzero(counts))
         prep["target"]["class_weights"] = [round(len(train) / (present * int(n)), 6) if n else 1.0 for n in counts]
+    if metric is not None:
+        prep["target"]["metric"] = metric
     return PreparedData(
         X_train=X_train,
         y_train=y_all[train],
@@ -237,27 +282,58 @@ def check_target(name: str, *, task: str, numeric: bool, classes: int, rows: int
         )
 
 
-def _split(n, rng, val_fraction, test_fraction, strata):
-    """Return index arrays (train, val, test); stratified when every class has 2+ rows."""
-    if strata is not None and min(Counter(strata).values()) >= 2:
-        parts = ([], [], [])
-        strata = np.asarray(strata)
-        for label in sorted(set(strata.tolist())):
-            idx = rng.permutation(np.flatnonzero(strata == label))
-            n_test, n_val = round(len(idx) * test_fraction), round(len(idx) * val_fraction)
-            parts[2].extend(idx[:n_test])
-            parts[1].extend(idx[n_test : n_test + n_val])
-            parts[0].extend(idx[n_test + n_val :])
-        if all(parts):
-            return tuple(rng.permutation(np.array(p, dtype=np.int64)) for p in parts)
-    idx = rng.permutation(n)
-    n_test = max(1, round(n * test_fraction))
-    n_val = max(1, round(n * val_fraction))
-    return idx[n_test + n_val :], idx[n_test : n_test + n_val], idx[:n_test]
+def parse_column_types(texts: Sequence[str], *, columns: list[str], target: str) -> dict[str, str]:
+    """``["day=date", ...]`` as ``{"day": "date"}``.
+
+    Raises:
+        DatasetError: Not ``COL=KIND``, an unknown kind or column, or the target.
+    """
+    kinds: dict[str, str] = {}
+    for text in texts:
+        name, sep, kind = str(text).rpartition("=")
+        name, kind = name.strip(), kind.strip().lower()
+        if not sep or not name:
+            raise DatasetError(f"Column type '{text}' is not COLUMN=KIND (e.g. day=date).")
+        if kind not in COLUMN_TYPES:
+            raise DatasetError(f"Unknown column type '{kind}' for '{name}'; use one of: {', '.join(COLUMN_TYPES)}.")
+        if name not in columns:
+            raise unknown_column_error(name, columns)
+        if name == target:
+            raise DatasetError(f"Column '{name}' is the target: its type follows the task.")
+        kinds[name] = kind
+    return kinds
 
 
-def _fit_feature(name: str, train_cells: list[str], *, robust: bool = True) -> dict:
-    if is_numeric(train_cells):
+def _fit_date(name: str, train_cells: list[str]) -> dict:
+    parsed = [date_parts(c) for c in train_cells]
+    known = [p for p in parsed if p is not None]
+    if len(known) < 0.5 * max(1, sum(not is_missing(c) for c in train_cells)) or not known:
+        example = next((c for c, p in zip(train_cells, parsed, strict=True) if p is None and not is_missing(c)), "")
+        raise DatasetError(
+            f"Column '{name}' does not hold dates (e.g. '{example}'): read it as numeric or categorical."
+        )
+    median = [float(v) for v in np.median(np.array(known), axis=0)]
+    filled = np.array([p if p is not None else median for p in parsed], dtype=np.float64)
+    std = filled.std(axis=0)
+    days = int(median[3])
+    return {
+        "name": name,
+        "kind": "date",
+        "parts": list(DATE_PARTS),
+        "median": median,
+        "mean": [float(v) for v in filled.mean(axis=0)],
+        "std": [float(v) if v > 0 else 1.0 for v in std],
+        "example": (datetime.date(1970, 1, 1) + datetime.timedelta(days=days)).isoformat(),
+    }
+
+
+def _fit_feature(name: str, train_cells: list[str], *, robust: bool = True, kind: str | None = None) -> dict:
+    if kind == "date":
+        return _fit_date(name, train_cells)
+    if kind == "numeric" and not any(parse_number(c) is not None for c in train_cells):
+        example = next((c for c in train_cells if not is_missing(c)), "")
+        raise DatasetError(f"Column '{name}' holds no numbers (e.g. '{example}'): it cannot be read as numeric.")
+    if kind == "numeric" or (kind is None and is_numeric(train_cells)):
         numbers = [parse_number(c) for c in train_cells]
         median = float(np.median([v for v in numbers if v is not None]))
         filled = np.array([median if v is None else v for v in numbers], dtype=np.float64)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from nas_engine.dataset import DEFAULT_LIMITS, CsvLimits, read_table, task_for_numbers, unknown_column_error
 from nas_engine.images import read_image_meta
-from nas_engine.runtime import is_missing, parse_number
+from nas_engine.runtime import date_parts, is_missing, parse_number
 
 TOP_VALUES = 20  # a categorical distribution lists this many values; the rest are summed as "other"
 HISTOGRAM_BINS = 20
@@ -299,7 +299,8 @@ def _column_warnings(column: ColumnProfile, cells: _Cells, rows: int) -> list[Pr
             )
         )
     whole = cells.numbers is None or all(n.is_integer() for n in cells.numbers.values())
-    if rows >= ID_LIKE_MIN_ROWS and column.missing == 0 and column.unique == rows and whole:
+    dates = column.kind != "numeric" and all(date_parts(e) is not None for e in column.examples)
+    if rows >= ID_LIKE_MIN_ROWS and column.missing == 0 and column.unique == rows and whole and not dates:
         found.append(
             ProfileWarning(
                 WarningKind.ID_LIKE,

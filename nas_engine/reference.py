@@ -1,6 +1,6 @@
 """An honest reference for a search: scikit-learn's HistGradientBoosting at its defaults, fit on the
-search's training rows and scored on its validation rows with the trials' own metric (accuracy or
-R², through ``evaluator.evaluate_model``), so a user sees whether the search beat what a default
+search's training rows and scored on its validation rows with the trials' own metric (the search's,
+through ``evaluator.evaluate_model``), so a user sees whether the search beat what a default
 gradient-boosting model does in seconds.
 
 It sees the features as the networks do (encoded by ``prepare``), fits on at most
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from nas_engine.evaluator import evaluate_model, fold_indices
+from nas_engine.metrics import METRICS, metric_of
 from nas_engine.prepare import PreparedData
 
 REFERENCE_MAX_ROWS = 50_000
@@ -27,9 +28,10 @@ REFERENCE_WORDS = "a default gradient-boosting model"
 class Reference:
     """A default HistGradientBoosting model's score on a search's validation rows.
 
-    ``metric`` is ``"accuracy"`` or ``"r2"`` and ``score`` its value, measured as the trials' scores
-    are; ``metrics`` holds every metric ``evaluate_model`` gives. ``train_rows`` is how many rows it
-    was fit on (per fold under k-fold), ``capped`` whether they were a sample of more, and
+    ``metric`` is the search's metric (``metrics.METRICS``) and ``score`` its value as a score
+    (higher is better), measured as the trials' scores are; ``metrics`` holds every metric
+    ``evaluate_model`` gives. ``train_rows`` is how many rows it was fit on (per fold under
+    k-fold), ``capped`` whether they were a sample of more, and
     ``validation_rows`` how many rows it was scored on (all of train+validation under k-fold).
     """
 
@@ -48,10 +50,11 @@ class Reference:
 
     def describe(self) -> str:
         """One sentence, e.g. ``A default gradient-boosting model scores 0.79 (accuracy) on this split.``"""
-        name = "R²" if self.metric == "r2" else self.metric
+        metric = METRICS[self.metric]
         split = f"{self.cv_folds}-fold cross-validation" if self.cv_folds > 1 else "this split"
         sample = f", fit on a sample of {self.train_rows:,} training rows" if self.capped else ""
-        return f"{REFERENCE_WORDS[0].upper()}{REFERENCE_WORDS[1:]} scores {self.score:.4g} ({name}) on {split}{sample}."
+        value = f"{metric.shown(self.score):.4g} ({metric.label})"
+        return f"{REFERENCE_WORDS[0].upper()}{REFERENCE_WORDS[1:]} scores {value} on {split}{sample}."
 
 
 class _Fitted(torch.nn.Module):
@@ -130,11 +133,10 @@ def reference_score(
         metrics = _fit_and_score(data, X_fit, y_fit, data.X_val, data.y_val, seed=seed)
         scored_rows = len(data.X_val)
     classifier = data.task == "classification"
-    metric = "accuracy" if classifier else "r2"
     return Reference(
         model="HistGradientBoostingClassifier" if classifier else "HistGradientBoostingRegressor",
-        metric=metric,
-        score=float(metrics[metric]),
+        metric=metric_of(data.preprocessing["target"], data.task).name,
+        score=float(metrics["score"]),
         metrics=metrics,
         train_rows=fitted,
         capped=capped,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import io
 import json
 import math
@@ -28,6 +29,20 @@ MAX_IMAGE_SIDE = 4096
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L"})
 _WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L"})
 _RESAMPLING = {"bilinear": "BILINEAR"}  # the stored name -> Pillow's Image.Resampling member
+DATE_PARTS = ("year", "month", "weekday", "days")  # what a date column becomes: four numbers
+# Tried in order after ISO 8601 (datetime.fromisoformat): month/day before day/month, as pandas reads them.
+DATE_FORMATS = (
+    "%Y/%m/%d",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%m/%d/%y",
+    "%d %b %Y",
+    "%b %d %Y",
+    "%d %B %Y",
+    "%B %d, %Y",
+)
+_EPOCH = datetime.date(1970, 1, 1)
 PIXEL_CELLS = tuple(  # the cell text of each pixel value
     str(value) for value in range(256)
 )
@@ -54,6 +69,38 @@ def parse_number(cell: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def date_parts(cell: str | None) -> list[float] | None:
+    """A date (or date and time) cell as ``DATE_PARTS``: year, month, day of the week (Monday 0)
+    and days since 1970-01-01; None when the cell is missing or not a date."""
+    if cell is None or is_missing(cell):
+        return None
+    text = cell.strip()
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+        for pattern in DATE_FORMATS:
+            try:
+                moment = datetime.datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+    if moment is None:
+        return None
+    day = moment.date()
+    return [float(day.year), float(day.month), float(day.weekday()), float((day - _EPOCH).days)]
+
+
+def feature_width(feature: dict) -> int:
+    """How many network inputs one fitted feature fills: 1 per number, 4 per date
+    (``DATE_PARTS``), one per category plus an "other" slot."""
+    if feature["kind"] == "numeric":
+        return 1
+    if feature["kind"] == "date":
+        return len(DATE_PARTS)
+    return len(feature["categories"]) + 1
 
 
 def category_of(cell: str | None) -> str | None:
@@ -108,6 +155,10 @@ def encode_rows(rows: list[dict], prep: dict) -> np.ndarray:
                 blocks.append((z / np.sqrt(1.0 + (z / feature["clip"]) ** 2)).reshape(-1, 1))
             else:
                 blocks.append(((column - feature["mean"]) / feature["std"]).reshape(-1, 1))
+        elif feature["kind"] == "date":
+            parts = [date_parts(cell) or feature["median"] for cell in cells]
+            dates = np.array(parts, dtype=np.float64).reshape(len(cells), len(DATE_PARTS))
+            blocks.append((dates - np.array(feature["mean"])) / np.array(feature["std"]))
         else:
             categories = feature["categories"]
             slot_of = {name: i for i, name in enumerate(categories)}

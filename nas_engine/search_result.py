@@ -12,6 +12,7 @@ import torch
 
 from nas_engine.evaluator import evaluate_model
 from nas_engine.loop_state import LoopState
+from nas_engine.metrics import metric_of
 from nas_engine.pareto import pareto_front_nd
 from nas_engine.results import SearchResult, TrialResult, TrialStatus, objective_vector
 from nas_engine.selection import recommend
@@ -44,7 +45,11 @@ class ResultBuilder(LoopState):
             augment=self.config.augment,
             one_shot=self.one_shot_notes,
             recommended=recommend(
-                front, task=self.data.task, n_validation=self.validation_rows(), cost=self.config.objectives[1]
+                front,
+                task=self.data.task,
+                n_validation=self.validation_rows(),
+                cost=self.config.objectives[1],
+                metric=metric_of(self.data.preprocessing["target"], self.data.task).name,
             ),
         )
         if self.cancelled:

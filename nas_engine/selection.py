@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from nas_engine.metrics import METRICS
 from nas_engine.results import TrialResult, require_score
 
 EXPORT_CHOICES = {
@@ -51,21 +52,27 @@ def default_choice(best: TrialResult | None, ensemble: TrialResult | None) -> Tr
     return ensemble if require_score(ensemble) > require_score(best) else best
 
 
-def score_standard_error(score: float, *, task: str, n: int) -> float:
+def score_standard_error(score: float, *, task: str, n: int, metric: str | None = None) -> float:
     """Standard error of a validation score measured on ``n`` rows.
 
-    Classification: the binomial error of an accuracy, sqrt(p(1-p)/n). Regression: the
-    large-sample error of R², sqrt(4R²(1-R²)²/n) (Olkin & Finn, 1995).
+    Classification: the binomial error of an accuracy, sqrt(p(1-p)/n), also taken for the other
+    shares in [0, 1] (balanced accuracy, F1, ROC AUC). Regression: the large-sample error of R²,
+    sqrt(4R²(1-R²)²/n) (Olkin & Finn, 1995). A metric where lower is better (log loss, RMSE, MAE,
+    MAPE) is a mean of per-row errors, whose spread is about its own size: |value| / sqrt(n).
     """
     if n <= 1:
         return 0.0
+    if metric is not None and not METRICS[metric].higher_is_better:
+        return abs(score) / math.sqrt(n)
     value = min(max(score, 0.0), 1.0)
     if task == "classification":
         return math.sqrt(value * (1 - value) / n)
     return math.sqrt(4 * value * (1 - value) ** 2 / n)
 
 
-def recommend(front: Sequence[TrialResult], *, task: str, n_validation: int, cost: str) -> TrialResult | None:
+def recommend(
+    front: Sequence[TrialResult], *, task: str, n_validation: int, cost: str, metric: str | None = None
+) -> TrialResult | None:
     """The cheapest front trial (by ``cost``) scoring within one standard error of the best one.
 
     Args:
@@ -73,6 +80,7 @@ def recommend(front: Sequence[TrialResult], *, task: str, n_validation: int, cos
         task: ``"classification"`` or ``"regression"``.
         n_validation: Rows the scores were measured on (all train+validation rows under k-fold).
         cost: The cost objective to minimise, e.g. ``"params"`` or ``"latency_ms"``.
+        metric: The search's metric (``metrics.METRICS``); None: accuracy or R².
 
     Returns:
         The recommended trial, or None when no front trial has a score and that cost.
@@ -81,7 +89,7 @@ def recommend(front: Sequence[TrialResult], *, task: str, n_validation: int, cos
     if not scored:
         return None
     best = max(require_score(t) for t in scored)
-    threshold = best - score_standard_error(best, task=task, n=n_validation)
+    threshold = best - score_standard_error(best, task=task, n=n_validation, metric=metric)
     eligible = [t for t in scored if require_score(t) >= threshold]
     return min(eligible, key=lambda t: (getattr(t.costs, cost), -require_score(t), t.number))
 

@@ -123,6 +123,24 @@
     taskHint.textContent = words;
   }
 
+  // --- the metric suggested from the target ------------------------------------------------
+
+  const metric = form.elements.metric;
+  const metricHint = document.getElementById("metric-hint");
+  const classWeights = form.elements.class_weights;
+  let weightsTouched = false;
+  if (classWeights) classWeights.addEventListener("change", () => { weightsTouched = true; });
+
+  function showMetric() {
+    if (!profile || !metricHint || !target || !metric) return;
+    const column = profile.columns.find((c) => c.name === target.value);
+    if (!column) return;
+    const imbalanced = column.suggested_metric === "balanced_accuracy";
+    metricHint.textContent = metric.value === "auto" ? "Suggested: " + column.metric_reason + "." : "";
+    // Class weights come with the balanced metric, until the person sets them.
+    if (classWeights && !weightsTouched && metric.value === "auto") classWeights.value = imbalanced ? "balanced" : "none";
+  }
+
   // --- the strategy explained ---------------------------------------------------------------
 
   const descriptions = readJson("strategy-descriptions") || {};
@@ -221,10 +239,12 @@
   form.addEventListener("change", (event) => {
     if (event.target === target || event.target === task) showTask();
     if (event.target === strategy) showStrategy();
+    if (event.target === target || event.target === metric) showMetric();
     changed(event.target.name);
   });
 
   showTask();
   showStrategy();
+  showMetric();
   fetchEstimate();
 })();

@@ -132,8 +132,9 @@ def test_every_setting_of_the_config_is_a_flag_whose_value_reaches_the_config():
         "target": "y", "task": "classification", "budget_seconds": "12.5", "max_trials": "7", "max_params": "1000",
         "max_flops": "2000", "max_size_bytes": "3000", "max_memory_bytes": "4000", "max_latency_ms": "0.5",
         "strategy": "random", "space": "mlp", "objectives": "flops,latency_ms", "seed": "3", "max_epochs": "9",
-        "patience": "2", "fidelity": "hyperband", "eta": "4", "min_epochs": "2", "cv_folds": "3", "augment": "shift",
-        "ignore": "id, name", "class_weights": "balanced",
+        "patience": "2", "fidelity": "hyperband", "eta": "4", "min_epochs": "2", "cv_folds": "1", "augment": "shift",
+        "ignore": "id, name", "class_weights": "balanced", "metric": "f1_macro", "split": "group:shop",
+        "split_ratio": "70/15/15", "column_types": "day=date, zip=categorical",
     }  # fmt: skip
     names = [setting.name for setting in dataclasses.fields(SearchConfig)]
     assert sorted(names) == sorted([*given, "compress"])  # a new setting must be added here, and is a flag at once
@@ -146,8 +147,15 @@ def test_every_setting_of_the_config_is_a_flag_whose_value_reaches_the_config():
         target="y", task="classification", budget_seconds=12.5, max_trials=7, max_params=1000, max_flops=2000,
         max_size_bytes=3000, max_memory_bytes=4000, max_latency_ms=0.5, strategy="random", space="mlp",
         objectives=("score", "flops", "latency_ms"), seed=3, max_epochs=9, patience=2, fidelity="hyperband", eta=4,
-        min_epochs=2, cv_folds=3, augment="shift", compress=True, ignore=("id", "name"), class_weights="balanced",
+        min_epochs=2, cv_folds=1, augment="shift", compress=True, ignore=("id", "name"), class_weights="balanced",
+        metric="f1_macro", split="group:shop", split_ratio="70/15/15", column_types=("day=date", "zip=categorical"),
     )  # fmt: skip
+    flags = ["search", "d.csv", "--target", "y", "--out", "m", "--column-type", "a=date"]
+    assert _parser().parse_args(flags).column_types == ("a=date",)  # the singular name, as written in the docs
+    with pytest.raises(ValueError, match="would mix the rows a time split keeps apart"):
+        SearchConfig(target="y", split="time:day", cv_folds=5)
+    assert SearchConfig(target="y", split="time:day").folds(200) == 1  # its validation split stands
+    assert SearchConfig(target="y").folds(200) == 5  # random: small data is cross-validated
     with pytest.raises(ValueError, match="Class weights apply to classification"):
         SearchConfig(target="y", task="regression", class_weights="balanced")
     with pytest.raises(ValueError, match="'y' is the target: it cannot also be ignored"):

@@ -109,3 +109,35 @@ def test_a_large_test_split_sends_at_most_max_points_pairs(diabetes_data, monkey
     assert len(thinned["y_true"]) == 10 and thinned["y_true"][0] == full["y_true"][0]
     assert thinned["y_true"][-1] == full["y_true"][-1]
     assert (thinned["r2"], thinned["mae"], thinned["n"]) == (full["r2"], full["mae"], full["n"])
+
+
+# --- curves ---------------------------------------------------------------------------------------
+
+
+def test_two_classes_get_roc_and_precision_recall_of_the_rarer_class_and_a_calibration():
+    from sklearn import metrics as skm
+
+    from nas_engine.evaluation import classification_curves
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(500) < 0.2).astype(np.int64)  # class 1 is the rarer
+    p1 = np.clip(0.2 + 0.5 * y + rng.normal(0, 0.2, 500), 0.01, 0.99)
+    probabilities = np.stack([1 - p1, p1], axis=1)
+    curves = classification_curves(probabilities, y, ["no", "yes"])
+    assert curves["positive"] == "yes"
+    assert curves["roc"]["auc"] == pytest.approx(skm.roc_auc_score(y, p1))
+    assert curves["roc"]["fpr"][0] == 0.0 and curves["roc"]["tpr"][-1] == 1.0
+    assert curves["pr"]["average_precision"] == pytest.approx(skm.average_precision_score(y, p1))
+    calibration = curves["calibration"]
+    assert sum(calibration["count"]) == 500 and calibration["predicted"] == sorted(calibration["predicted"])
+    right = probabilities.argmax(1) == y
+    assert np.average(calibration["observed"], weights=calibration["count"]) == pytest.approx(right.mean())
+
+
+def test_more_classes_get_only_the_calibration():
+    from nas_engine.evaluation import classification_curves
+
+    rng = np.random.default_rng(1)
+    probabilities = rng.dirichlet([1, 1, 1], 90)
+    curves = classification_curves(probabilities, rng.integers(0, 3, 90), ["a", "b", "c"])
+    assert set(curves) == {"calibration"}

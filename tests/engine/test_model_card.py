@@ -83,7 +83,9 @@ def test_the_card_sections_hold_typed_blocks_a_template_can_draw():
     sections = {s.title: s.blocks for s in card_for(arch).sections}
     (layers,) = sections["Architecture"]
     assert isinstance(layers, Bullets) and list(layers.items) == describe_architecture(arch)
-    table = sections["Metrics"][2]
+    chosen_by = sections["Metrics"][0].spans[0].text  # what the search optimised, how the rows were split
+    assert "chose its models by accuracy" in chosen_by and "Rows were split at random" in chosen_by
+    table = sections["Metrics"][3]
     assert isinstance(table, Table) and table.kind == "table"
     assert dict(table.rows) == {"validation.accuracy": "0.9123", "validation.best_epoch": "7", "train_seconds": "1.5"}
     assert isinstance(sections["How to run"][0], CodeBlock) and sections["How to run"][0].kind == "code"
@@ -106,7 +108,7 @@ def test_the_card_says_which_rows_each_number_came_from():
         architecture=arch, layers=describe_architecture(arch), preprocessing=TABULAR, metrics=metrics, costs=COSTS,
         splits=SPLITS,
     )  # fmt: skip
-    sources = {s.title: s.blocks for s in card.sections}["Metrics"][1]
+    sources = {s.title: s.blocks for s in card.sections}["Metrics"][2]
     assert isinstance(sources, Bullets)
     validation, test, trained = sources.items
     assert validation.startswith("validation: the network as the search trained it on the training split (600 rows)")

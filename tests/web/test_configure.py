@@ -69,7 +69,16 @@ def test_the_budget_slider_runs_from_5_seconds_to_the_site_cap(alice_client, dat
 def test_the_page_passes_the_profile_and_the_strategy_descriptions_to_its_script(alice_client, dataset):
     html = page(alice_client, dataset)
     profile = json.loads(_text_of(by_id(html, "dataset-profile")))
-    assert profile == {"columns": dataset.profile["columns"]}  # every column of a CSV may be the target
+    # Every column of a CSV may be the target; each comes with the metric the form would suggest for it.
+    assert [
+        {k: v for k, v in c.items() if k not in ("suggested_metric", "metric_reason")} for c in profile["columns"]
+    ] == (dataset.profile["columns"])
+    assert {c["suggested_metric"] for c in profile["columns"]} <= {"accuracy", "r2", "balanced_accuracy"}
+    diagnosis = next(c for c in profile["columns"] if c["name"] == "diagnosis")
+    assert (
+        diagnosis["suggested_metric"] == "accuracy"
+        and "share of rows whose class is right" in diagnosis["metric_reason"]
+    )
     descriptions = json.loads(_text_of(by_id(html, "strategy-descriptions")))
     assert descriptions == {name: cls.description for name, cls in nas_engine.STRATEGIES.items()}
     url = dict(by_id(html, "search-form").attributes)["data-estimate-url"]
@@ -117,7 +126,8 @@ def test_one_list_maps_a_job_to_the_engine_and_a_rerun_copies_it(alice_client, d
         "max_flops": 10**6, "max_latency_ms": 2.5, "max_size_bytes": 40_000, "max_memory_bytes": 10**6,
         "compress": True, "strategy": "random", "space": "mlp", "fidelity": "hyperband",
         "objectives": ["score", "flops"], "seed": 4, "augment": "none", "ignore": ["mean radius"],
-        "class_weights": "balanced",
+        "class_weights": "balanced", "metric": "f1_macro", "split": "group:mean radius", "split_ratio": "70/15/15",
+        "column_types": ["mean area=categorical"],
     }  # fmt: skip
     assert set(chosen) == set(ENGINE_SETTINGS)  # a new setting must be chosen here too
     job = services.search_create(user=dataset.owner, dataset=dataset, **chosen)
@@ -125,6 +135,7 @@ def test_one_list_maps_a_job_to_the_engine_and_a_rerun_copies_it(alice_client, d
     assert {name: getattr(config, name) for name in chosen} == chosen | {
         "objectives": ("score", "flops"),
         "ignore": ("mean radius",),
+        "column_types": ("mean area=categorical",),
     }
     assert services.search_rerun(job=job).to_config() == config
     with pytest.raises(TypeError, match="does not know: colour"):

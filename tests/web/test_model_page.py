@@ -402,6 +402,22 @@ def test_a_typed_row_gets_the_prediction_predict_py_gives_for_it(alice_client, b
     assert shown_predictions(content) == [runtime.format_prediction(expected[0])]
     assert "The prediction for the row typed above." in content
     assert 'name="col_0" value="30"' in content  # the form keeps what was typed
+    why = re.search(r'<td class="why">(.*?)</td>', content, re.S)
+    assert why, "a typed row's prediction is explained input by input"
+    named = re.findall(r'<span data-column="([^"]+)">', why.group(1))
+    assert named and set(named) <= {f["name"] for f in features} and len(named) <= 5
+
+
+def test_the_model_page_draws_the_test_importance_largest_first(alice_client, best):
+    importance = best.test_metrics["importance"]
+    content = alice_client.get(page_url(best)).content.decode()
+    bars = re.findall(r'<li data-column="([^"]+)" data-value="([^"]+)">', content)
+    assert [html.unescape(name) for name, _ in bars] == list(importance)[: len(bars)] and len(bars) == min(
+        15, len(importance)
+    )
+    assert [float(v) for _, v in bars] == sorted((float(v) for _, v in bars), reverse=True)
+    assert 'style="width: 100.0%"' in content  # the largest bar fills its track
+    assert ">What the model relies on</h" in content
 
 
 def test_a_typed_row_says_so_when_the_weights_are_gone(alice_client, best, tmp_path):

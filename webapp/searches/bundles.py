@@ -22,6 +22,7 @@ import numpy as np
 import nas_engine
 from nas_engine import compress, runtime
 from nas_engine.evaluator import predict_raw
+from nas_engine.importance import contributions
 from nas_engine.results import is_compressed
 from webapp.searches.models import Trial
 
@@ -159,6 +160,7 @@ def trial_bundle(*, trial: Trial) -> Path:
                     "trial": trial.number,
                     "objectives": job.objectives,
                     "augment": job.augment,
+                    "config": job.to_config().to_dict(),  # every setting, as the CLI's bundles record them
                     **({"reference": job.reference} if job.reference else {}),
                 },
                 costs=nas_engine.Costs(**trial.to_dict()["costs"]),
@@ -204,6 +206,7 @@ def trial_dataset_predictions(*, trial: Trial) -> list:
 # --- the model page: its card, its layer diagram, and "try it" predictions ---------------------
 
 TRY_MAX_ROWS = 10_000  # rows one "try it" upload may hold: answered while the person waits
+EXPLAINED_ROWS = 20  # rows of a "try it" whose prediction is explained input by input
 TRY_MAX_COLUMNS = 256  # columns it may hold (twice the model's own when it has more): every cell is read
 _NAMES_SHOWN = 10  # missing columns named in an error before "and N more"
 
@@ -248,6 +251,8 @@ class TriedRows:
     predictions: list
     labels: list[str] = field(default_factory=list)  # classes in the model's output order
     probabilities: np.ndarray | None = None  # rows × classes
+    # For the first rows: the inputs that moved each prediction most (importance.contributions).
+    contributions: list[list[tuple[str, float]]] = field(default_factory=list)
 
 
 def _names(names: list[str]) -> str:
@@ -326,12 +331,17 @@ def trial_try_predictions(*, trial: Trial, csv_path: str, max_rows: int = TRY_MA
     # The labels come from predict_csv itself, the code behind the predictions download and the
     # bundle's check, so the page can never show another answer than predict.py.
     predictions = nas_engine.predict_csv(model, preprocessing, csv_path)
+    encoded = runtime.encode_rows(runtime.read_csv_rows(csv_path), preprocessing)
+    why = [contributions(model, row, preprocessing) for row in encoded[:EXPLAINED_ROWS]]
     if preprocessing["task"] != "classification" or not predictions:
-        return TriedRows(predictions=predictions)
+        return TriedRows(predictions=predictions, contributions=why)
     # An ensemble outputs log-averaged probabilities, so softmax gives the average for it too.
-    logits = predict_raw(model, runtime.encode_rows(runtime.read_csv_rows(csv_path), preprocessing))
+    logits = predict_raw(model, encoded)
     return TriedRows(
-        predictions=predictions, labels=list(preprocessing["target"]["labels"]), probabilities=runtime.softmax(logits)
+        predictions=predictions,
+        labels=list(preprocessing["target"]["labels"]),
+        probabilities=runtime.softmax(logits),
+        contributions=why,
     )
 
 

@@ -5,14 +5,18 @@ The POSTed names and units are the raw ones (``max_params`` a count, ``max_laten
 ``budget_seconds`` in seconds, empty = no limit); the page's sliders only set these inputs.
 """
 
+import numpy as np
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 
 import nas_engine
+from nas_engine import runtime
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
+from nas_engine.metrics import METRICS, metric_named, suggested_metric
 from nas_engine.profiling import WarningKind
 from nas_engine.spaces import SPACES
+from nas_engine.splits import MIN_GROUPS, SPLIT_NAMES, read_times
 from webapp.searches.models import AUTO_SPACE, WEB_SETTINGS, SearchJob, space_choices
 
 AUTO = "auto"
@@ -27,8 +31,8 @@ COSTS = [
 ]
 MAX_PARALLEL_TRIALS = 64
 GROUPS = {  # how the page arranges the fields that are not sliders
-    "data": ("target", "task", "ignore"),
-    "objective": ("cost_objective",),
+    "data": ("target", "task", "ignore", "split_kind", "split_column"),
+    "objective": ("metric", "cost_objective"),
     "strategy": ("strategy",),
     "advanced": (
         "third_objective",
@@ -40,6 +44,7 @@ GROUPS = {  # how the page arranges the fields that are not sliders
         "augment",
         "compress",
         "class_weights",
+        "split_ratio",
         "warm_start_from",
         "seed",
     ),
@@ -63,6 +68,48 @@ LIMIT_FIELDS = {
 }  # fmt: skip
 
 
+def target_counts(column: dict) -> list[int]:
+    """Rows per value of a profiled column (its top values, then the rest as one), as
+    ``metrics.suggested_metric`` takes them."""
+    distribution = column.get("distribution") or {}
+    return [*distribution.get("counts", []), *([distribution["other"]] if distribution.get("other") else [])]
+
+
+TYPE_CHOICES = [
+    (AUTO, "as detected"), ("numeric", "numbers"), ("categorical", "labels (text as categories)"),
+    ("date", "a date (year, month, weekday, elapsed days)"),
+]  # fmt: skip
+
+
+def looks_like_dates(column: dict) -> bool:
+    """Whether a profiled text column's values read as dates (most of its shown values do)."""
+    if column["kind"] == "numeric":
+        return False
+    seen = [*column.get("examples", []), *(column.get("distribution") or {}).get("labels", [])]
+    return bool(seen) and sum(runtime.date_parts(v) is not None for v in seen) > len(seen) / 2
+
+
+def split_problem(kind: str, column: dict) -> str:
+    """Why a profiled column cannot split rows as ``kind`` (empty: it can)."""
+    name, distribution = column["name"], column.get("distribution") or {}
+    if kind == "group" and column["unique"] < MIN_GROUPS:
+        return (
+            f"Column '{name}' has {column['unique']} distinct value{'s' if column['unique'] != 1 else ''}: a group "
+            f"split needs at least {MIN_GROUPS} groups, one for each split."
+        )
+    if kind == "time" and column["kind"] != "numeric":
+        seen = [*column.get("examples", []), *distribution.get("labels", [])]
+        if not seen or np.isnan(read_times(seen)).mean() > 0.5:
+            example = f" (e.g. '{seen[0]}')" if seen else ""
+            return f"Column '{name}' does not hold dates or times{example}: choose a date column."
+    if kind == "column":
+        unknown = [v for v in distribution.get("labels", []) if v.strip().lower() not in SPLIT_NAMES]
+        if unknown or distribution.get("other_values"):
+            shown = ", ".join(f"'{v}'" for v in unknown[:3]) or "other values"
+            return f"Column '{name}' must say train, validation or test on every row; it also holds {shown}."
+    return ""
+
+
 def _strategy_choices() -> list[tuple[str, str]]:
     return [(name, getattr(cls, "label", "") or name) for name, cls in nas_engine.STRATEGIES.items()]
 
@@ -79,8 +126,35 @@ class SearchJobForm(forms.Form):
         help_text="An ID, or a column only known after the fact (it would leak the answer). Ticked to start with: "
         "the columns the profile warns about. A prediction still accepts them and leaves them out.",
     )  # fmt: skip
+    split_kind = forms.ChoiceField(
+        label="Split the rows", initial="random", required=False,  # left out: random
+        choices=[
+            ("random", "At random (stratified by class)"),
+            ("time", "By time: the newest rows are the test rows"),
+            ("group", "By group: a group's rows stay in one split"),
+            ("column", "As a column of mine says (train / validation / test)"),
+        ],
+        help_text="Random suits rows that are independent. Split by time when the model will predict the future, "
+        "by group when rows of one person or shop are alike, so the test score is honest.",
+    )  # fmt: skip
+    split_column = forms.ChoiceField(
+        label="Column of the split", required=False,
+        help_text="The date column (time), the group column (group) or your split column (it says train, "
+        "validation or test on each row, and is not used as an input).",
+    )  # fmt: skip
+    split_ratio = forms.RegexField(
+        label="Train / validation / test shares", required=False, regex=r"^\s*\d+(\.\d+)?(\s*/\s*\d+(\.\d+)?){2}\s*$",
+        error_messages={"invalid": "Write three shares like 70/15/15."},
+        help_text="Empty: 60/20/20. Validation rows choose among models; test rows give the final score.",
+    )  # fmt: skip
+    metric = forms.ChoiceField(
+        label="Optimise", initial=AUTO, required=False,  # left out (an older page, a script): suggested
+        choices=[(AUTO, "Suggested from the data"), *((name, m.label) for name, m in METRICS.items())],
+        help_text="What the models are scored and ranked by. Suggested: balanced accuracy when one class holds "
+        "over 80 % of the rows, else accuracy (classification) or R² (regression).",
+    )  # fmt: skip
     cost_objective = forms.ChoiceField(
-        label="Trade accuracy against", choices=COSTS, initial="params", widget=forms.RadioSelect
+        label="Trade the score against", choices=COSTS, initial="params", widget=forms.RadioSelect
     )
     max_params = forms.IntegerField(
         label="At most this many parameters", required=False, min_value=1, max_value=MAX_COUNT,
@@ -179,11 +253,22 @@ class SearchJobForm(forms.Form):
         else:
             self.fields["ignore"].choices = [(name, name) for name in columns]
             self.fields["ignore"].initial = self._suspect_columns(target=columns[-1])
+        self.fields["split_column"].choices = [("", "—"), *((name, name) for name in columns)]
+        # One type choice per column (not for an image's pixels): detected, or read as numbers, labels or dates.
+        self.type_columns = [] if dataset.image else list(columns)
+        for i, name in enumerate(self.type_columns):
+            column = dataset.column(name)
+            self.fields[f"type_{i}"] = forms.ChoiceField(
+                label=name, required=False, choices=TYPE_CHOICES,
+                initial="date" if looks_like_dates(column) else AUTO,
+                help_text=f"detected: {'numbers' if column['kind'] == 'numeric' else 'text'}",
+            )  # fmt: skip
         self.fields["strategy"].choices = _strategy_choices()
         self.fields["strategy"].initial = DEFAULT_STRATEGY  # nas_engine.config: the CLI and the model start there too
         # A line under these fields that static/js/configure.js keeps up to date (form_fields.html).
         self.fields["target"].live_hint_id = "task-hint"
         self.fields["strategy"].live_hint_id = "strategy-hint"
+        self.fields["metric"].live_hint_id = "metric-hint"
         self.fields["strategy"].live_hint = self.strategy_description
         budget = self.fields["budget_seconds"]
         budget.widget.attrs.update(min=5, max=settings.MAX_BUDGET_SECONDS, step=1)
@@ -221,6 +306,15 @@ class SearchJobForm(forms.Form):
         return {group: [self[name] for name in names if name in self.fields] for group, names in GROUPS.items()}
 
     @property
+    def type_fields(self) -> list[forms.BoundField]:
+        """The per-column type choices, in column order."""
+        return [self[f"type_{i}"] for i in range(len(self.type_columns))]
+
+    @property
+    def types_have_errors(self) -> bool:
+        return any(f"type_{i}" in self.errors for i in range(len(self.type_columns)))
+
+    @property
     def advanced_has_errors(self) -> bool:
         """Whether the "Advanced options" section must open to show an error."""
         return any(name in self.errors for name in GROUPS["advanced"])
@@ -230,7 +324,14 @@ class SearchJobForm(forms.Form):
         """What the page's script needs to describe a target: the profiles of the columns it may choose
         (not an image set's pixels)."""
         choosable = {name for name, _ in self.fields["target"].choices}
-        return {"columns": [c for c in self.dataset.profile["columns"] if c["name"] in choosable]}
+        columns = [c for c in self.dataset.profile["columns"] if c["name"] in choosable]
+        return {"columns": [self._with_metric(c) for c in columns]}
+
+    @staticmethod
+    def _with_metric(column: dict) -> dict:
+        """The column's profile with the metric the form would pick were it the target, and why."""
+        name, why = suggested_metric(target_counts(column), column["suggested_task"])
+        return column | {"suggested_metric": name, "metric_reason": why}
 
     @property
     def strategy_descriptions(self) -> dict[str, str]:
@@ -255,6 +356,7 @@ class SearchJobForm(forms.Form):
         ignored = cleaned["ignore"] = list(cleaned.get("ignore") or [])  # add_error drops it from cleaned
         if not target or not task:
             return cleaned
+        cleaned["column_types"] = self._column_types(cleaned, target)
         if target in ignored:
             self.add_error("ignore", f"Column '{target}' is the one to predict: untick it here.")
         elif len(ignored) >= len(self.dataset.column_names) - 1:
@@ -279,6 +381,8 @@ class SearchJobForm(forms.Form):
         except nas_engine.TargetError as exc:
             self.add_error(exc.field, str(exc))
         cleaned["task"] = task
+        self._clean_metric(cleaned, column, task)
+        self._clean_split(cleaned, target)
         cleaned["class_weights"] = cleaned.get("class_weights") or "none"  # left out (an older page): none
         if cleaned["class_weights"] != "none" and task != SearchJob.Task.CLASSIFICATION:
             self.add_error("class_weights", "Class weights apply to classification; this target is a regression one.")
@@ -295,6 +399,52 @@ class SearchJobForm(forms.Form):
         elif "space" in cleaned and not self.has_error("target") and not self.has_error("task"):
             self._clean_limits(cleaned)
         return cleaned
+
+    def _column_types(self, cleaned: dict, target: str) -> list[str]:
+        """``COL=KIND`` for each column whose type is not left to detection (not the target's, nor
+        an ignored column's); a date type on a column that does not look like dates gets a message."""
+        chosen = []
+        for i, name in enumerate(self.type_columns):
+            kind = cleaned.pop(f"type_{i}", "") or AUTO
+            if kind == AUTO or name == target or name in (cleaned.get("ignore") or []):
+                continue
+            if kind == "date" and not looks_like_dates(self.dataset.column(name)):
+                self.add_error(f"type_{i}", f"Column '{name}' does not look like dates: keep it as detected.")
+            chosen.append(f"{name}={kind}")
+        return chosen
+
+    def _clean_split(self, cleaned: dict, target: str) -> None:
+        """``split`` from the kind and the column, checked against the profile: a time split needs a
+        column of dates or numbers, a group split three groups, a split column only train /
+        validation / test (the worker's ``prepare_data`` checks every row again)."""
+        kind, name = cleaned.pop("split_kind", "") or "random", cleaned.pop("split_column", "") or ""
+        ratio = cleaned.get("split_ratio") or None
+        cleaned["split_ratio"] = ratio and "/".join(part.strip() for part in ratio.split("/"))
+        cleaned["split"] = kind
+        if kind == "random":
+            return
+        if not name:
+            self.add_error("split_column", f"Choose the column to split by {kind}.")
+            return
+        if name == target:
+            self.add_error("split_column", f"Column '{name}' is the one to predict: it cannot also decide the split.")
+            return
+        cleaned["split"] = f"{kind}:{name}"
+        problem = split_problem(kind, self.dataset.column(name))
+        if problem:
+            self.add_error("split_column", problem)
+
+    def _clean_metric(self, cleaned: dict, column: dict, task: str) -> None:
+        """The metric: the one suggested from the target's class shares when left to the data, else the
+        chosen one, which must belong to the task."""
+        chosen = cleaned.get("metric") or AUTO
+        if chosen == AUTO:
+            cleaned["metric"], _ = suggested_metric(target_counts(column), task)
+            return
+        try:
+            metric_named(chosen, task)
+        except ValueError as exc:
+            self.add_error("metric", str(exc))
 
     def _clean_warm_start(self, cleaned: dict, target: str) -> None:
         """The chosen earlier job (or None); it must have predicted the same column as this one."""
@@ -349,8 +499,14 @@ class SearchJobForm(forms.Form):
     def data_shape(self, *, target: str, task: str) -> nas_engine.DataShape:
         """Rows, encoded inputs and outputs of the dataset for this target and task (without the
         columns it ignores)."""
-        ignore = (self.cleaned_data if hasattr(self, "cleaned_data") else {}).get("ignore") or ()
-        return nas_engine.DataShape.from_profile(self.dataset.profile, target=target, task=task, ignore=ignore)
+        cleaned = self.cleaned_data if hasattr(self, "cleaned_data") else {}
+        return nas_engine.DataShape.from_profile(
+            self.dataset.profile,
+            target=target,
+            task=task,
+            ignore=cleaned.get("ignore") or (),
+            column_types=cleaned.get("column_types") or (),
+        )
 
     def estimate(self) -> nas_engine.Estimate:
         """About how many trials the valid settings buy (call after ``is_valid()``)."""

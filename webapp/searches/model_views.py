@@ -75,6 +75,8 @@ class OneRowForm(forms.Form):
         for i, feature in enumerate(preprocessing["features"]):
             if feature["kind"] == "numeric":
                 initial, hint = f"{feature['median']:g}", "a number (empty: the training median)"
+            elif feature["kind"] == "date":
+                initial, hint = feature["example"], "a date, e.g. 2024-03-31 (empty: the training median)"
             else:
                 known = feature["categories"]
                 initial = known[0] if known else ""
@@ -109,8 +111,25 @@ def _predict_one_row(trial: Trial, form: OneRowForm) -> tuple[bundles.TriedRows 
         return _tried(lambda: bundles.trial_try_predictions(trial=trial, csv_path=handle.name), form, field=None)
 
 
+def importance_bars(test_metrics: dict, *, top: int = 15) -> list[dict]:
+    """The largest permutation importances of a model's test metrics, each with its bar's width (%
+    of the largest; a negative drop draws no bar)."""
+    importance = list((test_metrics or {}).get("importance", {}).items())[:top]
+    largest = max((value for _, value in importance), default=0.0)
+    return [
+        {"name": name, "value": value, "percent": round(100 * max(value, 0.0) / largest, 1) if largest > 0 else 0.0}
+        for name, value in importance
+    ]
+
+
 def _page(request, trial: Trial, *, status: int = 200, card: nas_engine.ModelCard | None = None, **extra):
-    context = {"trial": trial, "job": trial.job, "diagram": bundles.trial_layer_diagram(trial=trial), **extra}
+    context = {
+        "trial": trial,
+        "job": trial.job,
+        "diagram": bundles.trial_layer_diagram(trial=trial),
+        "importance": importance_bars(trial.test_metrics),
+        **extra,
+    }
     if card is not None:
         # The introduction is drawn like a section without a heading: one loop renders every block.
         context |= {"card": card, "card_sections": (Section(title="", blocks=card.intro), *card.sections)}
@@ -202,6 +221,9 @@ def _shown(tried: bundles.TriedRows) -> dict:
             if not row["per_class"]:  # too many classes for a column each: the most likely few instead
                 best = sorted(range(len(percents)), key=lambda k: -percents[k])[:TOP_CLASSES]
                 row["top"] = [(tried.labels[k], percents[k]) for k in best]
+        if i < len(tried.contributions):  # "amount +12.3 pts": how far each input moved this prediction
+            scale, unit = (100, " pts") if tried.labels else (1, "")
+            row["why"] = [(name, f"{scale * move:+.3g}{unit}") for name, move in tried.contributions[i] if move]
         rows.append(row)
     per_class = tried.probabilities is not None and len(tried.labels) <= CLASS_COLUMNS
     top = tried.probabilities is not None and not per_class
@@ -210,6 +232,7 @@ def _shown(tried: bundles.TriedRows) -> dict:
         "labels": tried.labels if per_class else [],
         "classification": bool(tried.labels),
         "top": top,
+        "why": any(row.get("why") for row in rows),
     }
 
 

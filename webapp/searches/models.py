@@ -7,7 +7,9 @@ from django.db import models
 
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY, SearchConfig
 from nas_engine.evaluator import CLASS_WEIGHTS
+from nas_engine.metrics import METRICS, Metric, metric_named
 from nas_engine.spaces import SPACES
+from nas_engine.splits import Split
 from webapp.datasets.models import Dataset
 
 # The one mapping between a job and the engine is ENGINE_SETTINGS (below SearchJob): its fields that
@@ -75,6 +77,20 @@ class SearchJob(models.Model):
         max_length=20, choices=[(name, name) for name in CLASS_WEIGHTS], default="none",
         help_text="balanced: each class's rows weigh alike in training (classification).",
     )  # fmt: skip
+    metric = models.CharField(
+        max_length=30, choices=[(name, m.label) for name, m in METRICS.items()], null=True, blank=True,
+        help_text="What the search optimises and ranks by; empty: accuracy (classification) or R² (regression).",
+    )  # fmt: skip
+    column_types = models.JSONField(
+        default=list, blank=True, help_text='How columns are read where not as detected, e.g. ["day=date"].'
+    )
+    split = models.CharField(
+        max_length=300, default="random",
+        help_text="How rows are divided: random, time:COLUMN, group:COLUMN or column:COLUMN (nas_engine.splits).",
+    )  # fmt: skip
+    split_ratio = models.CharField(
+        max_length=40, null=True, blank=True, help_text="Train/validation/test shares, e.g. 70/15/15; empty: 60/20/20."
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     preprocessing = models.JSONField(
         null=True, blank=True, help_text="Fitted on the training split; goes into bundles."
@@ -155,6 +171,16 @@ class SearchJob(models.Model):
         values = {name: getattr(self, name) for name in ENGINE_SETTINGS}
         return SearchConfig(**values | {"objectives": tuple(self.objectives or DEFAULT_OBJECTIVES)})
 
+    @property
+    def split_words(self) -> str:
+        """How the rows were divided, in a few words."""
+        return Split.parse(self.split).words()
+
+    @property
+    def scored_by(self) -> Metric:
+        """The metric the trials' scores measure (the task's default when none was chosen)."""
+        return metric_named(self.metric, self.task)
+
     def to_dict(self) -> dict:
         return {
             "id": self.pk,
@@ -167,6 +193,10 @@ class SearchJob(models.Model):
             "objectives": self.objectives,
             "ignore": self.ignore,
             "class_weights": self.class_weights,
+            "metric": self.scored_by.name,
+            "column_types": self.column_types,
+            "split": self.split,
+            "split_ratio": self.split_ratio,
             "seed": self.seed,
             "budget_seconds": self.budget_seconds,
             "max_trials": self.max_trials,
@@ -214,7 +244,9 @@ class Trial(models.Model):
     arch_hash = models.CharField(max_length=40)
     metrics = models.JSONField(default=dict, help_text="On the validation split.")
     test_metrics = models.JSONField(default=dict, blank=True, help_text="Of the refit model, on the test split.")
-    score = models.FloatField(null=True, blank=True, help_text="Accuracy (classification) or R² (regression).")
+    score = models.FloatField(
+        null=True, blank=True, help_text="The search's metric as a score: its value, or minus it where lower is better."
+    )
     params = models.PositiveBigIntegerField()
     flops = models.PositiveBigIntegerField()
     latency_ms = models.FloatField(null=True, blank=True)
@@ -248,6 +280,11 @@ class Trial(models.Model):
 
     def __str__(self) -> str:
         return f"Trial {self.number} of search #{self.job_id}"
+
+    @property
+    def shown_score(self) -> float | None:
+        """The score as the search's metric's own value (an RMSE rather than minus it)."""
+        return None if self.score is None else self.job.scored_by.shown(self.score)
 
     @property
     def scored_weights(self) -> str:

@@ -123,6 +123,39 @@
     }, { displaylogo: false, responsive: true });
   }
 
+  const SMALL = { margin: { t: 28, r: 10, b: 45, l: 50 }, height: 230, showlegend: false };
+  const PLOT_CONFIG = { displaylogo: false, responsive: true };
+  const DIAGONAL = { x: [0, 1], y: [0, 1], mode: "lines", line: { dash: "dot", color: "#8c959f" }, hoverinfo: "skip" };
+
+  // ROC and precision-recall curves (two classes) and the calibration of the predicted class's probability.
+  function curves(result, holder) {
+    const box = element("div", "curve-plots");
+    holder.append(box);
+    function plot(name, traces, title, x, y) {
+      const node = element("div", "curve-plot");
+      node.dataset.curve = name;
+      box.append(node);
+      Plotly.newPlot(node, traces, Object.assign({}, SMALL, {
+        title: { text: title, font: { size: 13 } },
+        xaxis: { title: { text: x }, range: [0, 1] }, yaxis: { title: { text: y }, range: [0, 1.02] },
+      }), PLOT_CONFIG);
+    }
+    if (result.roc) {
+      plot("roc", [DIAGONAL, { x: result.roc.fpr, y: result.roc.tpr, mode: "lines", line: { color: "#1f6feb" } }],
+        "ROC of " + result.positive + " (AUC " + D.number(result.roc.auc) + ")", "False positive rate", "True positive rate");
+      plot("pr", [{ x: result.pr.recall, y: result.pr.precision, mode: "lines", line: { color: "#1f6feb" } }],
+        "Precision-recall of " + result.positive + " (AP " + D.number(result.pr.average_precision) + ")", "Recall", "Precision");
+    }
+    if (result.calibration) {
+      const c = result.calibration;
+      plot("calibration", [DIAGONAL, {
+        x: c.predicted, y: c.observed, mode: "lines+markers", marker: { size: c.count.map((n) => 5 + Math.min(10, Math.sqrt(n))) },
+        text: c.count.map((n) => n + " rows"), hovertemplate: "said %{x:.2f}, right %{y:.2f} (%{text})<extra></extra>",
+        line: { color: "#d29922" },
+      }], "Calibration: how often it is right when it says p", "Predicted probability", "Share right");
+    }
+  }
+
   function card(t) {
     const article = element("article", "compare-card");
     article.dataset.trialId = t.id;
@@ -157,6 +190,7 @@
       if (body.evaluation.task === "classification") {
         evaluation.append(element("p", "muted", "Confusion matrix on the test split: " + body.evaluation.n +
           " rows, accuracy " + D.number(body.evaluation.accuracy) + "."), confusion(body.evaluation));
+        curves(body.evaluation, evaluation);
       } else {
         residuals(body.evaluation, evaluation);
       }
@@ -179,8 +213,8 @@
       let article = panels.querySelector('[data-trial-id="' + id + '"]');
       if (!article) article = card(t);
       if (panels.children[index] !== article) panels.insertBefore(article, panels.children[index] || null);
-      article.querySelector(".card-summary").replaceChildren(element("p", "", D.scoreName(store.task) + " " +
-        D.number(t.score) + (store.front.has(t.id) ? " · on the front" : "")), details(t));
+      article.querySelector(".card-summary").replaceChildren(element("p", "", D.scoreName() + " " +
+        D.number(D.shown(t.score)) + (store.front.has(t.id) ? " · on the front" : "")), details(t));
     });
     panels.dataset.count = String(store.compared.length);
     if (!store.compared.length) panels.replaceChildren(element("p", "muted empty", "No model ticked yet."));

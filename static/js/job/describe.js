@@ -12,11 +12,22 @@
     memory_bytes: { label: "Peak memory", human: U.bytes },
   };
   const METRICS = {
-    accuracy: "accuracy", balanced_accuracy: "balanced accuracy", f1_macro: "F1 (macro)",
-    r2: "R²", rmse: "RMSE", val_loss: "loss",
+    accuracy: "accuracy", balanced_accuracy: "balanced accuracy", f1_macro: "F1 (macro)", roc_auc: "ROC AUC",
+    log_loss: "log loss", r2: "R²", rmse: "RMSE", mae: "MAE", mape: "MAPE", val_loss: "loss",
+  };
+  // The search's metric (data-metric on #job): a score is its value, or minus it where lower is better.
+  const root = document.getElementById("job");
+  const SCORE = {
+    label: (root && root.dataset.metricLabel) || "accuracy",
+    higher: !root || root.dataset.higherIsBetter !== "0",
   };
 
-  function scoreName(task) { return task === "regression" ? "R²" : "accuracy"; }
+  function scoreName() { return SCORE.label; }
+
+  // A trial's score as the metric's own value (RMSE 3.2 rather than a score of -3.2).
+  function shown(score) {
+    return typeof score === "number" ? (SCORE.higher ? score : -score) : score;
+  }
 
   function number(value, digits) {
     if (value === null || value === undefined || typeof value !== "number") return "–";
@@ -65,12 +76,12 @@
     const lines = [
       "<b>Trial " + t.number + "</b> (" + t.status + (front ? ", on the front" : "") + ")",
       architecture(t.architecture),
-      metrics(t.metrics) || scoreName(task) + " " + number(t.score),
+      metrics(t.metrics) || scoreName() + " " + number(shown(t.score)),
       costs(t),
       "trained in " + seconds(t.train_seconds) + " · found at " + seconds(t.elapsed_seconds),
     ];
     return lines.filter(Boolean).join("<br>");
   }
 
-  window.NasJob.describe = { COSTS, METRICS, scoreName, number, seconds, cost, architecture, costs, metrics, hover };
+  window.NasJob.describe = { COSTS, METRICS, SCORE, scoreName, shown, number, seconds, cost, architecture, costs, metrics, hover };
 })();

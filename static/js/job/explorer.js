@@ -80,8 +80,8 @@
     const button = document.getElementById("explorer-choose");
     text.dataset.number = top ? String(top.number) : "";
     if (top) {
-      text.textContent = "Best that fits: trial " + top.number + " — " + D.scoreName(store.task) + " " +
-        D.number(top.score) + ", " + D.costs(top) + ".";
+      text.textContent = "Best that fits: trial " + top.number + " — " + D.scoreName() + " " +
+        D.number(D.shown(top.score)) + ", " + D.costs(top) + ".";
     } else {
       text.textContent = models.length ? "No model fits these limits; loosen one." : "No trained model yet.";
     }
@@ -100,12 +100,12 @@
     if (!reference) return;
     text.dataset.score = String(reference.score);
     const where = reference.cv_folds > 1 ? reference.cv_folds + "-fold cross-validation" : "this split";
-    let words = "A default gradient-boosting model scores " + D.number(reference.score) + " on " + where;
+    let words = "A default gradient-boosting model scores " + D.number(D.shown(reference.score)) + " (" + D.scoreName() + ") on " + where;
     if (reference.capped) words += " (fit on a sample of " + D.number(reference.train_rows, 0) + " training rows)";
     const models = store.models();
     if (models.length) {
       const best = Math.max(...models.map((t) => t.score));
-      words += best > reference.score ? "; the best model here beats it (" + D.number(best) + ")."
+      words += best > reference.score ? "; the best model here beats it (" + D.number(D.shown(best)) + ")."
         : "; no model here beats it yet (best " + D.number(best) + ").";
     } else {
       words += ".";
@@ -119,8 +119,8 @@
     box.hidden = !smallest || !store.hasModel(smallest);
     if (box.hidden) return;
     document.getElementById("smallest-number").textContent = smallest.number;
-    document.getElementById("smallest-details").textContent = "— " + D.scoreName(store.task) + " " +
-      D.number(smallest.score) + " at " + D.cost(store.xCost, smallest.costs[store.xCost]) + ".";
+    document.getElementById("smallest-details").textContent = "— " + D.scoreName() + " " +
+      D.number(D.shown(smallest.score)) + " at " + D.cost(store.xCost, smallest.costs[store.xCost]) + ".";
     document.getElementById("smallest-choose").hidden = smallest.id === store.chosenId;
   }
 
@@ -130,8 +130,8 @@
     box.hidden = !knee || !store.hasModel(knee);
     if (box.hidden) return;
     document.getElementById("knee-number").textContent = knee.number;
-    document.getElementById("knee-details").textContent = "— " + D.scoreName(store.task) + " " +
-      D.number(knee.score) + " at " + D.cost(store.xCost, knee.costs[store.xCost]) + ".";
+    document.getElementById("knee-details").textContent = "— " + D.scoreName() + " " +
+      D.number(D.shown(knee.score)) + " at " + D.cost(store.xCost, knee.costs[store.xCost]) + ".";
     document.getElementById("knee-choose").hidden = knee.id === store.chosenId;
   }
 

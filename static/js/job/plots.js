@@ -10,14 +10,20 @@
   const CONFIG = { displaylogo: false, responsive: true };
   let onPick = () => {};
 
-  function scoreTitle(store) {
-    return (store.task === "regression" ? "R²" : "Accuracy") + " (validation)";
+  // The metric's own values on the y axis, turned upside down where lower is better, so the best
+  // models are always at the top.
+  function scoreAxis() {
+    const label = D.scoreName();
+    return {
+      title: { text: label.charAt(0).toUpperCase() + label.slice(1) + " (validation" + (D.SCORE.higher ? "" : ", lower is better") + ")" },
+      autorange: D.SCORE.higher ? true : "reversed",
+    };
   }
 
   function points(trials, store, extra) {
     const x = store.xCost;
     return Object.assign({
-      x: trials.map((t) => t.costs[x]), y: trials.map((t) => t.score), customdata: trials.map((t) => t.id),
+      x: trials.map((t) => t.costs[x]), y: trials.map((t) => D.shown(t.score)), customdata: trials.map((t) => t.id),
       text: trials.map((t) => D.hover(t, store.task, store.front.has(t.id))),
       hovertemplate: "%{text}<extra></extra>", mode: "markers", type: "scatter",
     }, extra);
@@ -46,10 +52,10 @@
     if (!reference || !xs.length) return null;
     const ends = [Math.min(...xs) / 1.5, Math.max(...xs) * 1.5];
     return {
-      x: ends, y: [reference.score, reference.score], mode: "lines", type: "scatter",
-      name: "default gradient boosting (" + D.number(reference.score) + ")",
+      x: ends, y: [D.shown(reference.score), D.shown(reference.score)], mode: "lines", type: "scatter",
+      name: "default gradient boosting (" + D.number(D.shown(reference.score)) + ")",
       line: { dash: "dash", color: "#57606a", width: 1.5 },
-      hovertemplate: "a default gradient-boosting model: " + D.number(reference.score, 4) + "<extra></extra>",
+      hovertemplate: "a default gradient-boosting model: " + D.number(D.shown(reference.score), 4) + "<extra></extra>",
     };
   }
 
@@ -62,7 +68,7 @@
     const frontFits = fits.filter((t) => store.front.has(t.id));
     const best = explorer.best();
     const traces = [
-      { x: onFront.map((t) => t.costs[x]), y: onFront.map((t) => t.score), mode: "lines", type: "scatter",
+      { x: onFront.map((t) => t.costs[x]), y: onFront.map((t) => D.shown(t.score)), mode: "lines", type: "scatter",
         name: "Pareto front", hoverinfo: "skip", line: { shape: "hv", color: BLUE, width: 1.5 } },
       points(fits.filter((t) => !store.front.has(t.id)), store, {
         name: "trials (open: pruned early)", marker: marker(fits.filter((t) => !store.front.has(t.id)), store, 9) }),
@@ -77,7 +83,7 @@
     const layout = {
       margin: { t: 20, r: 20, b: 50, l: 60 }, height: 380,
       xaxis: { title: { text: D.COSTS[x].label + " (less is better)" }, type: "log" },
-      yaxis: { title: { text: scoreTitle(store) } }, legend: { orientation: "h", y: -0.25 },
+      yaxis: scoreAxis(), legend: { orientation: "h", y: -0.25 },
     };
     const plot = document.getElementById("pareto");
     Plotly.react(plot, traces, layout, CONFIG);
@@ -104,17 +110,17 @@
     });
     if (steps.length) steps.push(Object.assign({}, steps[steps.length - 1], { elapsed_seconds: timed[timed.length - 1].elapsed_seconds }));
     const traces = [
-      { x: timed.map((t) => t.elapsed_seconds), y: timed.map((t) => t.score), mode: "markers", type: "scatter",
+      { x: timed.map((t) => t.elapsed_seconds), y: timed.map((t) => D.shown(t.score)), mode: "markers", type: "scatter",
         name: "each trial", marker: { size: 6, color: "#8c959f" }, customdata: timed.map((t) => t.id),
         text: timed.map((t) => "trial " + t.number + " at " + D.seconds(t.elapsed_seconds)),
         hovertemplate: "%{text}: %{y:.3f}<extra></extra>" },
-      { x: steps.map((t) => t.elapsed_seconds), y: steps.map((t) => t.score), mode: "lines", type: "scatter",
+      { x: steps.map((t) => t.elapsed_seconds), y: steps.map((t) => D.shown(t.score)), mode: "lines", type: "scatter",
         name: "best so far", line: { shape: "hv", color: BLUE, width: 2 }, hoverinfo: "skip" },
     ];
     const layout = {
       margin: { t: 20, r: 20, b: 50, l: 60 }, height: 300,
       xaxis: { title: { text: "Search time (s)" }, rangemode: "tozero" },
-      yaxis: { title: { text: scoreTitle(store) } }, legend: { orientation: "h", y: -0.3 },
+      yaxis: scoreAxis(), legend: { orientation: "h", y: -0.3 },
     };
     const plot = document.getElementById("best-curve");
     Plotly.react(plot, traces, layout, CONFIG);

@@ -91,7 +91,7 @@
     if (t.message) status.title = t.message;
     tr.append(
       status,
-      cell(D.number(t.score), t.score),
+      cell(D.number(D.shown(t.score)), t.score),
       cell(D.cost("params", t.costs.params), t.costs.params),
       cell(D.cost("flops", t.costs.flops), t.costs.flops),
       cell(D.cost("latency_ms", t.costs.latency_ms), t.costs.latency_ms),
