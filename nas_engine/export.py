@@ -20,6 +20,7 @@ from nas_engine.diagram import describe_architecture
 from nas_engine.errors import DatasetError, NasError
 from nas_engine.evaluator import predict_raw
 from nas_engine.images import png_bytes
+from nas_engine.importance import ranked
 from nas_engine.metrics import metric_of
 from nas_engine.model_card import model_card
 from nas_engine.onnx_io import export_onnx
@@ -309,7 +310,7 @@ def export_bundle(
                 **(extra or {}),
                 "metric": {"name": metric.name, "label": metric.label, "higher_is_better": metric.higher_is_better},
                 "metrics": metrics,
-                **({"importance": importance} if (importance := (metrics.get("test") or {}).get("importance")) else {}),
+                **({"importance": ranked(imp)} if (imp := (metrics.get("test") or {}).get("importance")) else {}),
                 **({"splits": splits} if splits else {}),
                 "costs": costs.to_dict(),
                 "versions": _versions(),

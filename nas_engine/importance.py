@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nas_engine.evaluator import predict_raw, score_outputs
+from nas_engine.evaluator import predict_raw
+from nas_engine.metrics import metric_of
 from nas_engine.runtime import encode_rows, feature_width, softmax, target_units
 
 MAX_ROWS = 2_000
@@ -45,9 +46,17 @@ def permutation_importance(
         keep = np.sort(rng.choice(len(X), MAX_ROWS, replace=False))
         X, y = X[keep], y[keep]
     target, task = preprocessing["target"], preprocessing["task"]
+    metric = metric_of(target, task)
+    actual = y if task == "classification" else target_units(y, target)
 
     def score(rows: np.ndarray) -> float:
-        return score_outputs(predict_raw(model, rows), y, task=task, target=target)["score"]
+        """The metric alone (not every metric and the loss, as ``score_outputs``): it runs once per
+        column and shuffle."""
+        outputs = predict_raw(model, rows)
+        if task == "classification":
+            return metric.score(metric.compute(actual, outputs.argmax(axis=1), softmax(outputs.astype(np.float64))))
+        predicted = target_units(outputs[:, 0], target)
+        return metric.score(metric.compute(actual, predicted, predicted))
 
     base = score(X)
     drops = {}
@@ -58,7 +67,13 @@ def permutation_importance(
             shuffled[:, where] = X[rng.permutation(len(X))][:, where]
             losses.append(base - score(shuffled))
         drops[name] = round(float(np.mean(losses)), 6)
-    return dict(sorted(drops.items(), key=lambda item: -item[1]))
+    return ranked(drops)
+
+
+def ranked(importance: dict[str, float]) -> dict[str, float]:
+    """Largest first (ties by name). Callers sort again what they read back from a database:
+    PostgreSQL's jsonb keeps no key order."""
+    return dict(sorted(importance.items(), key=lambda item: (-item[1], item[0])))
 
 
 def typical_row(preprocessing: dict) -> np.ndarray:

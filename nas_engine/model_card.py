@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from nas_engine.importance import REPEATS
+from nas_engine.importance import REPEATS, ranked
 from nas_engine.metrics import metric_of
 from nas_engine.results import Costs, is_compressed, is_ensemble
 from nas_engine.spaces import space_for_architecture
@@ -366,7 +366,7 @@ def _importance(metrics: dict) -> tuple[Section, ...]:
     importance = (metrics.get("test") or {}).get("importance")
     if not importance:
         return ()
-    rows = tuple((name, _fmt(value)) for name, value in list(importance.items())[:IMPORTANCE_ROWS])
+    rows = tuple((name, _fmt(value)) for name, value in list(ranked(importance).items())[:IMPORTANCE_ROWS])
     words = (
         "How much the test score drops when one input's values are shuffled among the test rows (permutation "
         f"importance, mean of {REPEATS} shuffles): the larger, the more the model relies on it. Near zero or "

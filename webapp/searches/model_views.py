@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 import nas_engine
 from nas_engine import runtime
+from nas_engine.importance import ranked
 from nas_engine.model_card import Section
 from webapp.searches import bundles, selectors
 from webapp.searches.models import Trial
@@ -114,7 +115,7 @@ def _predict_one_row(trial: Trial, form: OneRowForm) -> tuple[bundles.TriedRows 
 def importance_bars(test_metrics: dict, *, top: int = 15) -> list[dict]:
     """The largest permutation importances of a model's test metrics, each with its bar's width (%
     of the largest; a negative drop draws no bar)."""
-    importance = list((test_metrics or {}).get("importance", {}).items())[:top]
+    importance = list(ranked((test_metrics or {}).get("importance", {})).items())[:top]
     largest = max((value for _, value in importance), default=0.0)
     return [
         {"name": name, "value": value, "percent": round(100 * max(value, 0.0) / largest, 1) if largest > 0 else 0.0}
