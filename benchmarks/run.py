@@ -24,6 +24,7 @@ from benchmarks import (
     overhead,
     scaling,
     search_quality,
+    serving,
     tabular_refit,
     tabular_suite,
 )
@@ -40,6 +41,7 @@ EVERY = (
     estimate,
     load,
     live,
+    serving,
     overhead,
     scaling,
     nasbench,

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # the API's OpenAPI docs page, its Swagger UI served from our static files
     "webapp",
     "webapp.accounts",
     "webapp.datasets",
@@ -272,11 +273,11 @@ IMAGE_CONVERT_MEMORY_MB = env_int("IMAGE_CONVERT_MEMORY_MB", 2 * IMAGE_MAX_TOTAL
 # Uploads always stream to a temporary file on disk, never into memory.
 FILE_UPLOAD_HANDLERS = ["webapp.datasets.uploads.LimitedTemporaryFileUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = None
-# Every form takes at most one file; the other fields of a form (or a body that is not an upload) stay
-# under 1 MB. A request body larger than MAX_UPLOAD_BYTES plus this is refused with 413 before it is
-# read (webapp/bodylimit.py).
+# Every form takes at most one file; the other fields of a form, or a body that is not an upload (the
+# API's JSON: rows to predict), stay under MAX_BODY_MB. A request body larger than MAX_UPLOAD_BYTES plus
+# this is refused with 413 before it is read (webapp/bodylimit.py).
 DATA_UPLOAD_MAX_NUMBER_FILES = 1
-DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_MB", 8, minimum=1) * 1024 * 1024
 
 # --- search limits the form allows ---
 MAX_BUDGET_SECONDS = env_int("MAX_BUDGET_SECONDS", 3600, minimum=5)
@@ -297,6 +298,26 @@ SEARCH_MAX_TRIAL_SECONDS = env_float("SEARCH_MAX_TRIAL_SECONDS", 0.0)
 # How long a search may run past its budget (loading the data, refitting the final models) before the
 # worker ends it as failed. Unset: as long as its budget, at least 5 minutes.
 SEARCH_GRACE_SECONDS = env_int("SEARCH_GRACE_SECONDS", 0) if os.environ.get("SEARCH_GRACE_SECONDS") else None
+
+# --- email (a search that ended, for users who asked): the console by default, SMTP when EMAIL_HOST is set ---
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "NAS Studio <nas-studio@localhost>")
+SITE_URL = env_str("SITE_URL", "")  # e.g. https://nas.example.org: links in emails; empty: no link
+
+# --- the REST API (/api/v1/, webapp/api) ---
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 600, minimum=1)  # requests per token per minute
+API_PREDICT_MAX_ROWS = env_int("API_PREDICT_MAX_ROWS", 10_000, minimum=1)  # rows per prediction call
+API_MODEL_CACHE = env_int("API_MODEL_CACHE", 16, minimum=1)  # models each web process keeps loaded
+API_MODEL_THREADS = env_int("API_MODEL_THREADS", 1, minimum=0)  # ONNX Runtime threads per call (0: all cores)
 
 # --- sign-up: anyone may create an account on the sign-up page; false closes it (staff add users in the admin) ---
 SIGNUP_OPEN = env_bool("SIGNUP_OPEN", True)

@@ -28,7 +28,7 @@ from webapp.datasets.models import Dataset
 pytestmark = pytest.mark.django_db(transaction=True)
 
 UPLOAD_MB = 1
-LIMIT = UPLOAD_MB * 2**20 + 2**20  # MAX_UPLOAD_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE
+LIMIT = UPLOAD_MB * 2**20 + settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # MAX_UPLOAD_BYTES + the rest of a form
 HUGE = 50 * 2**30  # announced, never sent: 50 GB
 
 

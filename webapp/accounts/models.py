@@ -37,3 +37,43 @@ class UserQuota(models.Model):
             "max_upload_mb": self.max_upload_mb,
             "max_storage_mb": self.max_storage_mb,
         }
+
+
+class ApiToken(models.Model):
+    """A personal API token (``Authorization: Bearer <token>``). Only its SHA-256 is kept: the token
+    itself is shown once, when made. A token is 256 random bits, so an unsalted hash is enough (no
+    dictionary to guess from); ``prefix`` (its first characters) lets its owner tell tokens apart."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. 'nightly retrain'.")
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) of {self.user}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Preferences(models.Model):
+    """What a user asked for: an email when one of their searches ends (to their account's address)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preferences")
+    email_when_search_ends = models.BooleanField(
+        default=False, help_text="Send an email to the account's address when a search finishes, fails or is cancelled."
+    )
+
+    class Meta:
+        verbose_name_plural = "preferences"
+
+    def __str__(self) -> str:
+        return f"Preferences of {self.user}"

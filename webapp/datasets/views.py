@@ -12,6 +12,7 @@ import nas_engine
 from webapp.accounts import quotas
 from webapp.datasets import selectors, services
 from webapp.datasets.forms import DatasetUploadForm
+from webapp.datasets.models import Dataset
 from webapp.searches.forms import SearchJobForm
 
 
@@ -50,9 +51,23 @@ def dataset_upload(request):
     ``Accept: application/json`` (to show progress) and gets the same outcome as JSON."""
     if request.method != "POST":
         return _upload_page(request, DatasetUploadForm())
+    dataset, form = create_from_upload(request)
+    if dataset is None:
+        return _upload_failed(request, form)
+    messages.success(request, f"Uploaded {dataset.name}: {_contents(dataset)}.")
+    url = reverse("dataset_detail", args=[dataset.pk])
+    if _wants_json(request):
+        return JsonResponse({"redirect": url}, status=201)
+    return redirect(url)
+
+
+def create_from_upload(request) -> tuple[Dataset | None, DatasetUploadForm]:
+    """The dataset a request's upload (``file``, ``name``, ``image_size``) makes for its user, within
+    their quotas; None, with the form's errors saying why, when it makes none (nothing is kept).
+    The upload page and the API both create datasets here."""
     form = DatasetUploadForm(request.POST, request.FILES, too_large=getattr(request, "upload_too_large", False))
     if not form.is_valid():
-        return _upload_failed(request, form)
+        return None, form
     try:
         quotas.check_upload(user=request.user, size_bytes=form.cleaned_data["file"].size)
         dataset = services.dataset_create(
@@ -63,12 +78,8 @@ def dataset_upload(request):
         )
     except (nas_engine.DatasetError, quotas.QuotaExceeded) as exc:
         form.add_error("file", str(exc))
-        return _upload_failed(request, form)
-    messages.success(request, f"Uploaded {dataset.name}: {_contents(dataset)}.")
-    url = reverse("dataset_detail", args=[dataset.pk])
-    if _wants_json(request):
-        return JsonResponse({"redirect": url}, status=201)
-    return redirect(url)
+        return None, form
+    return dataset, form
 
 
 def _contents(dataset) -> str:

@@ -50,17 +50,24 @@ def _failure(request, trial: Trial, kind: str, message: str, status: int, *, as_
 def _prepared(request, pk: int, number: int, kind: str) -> HttpResponse:
     trial = selectors.get_trial_for_user(user=request.user, pk=pk, number=number)
     as_json = kind == downloads.EVALUATION or _wants_json(request)
+    return prepared(request, trial, kind, as_json=as_json, serve_when_ready=not as_json)
+
+
+def prepared(request, trial: Trial, kind: str, *, as_json: bool, serve_when_ready: bool) -> HttpResponse:
+    """The file when it is ready and ``serve_when_ready``, else where its preparation stands (JSON with
+    ``as_json``, else a page that polls): 202 while a worker makes it, the failure's own status if it
+    failed. The API takes the file when ready and JSON otherwise."""
     try:
         downloads.check_model(trial)
         if kind == downloads.EVALUATION and (result := evaluation.cached_test_evaluation(trial)) is not None:
             layers = describe_architecture(trial.architecture)
             return JsonResponse({"trial": trial.to_dict(), "layers": layers, "evaluation": result})
         if kind != downloads.EVALUATION and downloads.is_ready(trial, kind):
-            if not as_json:
+            if serve_when_ready:
                 return _serve(trial, kind)
             size = downloads.file_path(trial, kind).stat().st_size
-            body = {"state": "ready", "progress": 1.0, "url": request.path, "filename": _filename(trial, kind)}
-            return JsonResponse(body | {"bytes": size})
+            body = {"state": "ready", "progress": 1.0, "message": "", "url": request.path}
+            return JsonResponse(body | {"filename": _filename(trial, kind), "bytes": size})
         progress = downloads.request(trial, kind)
     except nas_engine.NasError as exc:
         return _failure(request, trial, kind, str(exc), 409, as_json=as_json)

@@ -31,10 +31,11 @@ COSTS = [
 ]
 MAX_PARALLEL_TRIALS = 64
 GROUPS = {  # how the page arranges the fields that are not sliders
-    "data": ("target", "task", "ignore", "split_kind", "split_column"),
+    "data": ("name", "target", "task", "ignore", "split_kind", "split_column"),
     "objective": ("metric", "cost_objective"),
     "strategy": ("strategy",),
     "advanced": (
+        "notes",
         "third_objective",
         "max_size_kb",
         "max_trials",
@@ -115,6 +116,14 @@ def _strategy_choices() -> list[tuple[str, str]]:
 
 
 class SearchJobForm(forms.Form):
+    name = forms.CharField(
+        label="Name of the search", max_length=200, required=False,
+        help_text="Shown in your lists and the leaderboard. Empty: its number.",
+    )  # fmt: skip
+    notes = forms.CharField(
+        label="Notes", max_length=5000, required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Anything to remember about this search: what you tried and why.",
+    )  # fmt: skip
     target = forms.ChoiceField(
         label="Predict column", error_messages={"invalid_choice": "Column %(value)s is not in this dataset."}
     )

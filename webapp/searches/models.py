@@ -10,13 +10,14 @@ from nas_engine.evaluator import CLASS_WEIGHTS
 from nas_engine.metrics import METRICS, Metric, metric_named
 from nas_engine.spaces import SPACES
 from nas_engine.splits import Split
+from nas_engine.strategies import STRATEGIES
 from webapp.datasets.models import Dataset
 
 # The one mapping between a job and the engine is ENGINE_SETTINGS (below SearchJob): its fields that
 # are SearchConfig settings, by name (SearchJob.to_config passes them on, search_create takes them, a
 # re-run copies them); WEB_SETTINGS are the web app's own. A new engine setting is its SearchConfig
 # field (which is also the CLI's flag), a SearchJob field of the same name, and its form widget.
-WEB_SETTINGS = ("warm_start_from", "parallel_trials")
+WEB_SETTINGS = ("name", "notes", "warm_start_from", "parallel_trials")
 DEFAULT_OBJECTIVES = ("score", "params")
 AUTO_SPACE = "auto"  # the engine picks the space from the data (nas_engine.make_space)
 
@@ -54,6 +55,8 @@ class SearchJob(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="search_jobs")
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="search_jobs")
+    name = models.CharField(max_length=200, blank=True, help_text="The owner's name for the search; empty: '#id'.")
+    notes = models.TextField(blank=True, max_length=5000)
     target = models.CharField(max_length=255)
     task = models.CharField(max_length=20, choices=Task.choices)
     strategy = models.CharField(max_length=40, default=DEFAULT_STRATEGY)
@@ -172,6 +175,30 @@ class SearchJob(models.Model):
         return SearchConfig(**values | {"objectives": tuple(self.objectives or DEFAULT_OBJECTIVES)})
 
     @property
+    def display_name(self) -> str:
+        """The owner's name for the search with its number, or just its number."""
+        return f"{self.name} (#{self.pk})" if self.name else f"Search #{self.pk}"
+
+    @property
+    def strategy_label(self) -> str:
+        """The strategy in words ("Bayesian optimisation (TPE)"), as the form lists it."""
+        cls = STRATEGIES.get(self.strategy)
+        return (getattr(cls, "label", "") or self.strategy) if cls else self.strategy
+
+    @property
+    def space_label(self) -> str:
+        """The kind of network searched: the chosen space in words, or, when the engine chose it from
+        the data, the one its trials came from ("chosen from the data" before any)."""
+        name = self.space
+        if name == AUTO_SPACE:
+            architecture = self.trials.exclude(architecture={}).values_list("architecture", flat=True).first() or {}
+            name = architecture.get("space", "") if isinstance(architecture, dict) else ""
+            if name not in SPACES:
+                return "network kind chosen from the data"
+            return f"{SPACES[name].words[0]} (chosen from the data)"
+        return SPACES[name].words[0] if name in SPACES else name
+
+    @property
     def split_words(self) -> str:
         """How the rows were divided, in a few words."""
         return Split.parse(self.split).words()
@@ -184,6 +211,8 @@ class SearchJob(models.Model):
     def to_dict(self) -> dict:
         return {
             "id": self.pk,
+            "name": self.name,
+            "notes": self.notes,
             "dataset": self.dataset.name,
             "target": self.target,
             "task": self.task,

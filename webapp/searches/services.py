@@ -23,6 +23,7 @@ from nas_engine.pareto import dominates
 from nas_engine.results import ENSEMBLE_SPACE, is_compressed, is_ensemble
 from nas_engine.search_result import no_model_reason
 from nas_engine.trial_runner import trial_time_limit
+from webapp.accounts import notify
 from webapp.searches import dispatch, events, selectors
 from webapp.searches.leases import Lease, LeaseLost, cancel_check
 from webapp.searches.models import DEFAULT_OBJECTIVES, ENGINE_SETTINGS, WEB_SETTINGS, SearchJob, SearchLogEntry, Trial
@@ -40,6 +41,8 @@ def search_create(
     dataset,
     warm_start_from: SearchJob | None = None,
     parallel_trials: int | None = 0,
+    name: str = "",
+    notes: str = "",
     **engine_settings,
 ) -> SearchJob:
     """Create a queued job and send it to a worker once the row is committed.
@@ -49,6 +52,7 @@ def search_create(
         dataset: The dataset to search on.
         warm_start_from: A finished job of this user whose trials (and supernet) it starts from.
         parallel_trials: Models trained at once (0 or None: one per idle worker when it starts).
+        name, notes: The owner's name for the search and notes on it.
         engine_settings: ``ENGINE_SETTINGS`` by name (``target``, ``task`` and ``budget_seconds`` at
             least); the others default to the model's (and so the engine's) defaults.
 
@@ -65,6 +69,8 @@ def search_create(
             dataset=dataset,
             warm_start_from=warm_start_from,
             parallel_trials=parallel_trials or 0,
+            name=(name or "").strip()[:200],
+            notes=(notes or "").strip()[:5000],
             message="Waiting for a worker",
             **engine_settings,
         )
@@ -128,6 +134,7 @@ def _end_if_active(job: SearchJob, **fields) -> bool:
         job.refresh_from_db()
         search_log_add(job_id=job.pk, status=job.status, message=job.message, error=job.error)
         transaction.on_commit(lambda: events.send(job.pk, events.status_payload(job)))
+        notify.search_ended(job)
     return bool(changed)
 
 
@@ -478,6 +485,8 @@ def _search_end(job: SearchJob, status: str, *, message: str, error: str = "", l
     job.refresh_from_db()
     search_log_add(job_id=job.pk, status=job.status, message=job.message, error=job.error)
     events.send(job.pk, events.status_payload(job))
+    if updated:
+        notify.search_ended(job)
 
 
 def trial_record(

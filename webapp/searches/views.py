@@ -13,7 +13,7 @@ from webapp.accounts import quotas
 from webapp.datasets.selectors import get_dataset_for_user
 from webapp.searches import selectors, services
 from webapp.searches.forms import SearchJobForm
-from webapp.searches.models import Trial
+from webapp.searches.models import SearchJob, Trial
 
 logger = logging.getLogger(__name__)
 
@@ -22,16 +22,24 @@ logger = logging.getLogger(__name__)
 def search_create(request, dataset_pk: int):
     dataset = get_dataset_for_user(user=request.user, pk=dataset_pk)
     form = SearchJobForm(request.POST, dataset=dataset)
-    if not form.is_valid():
-        return render(request, "datasets/detail.html", {"dataset": dataset, "form": form}, status=400)
-    try:
-        with transaction.atomic():  # check_search locks the user until the job row is in
-            quotas.check_search(user=request.user, budget_seconds=form.cleaned_data["budget_seconds"])
-            job = services.search_create(user=request.user, dataset=dataset, **form.cleaned_data)
-    except quotas.QuotaExceeded as exc:
-        form.add_error(exc.field, str(exc))
+    job = create_from_form(user=request.user, form=form)
+    if job is None:
         return render(request, "datasets/detail.html", {"dataset": dataset, "form": form}, status=400)
     return redirect("search_detail", pk=job.pk)
+
+
+def create_from_form(*, user, form: SearchJobForm) -> SearchJob | None:
+    """The search a bound form starts for ``user``, within their quotas; None, with the form's
+    errors saying why, when it starts none. The page and the API both start searches here."""
+    if not form.is_valid():
+        return None
+    try:
+        with transaction.atomic():  # check_search locks the user until the job row is in
+            quotas.check_search(user=user, budget_seconds=form.cleaned_data["budget_seconds"])
+            return services.search_create(user=user, dataset=form.dataset, **form.cleaned_data)
+    except quotas.QuotaExceeded as exc:
+        form.add_error(exc.field, str(exc))
+        return None
 
 
 @require_GET

@@ -85,6 +85,8 @@
     J.compare.render(store);
     J.table.render(store);
     J.log.render(store);
+    J.notify.render(store);
+    if (store.isEnded()) document.getElementById("connection").textContent = ""; // nothing more will come
   }
 
   store.subscribe(render);
@@ -96,6 +98,7 @@
   document.getElementById("chosen-compare").addEventListener("click", () => {
     if (store.chosenId !== null) J.compare.toggle(store.chosenId);
   });
+  J.notify.init(store, root.dataset.searchName);
   render();
   J.socket.start({ path: root.dataset.wsPath, onEvent: store.apply, ended: store.isEnded });
 

@@ -20,7 +20,7 @@
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const current = new WebSocket(scheme + "://" + location.host + options.path);
     socket = current;
-    current.onopen = () => say("● live");
+    current.onopen = () => say(options.ended() ? "" : "● live");
     current.onmessage = (message) => options.onEvent(JSON.parse(message.data));
     current.onclose = (event) => {
       if (socket !== current) return;
