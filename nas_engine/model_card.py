@@ -93,19 +93,67 @@ class ModelCard:
 
 
 def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _trim(value: float) -> str:
+    return f"{float(f'{value:.{2 if value < 10 else 3}g}'):,g}"
+
+
+def human_milliseconds(ms: float | None) -> str:
+    """A time in the job page's words (static/js/units.js): 0.4 -> "400 µs", 2 -> "2.0 ms"."""
+    if ms is None:
+        return "not measured"
+    if ms < 1:
+        return f"{_trim(ms * 1000)} µs"
+    if ms < 1000:
+        return f"{ms:.{1 if ms < 10 else 0}f} ms"
+    return f"{_trim(ms / 1000)} s"
+
+
+def human_bytes(n: int | None) -> str:
+    """A size in the job page's words (static/js/units.js): 4936 -> "4.8 KB"."""
+    if n is None:
+        return "not computed"
+    if n >= 1024 * 1024:
+        return f"{_trim(n / (1024 * 1024))} MB"
+    if n >= 1024:
+        return f"{_trim(n / 1024)} KB"
+    return f"{n} B"
+
+
+# The card's names of the metrics a search records (a metric of nas_engine.metrics reads as its label).
+METRIC_NAMES = {
+    "val_loss": "loss (the training objective)",
+    "score": "score (the metric, higher is better)",
+    "best_epoch": "best epoch",
+    "epochs": "epochs trained",
+    "one_shot_score": "score with the supernet's shared weights",
+    "refit_on_train_and_validation": "trained again on train + validation",
+    "refit_on_all_rows": "trained again on every row",
+    "train_seconds": "training time (s)",
+    "budget_epochs": "epoch budget",
+}
+
+
+def metric_name(key: str) -> str:
+    from nas_engine.metrics import METRICS
+
+    return METRICS[key].label if key in METRICS else METRIC_NAMES.get(key, key.replace("_", " "))
+
+
 def _metric_rows(metrics: dict, prefix: str = "") -> list[tuple[str, str]]:
-    # Callers nest groups ({"validation": {...}, "test": {...}}); show them as dotted names.
+    # Callers nest groups ({"validation": {...}, "test": {...}}); each row reads "validation: accuracy".
     rows = []
     for key, value in metrics.items():
         if key == "importance":  # a section of its own (_importance)
             continue
         if isinstance(value, dict):
-            rows += _metric_rows(value, f"{prefix}{key}.")
+            rows += _metric_rows(value, f"{prefix}{key}: ")
         else:
-            rows.append((f"{prefix}{key}", _fmt(value)))
+            rows.append((f"{prefix}{metric_name(key)}", _fmt(value)))
     return rows
 
 
@@ -233,8 +281,12 @@ def build_model_card(
     intro: list[Block] = [Paragraph(tuple(opening))]
     if task == "classification":
         intro.append(Paragraph((Span(f"Classes: {', '.join(preprocessing['target']['labels'])}."),)))
-    latency = "not measured" if costs.latency_ms is None else f"{costs.latency_ms:.3f} ms"
-    memory = "not computed" if costs.memory_bytes is None else f"{costs.memory_bytes:,} bytes"
+    latency = human_milliseconds(costs.latency_ms)
+    memory = (
+        "not computed"
+        if costs.memory_bytes is None
+        else f"{human_bytes(costs.memory_bytes)} ({costs.memory_bytes:,} bytes)"
+    )
     sections = (
         Section("Architecture", (Bullets(tuple(layers)),)),
         Section(
@@ -254,7 +306,7 @@ def build_model_card(
                     (
                         f"Parameters: {costs.params:,}",
                         f"FLOPs (multiply-adds per row): {costs.flops:,}",
-                        f"Size (float32 weights): {costs.size_bytes:,} bytes",
+                        f"Size (float32 weights): {human_bytes(costs.size_bytes)} ({costs.size_bytes:,} bytes)",
                         f"Peak memory (1 row: weights and activations): {memory}",
                         f"Latency (1 row, 1 CPU thread): {latency}",
                     )

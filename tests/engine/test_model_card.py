@@ -73,8 +73,9 @@ def test_the_markdown_card_is_the_structured_card_written_out():
     assert [s.title for s in card.sections] == ["Architecture", "Metrics", "Costs", "Inputs", "Limits", "How to run"]
     assert "**animal** (classification) from tabular data (`pets.csv`)." in text
     assert "Classes: cat, dog, fox." in text
-    assert "| validation.accuracy | 0.9123 |" in text and "| train_seconds | 1.5 |" in text
-    assert "- Parameters: 1,234" in text and "- Latency (1 row, 1 CPU thread): 0.250 ms" in text
+    assert "| validation: accuracy | 0.9123 |" in text and "| training time (s) | 1.5 |" in text
+    assert "- Parameters: 1,234" in text and "- Latency (1 row, 1 CPU thread): 250 µs" in text
+    assert "- Size (float32 weights): 4.8 KB (4,936 bytes)" in text  # the job page's units
     assert "```\npip install numpy onnxruntime\npython predict.py INPUT.csv -o predictions.csv\n```" in text
 
 
@@ -87,7 +88,9 @@ def test_the_card_sections_hold_typed_blocks_a_template_can_draw():
     assert "chose its models by accuracy" in chosen_by and "Rows were split at random" in chosen_by
     table = sections["Metrics"][3]
     assert isinstance(table, Table) and table.kind == "table"
-    assert dict(table.rows) == {"validation.accuracy": "0.9123", "validation.best_epoch": "7", "train_seconds": "1.5"}
+    assert dict(table.rows) == {
+        "validation: accuracy": "0.9123", "validation: best epoch": "7", "training time (s)": "1.5"
+    }  # fmt: skip
     assert isinstance(sections["How to run"][0], CodeBlock) and sections["How to run"][0].kind == "code"
     usage = sections["How to run"][1]
     assert isinstance(usage, Paragraph)

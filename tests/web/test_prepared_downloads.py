@@ -133,7 +133,9 @@ def test_the_predictions_file_holds_every_row_as_the_model_predicts_it(
     assert f'filename="search{trial.job_id}-trial0-predictions.csv"' in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     expected = bundles.trial_predictions(trial=trial, csv_path=trial.job.dataset.file.path)  # all rows at once
-    assert rows[0] == ["prediction"] and [row[0] for row in rows[1:]] == [str(p) for p in expected]
+    assert rows[0] == ["row", "diagnosis", "prediction"] and [row[-1] for row in rows[1:]] == [str(p) for p in expected]
+    actual = [row["diagnosis"] for row in csv.DictReader(open(trial.job.dataset.file.path))]
+    assert [row[1] for row in rows[1:]] == actual and rows[-1][0] == "569"  # each line names its row
     assert len(expected) == 569
     made = downloads.file_path(trial, downloads.PREDICTIONS)
     assert [p.name for p in made.parent.iterdir()] == [made.name]  # no temporary file left beside it

@@ -59,8 +59,9 @@ def wait_until_ended(job: SearchJob, timeout: float) -> SearchJob:
 
 def read_predictions(text: str) -> list[str]:
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["prediction"]
-    return [row[0] for row in rows[1:]]
+    assert rows[0] == ["row", "diagnosis", "prediction"]
+    assert [row[0] for row in rows[1:]] == [str(i) for i in range(1, len(rows))]
+    return [row[-1] for row in rows[1:]]
 
 
 def test_a_search_runs_on_the_worker_streams_live_and_exports_a_faithful_bundle(

@@ -3,16 +3,17 @@ search form."""
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 import nas_engine
 from webapp.accounts import quotas
-from webapp.datasets import selectors, services
+from webapp.datasets import samples, selectors, services
 from webapp.datasets.forms import DatasetUploadForm
 from webapp.datasets.models import Dataset
+from webapp.searches import selectors as search_selectors
 from webapp.searches.forms import SearchJobForm
 
 
@@ -26,6 +27,7 @@ def home(request):
             "datasets": datasets,
             "jobs": jobs,
             "dataset_pager": _pager(request, "datasets", datasets),
+            "samples": list(samples.SAMPLES.values()),
             "job_pager": _pager(request, "jobs", jobs),
         },
     )
@@ -82,6 +84,12 @@ def create_from_upload(request) -> tuple[Dataset | None, DatasetUploadForm]:
     return dataset, form
 
 
+def _target_asked(request, dataset: Dataset) -> dict | None:
+    """``?target=COLUMN`` picks the form's target (a sample names its own)."""
+    target = request.GET.get("target", "")
+    return {"target": target} if target in dataset.column_names else None
+
+
 def _contents(dataset) -> str:
     if dataset.image:
         return f"{dataset.rows} images in {len(dataset.image['classes'])} classes"
@@ -104,8 +112,20 @@ def _upload_page(request, form: DatasetUploadForm, status: int = 200):
 
 
 def dataset_detail(request, pk: int):
+    """The profile, the leaderboard of the dataset's searches and the search form; ``?from=JOB``
+    fills the form with that search's settings, to run it again with changes."""
     dataset = selectors.get_dataset_for_user(user=request.user, pk=pk)
-    return render(request, "datasets/detail.html", {"dataset": dataset, "form": SearchJobForm(dataset=dataset)})
+    earlier = None
+    if (from_job := request.GET.get("from", "")).isdigit():
+        earlier = dataset.search_jobs.filter(pk=int(from_job)).first()
+    initial = SearchJobForm.initial_from(earlier) if earlier is not None else None
+    context = {
+        "dataset": dataset,
+        "form": SearchJobForm(initial=initial or _target_asked(request, dataset), dataset=dataset),
+        "rerun_of": earlier,
+        "leaderboard": search_selectors.dataset_leaderboard(dataset=dataset),
+    }
+    return render(request, "datasets/detail.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -119,3 +139,13 @@ def dataset_delete(request, pk: int):
     services.dataset_delete(dataset=dataset)
     messages.success(request, f"Deleted {dataset.name}.")
     return redirect("home")
+
+
+@require_POST
+def sample_create(request, key: str):
+    """Give the user a copy of a built-in sample dataset and open it, ready to search."""
+    if key not in samples.SAMPLES:
+        raise Http404("No such sample.")
+    dataset = samples.sample_create(owner=request.user, key=key)
+    messages.success(request, f"Added {dataset.name}: {_contents(dataset)}. Pick your limits and start a search.")
+    return redirect(reverse("dataset_detail", args=[dataset.pk]) + f"?target={samples.SAMPLES[key].target}")

@@ -29,6 +29,7 @@ from django.core.cache import cache
 import nas_engine
 from nas_engine import runtime
 from nas_engine.evaluator import EVAL_CHUNK, predict_raw
+from nas_engine.profiling import WarningKind
 from webapp.searches import bundles, dispatch, evaluation
 from webapp.searches.models import Trial
 from webapp.searches.spreadsheet import spreadsheet_safe
@@ -266,9 +267,18 @@ def _dataset_chunks(dataset) -> Iterator[list[dict]]:
             yield chunk
 
 
+def id_columns(trial: Trial) -> list[str]:
+    """The columns the search left out as IDs (the profile flagged them): they name each prediction's row."""
+    job = trial.job
+    flagged = {w["column"] for w in job.dataset.profile.get("warnings", []) if w["kind"] == WarningKind.ID_LIKE}
+    return [name for name in job.ignore or [] if name in flagged]
+
+
 def write_predictions(trial: Trial, *, report: Callable[[float, str], None]) -> Path:
-    """The model's prediction for every row of the job's dataset, as CSV (``prediction``, one row each,
-    in the dataset's order), computed as ``nas_engine.predict_csv`` does, a chunk at a time.
+    """The model's prediction for every row of the job's dataset, as CSV, one row each in the dataset's
+    order, computed as ``nas_engine.predict_csv`` does, a chunk at a time. Each line says which row it
+    predicts: ``row`` (its number among the data rows, from 1), the ID columns the search left out,
+    then the target's actual value beside the ``prediction``.
 
     Raises:
         NasError: No usable model, or the dataset cannot be read.
@@ -280,13 +290,22 @@ def write_predictions(trial: Trial, *, report: Callable[[float, str], None]) -> 
     dataset = trial.job.dataset
     total = max(dataset.rows or 0, 1)
     done = 0
+    ids, target = id_columns(trial), trial.job.target
     with _atomic_text(path) as out:
         writer = csv.writer(out)
-        writer.writerow(["prediction"])
+        writer.writerow([spreadsheet_safe(name) for name in ["row", *ids, target, "prediction"]])
         try:
             for rows in _dataset_chunks(dataset):
                 outputs = predict_raw(model, runtime.encode_rows(rows, preprocessing))
-                writer.writerows([spreadsheet_safe(value)] for value in runtime.decode_outputs(outputs, preprocessing))
+                predicted = runtime.decode_outputs(outputs, preprocessing)
+                writer.writerows(
+                    [
+                        done + i + 1,
+                        *(spreadsheet_safe(row.get(name) or "") for name in [*ids, target]),
+                        spreadsheet_safe(value),
+                    ]
+                    for i, (row, value) in enumerate(zip(rows, predicted, strict=True))
+                )
                 done += len(rows)
                 report(min(done / total, 0.99), f"Predicted {done:,} of {dataset.rows or done:,} rows…")
         except (ValueError, UnicodeDecodeError) as exc:

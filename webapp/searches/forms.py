@@ -265,8 +265,11 @@ class SearchJobForm(forms.Form):
         self.fields["split_column"].choices = [("", "—"), *((name, name) for name in columns)]
         # One type choice per column (not for an image's pixels): detected, or read as numbers, labels or dates.
         self.type_columns = [] if dataset.image else list(columns)
+        chosen_types = self.initial.get("column_types") or {}
         for i, name in enumerate(self.type_columns):
             column = dataset.column(name)
+            if name in chosen_types:
+                self.initial[f"type_{i}"] = chosen_types[name]
             self.fields[f"type_{i}"] = forms.ChoiceField(
                 label=name, required=False, choices=TYPE_CHOICES,
                 initial="date" if looks_like_dates(column) else AUTO,
@@ -282,6 +285,32 @@ class SearchJobForm(forms.Form):
         budget = self.fields["budget_seconds"]
         budget.widget.attrs.update(min=5, max=settings.MAX_BUDGET_SECONDS, step=1)
         budget.validators.append(MaxValueValidator(settings.MAX_BUDGET_SECONDS))
+
+    @classmethod
+    def initial_from(cls, job: SearchJob) -> dict:
+        """The form's values that start ``job`` again: for "re-run with changes"."""
+        kind, _, column = (job.split or "random").partition(":")
+        objectives = [name for name in job.objectives if name != "score"]
+        initial = {
+            name: getattr(job, name)
+            for name in (
+                "target", "task", "notes", "ignore", "split_ratio", "metric", "max_params", "max_flops",
+                "max_latency_ms", "budget_seconds", "max_trials", "parallel_trials", "strategy", "space", "fidelity",
+                "augment", "compress", "class_weights", "seed",
+            )
+        }  # fmt: skip
+        initial |= {
+            "name": f"{job.name or f'Search #{job.pk}'} (changed)"[:200],
+            "split_kind": kind,
+            "split_column": column,
+            "cost_objective": objectives[0] if objectives else "params",
+            "third_objective": objectives[1] if len(objectives) > 1 else "",
+            "max_size_kb": job.max_size_bytes // 1024 if job.max_size_bytes else None,
+            "max_memory_kb": job.max_memory_bytes // 1024 if job.max_memory_bytes else None,
+            "warm_start_from": str(job.warm_start_from_id or ""),
+            "column_types": dict(entry.rsplit("=", 1) for entry in job.column_types or []),
+        }
+        return initial
 
     def _suspect_columns(self, *, target: str) -> list[str]:
         """Columns the profile warns a model off (an ID, a constant) or suspects of leaking ``target``."""

@@ -59,3 +59,33 @@ def front_trial_ids(*, job: SearchJob) -> list[int]:
 def search_log(*, job: SearchJob, limit: int = 200) -> list[SearchLogEntry]:
     """The job's latest ``limit`` status log lines, oldest first."""
     return list(reversed(job.log_entries.order_by("-id")[:limit]))
+
+
+def dataset_leaderboard(*, dataset) -> list[dict]:
+    """The dataset's searches ranked by their best validation score, one table per target and metric
+    (scores of different targets or metrics do not compare): each row the job with ``best`` (the
+    metric's value of its best model, None before one), ``best_trial`` (that model: its params and
+    latency are the cost) and ``models`` (trained models)."""
+    jobs = (
+        SearchJob.objects.filter(dataset=dataset)
+        .defer("preprocessing")
+        .annotate(
+            best_score=Max("trials__score"), models=Count("trials", filter=Q(trials__status__in=Trial.WITH_MODEL))
+        )
+        .order_by("-pk")
+    )
+    tables: dict[tuple[str, str], list[SearchJob]] = {}
+    for job in jobs:
+        tables.setdefault((job.target, job.scored_by.label), []).append(job)
+    boards = []
+    for (target, label), rows in tables.items():
+        for job in rows:
+            job.best_trial = (
+                job.trials.filter(score=job.best_score).order_by("number").first()
+                if job.best_score is not None
+                else None
+            )
+            job.best = None if job.best_score is None else job.scored_by.shown(job.best_score)
+        rows.sort(key=lambda job: (job.best_score is None, -(job.best_score or 0.0), -job.pk))
+        boards.append({"target": target, "metric": label, "jobs": rows})
+    return boards

@@ -150,13 +150,13 @@ def search_cancel(*, job: SearchJob) -> bool:
 RERUN_FIELDS = ("owner", "dataset", *ENGINE_SETTINGS, *WEB_SETTINGS)
 
 
-def search_rerun(*, job: SearchJob) -> SearchJob:
-    """Queue a new job with the same dataset, settings and seed (for the same owner)."""
+def search_rerun(*, job: SearchJob, user=None) -> SearchJob:
+    """Queue a new job with the same dataset, settings and seed, for ``user`` (the same owner when
+    None: what staff re-run stays its owner's)."""
 
     with transaction.atomic():
-        rerun = SearchJob.objects.create(
-            **{name: getattr(job, name) for name in RERUN_FIELDS}, rerun_of=job, message="Waiting for a worker"
-        )
+        fields = {name: getattr(job, name) for name in RERUN_FIELDS} | ({"owner": user} if user is not None else {})
+        rerun = SearchJob.objects.create(**fields, rerun_of=job, message="Waiting for a worker")
         _queue_new(rerun, log_message=f"Re-run of search #{job.pk}; {rerun.message}")
     return rerun
 

@@ -24,7 +24,8 @@ def search_create(request, dataset_pk: int):
     form = SearchJobForm(request.POST, dataset=dataset)
     job = create_from_form(user=request.user, form=form)
     if job is None:
-        return render(request, "datasets/detail.html", {"dataset": dataset, "form": form}, status=400)
+        context = {"dataset": dataset, "form": form, "leaderboard": selectors.dataset_leaderboard(dataset=dataset)}
+        return render(request, "datasets/detail.html", context, status=400)
     return redirect("search_detail", pk=job.pk)
 
 
@@ -83,3 +84,18 @@ def search_delete(request, pk: int):
     services.search_delete(job=job)
     messages.success(request, f"Deleted search #{pk} and its models.")
     return redirect("home")
+
+
+@require_POST
+def search_rerun(request, pk: int):
+    """Start the same search again (same dataset, settings and seed), within the owner's quotas."""
+    job = selectors.get_search_for_user(user=request.user, pk=pk)
+    try:
+        with transaction.atomic():
+            quotas.check_search(user=request.user, budget_seconds=job.budget_seconds)
+            rerun = services.search_rerun(job=job, user=request.user)
+    except quotas.QuotaExceeded as exc:
+        messages.error(request, str(exc))
+        return redirect("search_detail", pk=job.pk)
+    messages.success(request, f"Started {rerun.display_name}, a re-run of {job.display_name}.")
+    return redirect("search_detail", pk=rerun.pk)

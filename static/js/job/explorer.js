@@ -86,10 +86,26 @@
       text.textContent = models.length ? "No model fits these limits; loosen one." : "No trained model yet.";
     }
     button.hidden = !top || top.id === store.chosenId;
+    renderWhy(top);
     button.textContent = top ? "Choose trial " + top.number : "Choose this model";
     renderReference(top);
     renderKnee();
     renderSmallest();
+  }
+
+  // Why the chosen model (the red ring) is not the best that fits (the gold star), when they differ.
+  function renderWhy(top) {
+    const why = document.getElementById("explorer-why");
+    const chosen = store.trials.get(store.chosenId);
+    why.hidden = !top || !chosen || top.id === chosen.id;
+    if (why.hidden) return;
+    const recommended = chosen.number === store.job.recommended;
+    let words = "The chosen model, trial " + chosen.number + ", is not the best that fits: ";
+    if (!fits(chosen)) words += "it is outside the limits set here";
+    else if (chosen.score < top.score) words += "it scores lower, at less cost";
+    else words += "it scores as well";
+    if (recommended) words += " (it was chosen for you: the highest validation score of the search)";
+    why.textContent = words + ". Choose trial " + top.number + " to take the best that fits.";
   }
 
   // The honest reference: scikit-learn's HistGradientBoosting at its defaults, on the same rows.

@@ -45,6 +45,9 @@
     if (!t) return; // keep what the server drew (a finished job's recommended trial) until there is one
     section.hidden = false;
     document.getElementById("chosen-number").textContent = t.number;
+    const members = t.architecture && t.architecture.space === "ensemble" ? t.architecture.members || [] : null;
+    document.getElementById("chosen-kind").textContent = members
+      ? ": an ensemble of trials " + members.join(", ") + " (their predictions averaged)" : "";
     document.getElementById("chosen-recommended").hidden = t.number !== store.job.recommended;
     const rows = Object.entries(t.metrics).filter(([k, v]) => D.METRICS[k] && typeof v === "number")
       .map(([k, v]) => ["validation " + D.METRICS[k], D.number(v, 4)])
