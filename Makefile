@@ -55,7 +55,8 @@ bench-quick: $(STAMP) chromium
 clean:
 	rm -rf var $(VENV)
 
-# The README's screenshots, taken by the browser tests of the pages they show.
+# The README's screenshots, from a realistic session: two real searches of two minutes (tests/screenshots.py).
 screenshots: $(STAMP) chromium
-	NAS_VAR_DIR=$(TEST_VAR) DOC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m webapp.stack exec -- \
-	  $(PY) -m pytest -q tests/web/test_browser.py tests/web/test_model_page_browser.py tests/web/test_images_browser.py
+	rm -rf $(CURDIR)/var/screenshots
+	NAS_VAR_DIR=$(CURDIR)/var/screenshots DOC_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m webapp.stack exec -- \
+	  $(PY) tests/screenshots.py

@@ -58,9 +58,12 @@ def wait_until_ended(job: SearchJob, timeout: float) -> SearchJob:
 
 
 def read_predictions(text: str) -> list[str]:
+    """The predictions of predict.py's output (``prediction``) or of the app's download, whose lines
+    also say which row each predicts (``row``, the actual ``diagnosis``)."""
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["row", "diagnosis", "prediction"]
-    assert [row[0] for row in rows[1:]] == [str(i) for i in range(1, len(rows))]
+    assert rows[0] in (["prediction"], ["row", "diagnosis", "prediction"])
+    if rows[0][0] == "row":
+        assert [row[0] for row in rows[1:]] == [str(i) for i in range(1, len(rows))]
     return [row[-1] for row in rows[1:]]
 
 

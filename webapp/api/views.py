@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404
-from ninja import File, Form, NinjaAPI, Router
+from ninja import File, Form, NinjaAPI, Router, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.files import UploadedFile
 
@@ -128,8 +128,8 @@ def dataset_upload(
     The limits and quotas of the upload page apply; a refused file leaves nothing behind."""
     dataset, form = create_from_upload(request)
     if dataset is None:
-        return 400, {"errors": form.error_lists()}
-    return 201, _dataset(dataset, profile=True)
+        return Status(400, {"errors": form.error_lists()})
+    return Status(201, _dataset(dataset, profile=True))
 
 
 @router.get("/datasets/", response=DatasetList, summary="List your datasets")
@@ -148,7 +148,7 @@ def dataset_detail(request, dataset_id: int):
 def dataset_delete(request, dataset_id: int):
     dataset = dataset_selectors.get_dataset_for_user(user=request.user, pk=dataset_id)
     dataset_services.dataset_delete(dataset=dataset)
-    return 204, None
+    return Status(204, None)
 
 
 # --- searches -----------------------------------------------------------------------------------------
@@ -215,12 +215,12 @@ def search_create(request, payload: SearchIn):
     try:
         data = search_form_data(form, given)
     except KeyError as exc:
-        return 400, {"errors": {"column_types": [f"Column {exc} is not in this dataset."]}}
+        return Status(400, {"errors": {"column_types": [f"Column {exc} is not in this dataset."]}})
     form = SearchJobForm(data, dataset=dataset)
     job = create_from_form(user=request.user, form=form)
     if job is None:
-        return 400, {"errors": form_errors(form)}
-    return 201, _search(job, detail=True)
+        return Status(400, {"errors": form_errors(form)})
+    return Status(201, _search(job, detail=True))
 
 
 @router.get("/searches/", response=SearchList, summary="List your searches")
@@ -254,7 +254,7 @@ def search_cancel(request, search_id: int):
 @router.delete("/searches/{search_id}/", response={204: None}, summary="Delete a search and its models")
 def search_delete(request, search_id: int):
     services.search_delete(job=selectors.get_search_for_user(user=request.user, pk=search_id))
-    return 204, None
+    return Status(204, None)
 
 
 # --- trials: bundles and predictions ------------------------------------------------------------------
@@ -293,16 +293,16 @@ def trial_predict(request, trial_id: int, payload: PredictIn):
     While the bundle is first made, 202 as for the bundle."""
     trial = _trial_for(request, trial_id)
     if len(payload.rows) > settings.API_PREDICT_MAX_ROWS:
-        return 400, {"errors": {"rows": [f"At most {settings.API_PREDICT_MAX_ROWS:,} rows a call."]}}
+        return Status(400, {"errors": {"rows": [f"At most {settings.API_PREDICT_MAX_ROWS:,} rows a call."]}})
     if not downloads.is_ready(trial, downloads.BUNDLE):
         response = download_views.prepared(request, trial, downloads.BUNDLE, as_json=True, serve_when_ready=False)
         if response.status_code != 200:
             return response
     model = serving.served_model(downloads.file_path(trial, downloads.BUNDLE))
     try:
-        return 200, model.predict(payload.rows)
+        return Status(200, model.predict(payload.rows))
     except serving.BadRows as exc:
-        return 400, {"errors": {"rows": [str(exc)]}}
+        return Status(400, {"errors": {"rows": [str(exc)]}})
 
 
 api.add_router("/", router)
