@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from benchmarks import (
+    cnn_scale,
     compression,
     efficiency,
     estimate,
@@ -22,6 +23,7 @@ from benchmarks import (
     load,
     nasbench,
     overhead,
+    scale,
     scaling,
     search_quality,
     serving,
@@ -42,6 +44,8 @@ EVERY = (
     load,
     live,
     serving,
+    scale,
+    cnn_scale,
     overhead,
     scaling,
     nasbench,

@@ -375,7 +375,7 @@ def read_image_meta(path: str | Path) -> dict | None:
     return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
 
 
-def _stored_arrays(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+def stored_arrays(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     damaged = DatasetError(f"The image set '{path.name}' is damaged (its pixels do not match its description).")
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -401,7 +401,7 @@ def read_image_table(path: str | Path, *, max_rows: int | None = None) -> pd.Dat
     meta = read_image_meta(path)
     if meta is None:
         raise DatasetError(f"'{path.name}' is not an image set.")
-    x, y = _stored_arrays(path, meta)
+    x, y = stored_arrays(path, meta)
     if max_rows is not None:
         x, y = x[:max_rows], y[:max_rows]
     cells = np.array(runtime.PIXEL_CELLS, dtype=object)[x.reshape(len(x), -1)]

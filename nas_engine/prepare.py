@@ -10,22 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from nas_engine.dataset import detect_task, is_numeric, read_table, unknown_column_error
 from nas_engine.errors import DatasetError, TargetError
 from nas_engine.evaluator import CLASS_WEIGHTS
 from nas_engine.images import TARGET as IMAGE_TARGET
-from nas_engine.images import read_image_meta
+from nas_engine.images import read_image_meta, stored_arrays
 from nas_engine.metrics import metric_named
 from nas_engine.runtime import (
     DATE_PARTS,
+    PIXEL_CELLS,
     category_of,
     date_parts,
-    encode_rows,
+    encode_columns,
     feature_width,
     is_missing,
     label_sort_key,
     parse_number,
+    parse_numbers,
 )
 from nas_engine.spaces import detect_image_shape
 from nas_engine.splits import Split, parse_ratio, split_rows
@@ -39,6 +42,8 @@ IQR_PER_STD = 1.349  # the interquartile range of a normal distribution, in stan
 SMOOTH_CLIP = 3.0  # robust-scaled values are squashed smoothly towards +-3 (RealMLP's choice)
 LOG_TARGET_MIN_SKEW = 1.0
 LOG_CHECK_MAX_ROWS = 20_000  # rows the log-target check fits on (a few seconds at most)
+CHECK_ROWS = 1_000  # raw test rows kept for checking a bundle (PreparedData.raw_test_rows)
+CHECK_IMAGES = 100  # of an image set (3,072 cells each at 32×32 RGB)
 
 
 @dataclass(frozen=True)
@@ -124,27 +129,38 @@ def prepare_data(
     val_fraction, test_fraction = parse_ratio(ratio)
     if class_weights not in CLASS_WEIGHTS:
         raise ValueError(f"Unknown class weights '{class_weights}'; use one of: {', '.join(CLASS_WEIGHTS)}.")
-    frame = read_table(path)
-    if target not in frame.columns:
-        raise unknown_column_error(target, frame.columns)
+    image = read_image_meta(path)
+    pixels: np.ndarray | None = None  # an image set's pixels, rows × values, uint8 as stored
+    if image is not None and target == IMAGE_TARGET and not column_types and not ignore and chosen_split.column is None:
+        # The pixels never become text cells: they stay the stored uint8 array (images.stored_arrays).
+        x, y = stored_arrays(Path(path), image)
+        frame, pixels = pd.DataFrame({IMAGE_TARGET: y.astype(object)}), x.reshape(len(x), -1)
+        columns = [*image["columns"], IMAGE_TARGET]
+    else:
+        frame = read_table(path)
+        columns = list(frame.columns)
+    if target not in columns:
+        raise unknown_column_error(target, columns)
     source_rows = len(frame)
-    frame = frame[[not is_missing(v) for v in frame[target]]].reset_index(drop=True)
+    kept = np.array([not is_missing(v) for v in frame[target]], dtype=bool)
+    frame = frame[kept].reset_index(drop=True)
+    if pixels is not None:
+        pixels = pixels[kept]
     raw_target = [v.strip() for v in frame[target]]
     task = task or detect_task(raw_target)
-    image = read_image_meta(path)
     if chosen_split.kind == "column" and chosen_split.column not in ignore:  # the user's split names are no input
         ignore = [*ignore, str(chosen_split.column)]
     if chosen_split.column == target:
         raise DatasetError(f"Column '{target}' is the target: it cannot also decide the split.")
-    features = _used_columns(list(frame.columns), target=target, ignore=ignore, image=image)
-    kinds = parse_column_types(column_types, columns=list(frame.columns), target=target)
+    features = _used_columns(columns, target=target, ignore=ignore, image=image)
+    kinds = parse_column_types(column_types, columns=columns, target=target)
     check_target(
         target,
         task=task,
         numeric=is_numeric(raw_target),
         classes=len(set(raw_target)),
         rows=len(raw_target),
-        inputs_empty=all(all(is_missing(v) for v in frame[name]) for name in features),
+        inputs_empty=pixels is None and all(all(is_missing(v) for v in frame[name]) for name in features),
     )
     if len(frame) < MIN_ROWS:
         raise DatasetError(f"The dataset has {len(frame)} rows with a target value; at least {MIN_ROWS} are needed.")
@@ -159,18 +175,18 @@ def prepare_data(
     train, val, test = split_rows(
         frame, chosen_split, rng=rng, val_fraction=val_fraction, test_fraction=test_fraction, strata=strata
     )
-    rows = frame.to_dict("records")
-    train_rows = [rows[i] for i in train]
+    # Column by column, as object arrays of the raw cells: never a dict per row (a million rows of
+    # fifty columns would be fifty million dict entries).
+    cells = {} if pixels is not None else {name: frame[name].to_numpy(dtype=object) for name in features}
     is_image = image is not None and target == IMAGE_TARGET
     prep: dict[str, Any] = {
         "version": 1 if is_image else 2,
         "task": task,
         "feature_columns": features,
         # Pixels keep plain standardisation (their range is fixed); table columns get robust scaling.
-        "features": [
-            _fit_feature(name, [r[name] for r in train_rows], robust=not is_image, kind=kinds.get(name))
-            for name in features
-        ],
+        "features": _fit_pixels(features, pixels[train])
+        if pixels is not None
+        else [_fit_feature(name, cells[name][train], robust=not is_image, kind=kinds.get(name)) for name in features],
         "target": _fit_target(target, task, labels, [raw_target[i] for i in train]),
     }
     if ignore:  # only then: the preprocessing of a search that ignores nothing stays as it was
@@ -183,7 +199,12 @@ def prepare_data(
     if is_image:
         prep["image"] = image  # size, channels, resampling, pixel columns: what predict.py needs for images
     prep["n_features"] = sum(feature_width(f) for f in prep["features"])
-    X_train, X_val, X_test = (encode_rows([rows[i] for i in part], prep) for part in (train, val, test))
+    X_train, X_val, X_test = (
+        _encode_pixels(pixels[part], prep["features"])
+        if pixels is not None
+        else encode_columns({name: column[part] for name, column in cells.items()}, prep, len(part))
+        for part in (train, val, test)
+    )
     if task == "regression":
         values = np.array([parse_number(v) for v in raw_target], dtype=np.float64)
         if log_target_helps(values[train], values[val], X_train, X_val, seed=seed):
@@ -212,8 +233,55 @@ def prepare_data(
         feature_columns=tuple(features),
         source_rows=source_rows,
         image_shape=detect_image_shape([f["kind"] for f in prep["features"]]),
-        raw_test_rows=[rows[i] for i in test],
+        raw_test_rows=_raw_rows(frame, pixels, features, np.asarray(test)),
     )
+
+
+def _raw_rows(frame: pd.DataFrame, pixels: np.ndarray | None, features: list[str], rows: np.ndarray) -> list[dict]:
+    """The raw cells of the first of ``rows`` (CHECK_ROWS of a table, CHECK_IMAGES of an image set),
+    as a CSV of them would read: what a bundle is checked on."""
+    if pixels is None:
+        return frame.iloc[rows[:CHECK_ROWS]].to_dict("records")
+    kept = rows[:CHECK_IMAGES]
+    cells = np.array(PIXEL_CELLS, dtype=object)[pixels[kept]]
+    return [
+        dict(zip(features, row, strict=True)) | {IMAGE_TARGET: frame[IMAGE_TARGET].iloc[i]}
+        for row, i in zip(cells.tolist(), kept.tolist(), strict=True)
+    ]
+
+
+def _fit_pixels(features: list[str], train: np.ndarray) -> list[dict]:
+    """Each pixel column's median, mean and standard deviation on the training rows, as
+    ``_fit_feature`` fits a numeric column without robust scaling (the same numbers: one column at a
+    time, in float64), from the uint8 array rather than its text."""
+    fitted = []
+    for j, name in enumerate(features):
+        column = train[:, j].astype(np.float64)
+        std = float(column.std())
+        fitted.append(
+            {
+                "name": name,
+                "kind": "numeric",
+                "median": float(np.median(column)),
+                "mean": float(column.mean()),
+                "std": std if std > 0 else 1.0,
+            }
+        )
+    return fitted
+
+
+PIXEL_CHUNK = 4096  # rows of pixels made float at a time: the float64 work stays ~100 MB
+
+
+def _encode_pixels(pixels: np.ndarray, features: list[dict]) -> np.ndarray:
+    """``encode_columns`` of pixel columns, from the uint8 array: ``(x - mean) / std`` in float64,
+    stored float32, a chunk of rows at a time."""
+    mean = np.array([f["mean"] for f in features], dtype=np.float64)
+    std = np.array([f["std"] for f in features], dtype=np.float64)
+    out = np.empty(pixels.shape, dtype=np.float32)
+    for start in range(0, len(pixels), PIXEL_CHUNK):
+        out[start : start + PIXEL_CHUNK] = (pixels[start : start + PIXEL_CHUNK].astype(np.float64) - mean) / std
+    return out
 
 
 def _used_columns(columns: list[str], *, target: str, ignore: Sequence[str], image: dict | None) -> list[str]:
@@ -304,7 +372,17 @@ def parse_column_types(texts: Sequence[str], *, columns: list[str], target: str)
     return kinds
 
 
-def _fit_date(name: str, train_cells: list[str]) -> dict:
+def read_numbers(cells: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """A column's numbers (NaN where missing or unreadable, ``runtime.parse_numbers``), how many
+    cells are present (not missing) and how many of those are not finite numbers."""
+    values = parse_numbers(cells)
+    bad = np.flatnonzero(np.isnan(values))
+    missing = sum(is_missing(cell) for cell in cells[bad].tolist())  # only cells that read no number
+    return values, len(cells) - missing, len(bad) - missing
+
+
+def _fit_date(name: str, train_cells) -> dict:
+    train_cells = list(train_cells)
     parsed = [date_parts(c) for c in train_cells]
     known = [p for p in parsed if p is not None]
     if len(known) < 0.5 * max(1, sum(not is_missing(c) for c in train_cells)) or not known:
@@ -327,16 +405,17 @@ def _fit_date(name: str, train_cells: list[str]) -> dict:
     }
 
 
-def _fit_feature(name: str, train_cells: list[str], *, robust: bool = True, kind: str | None = None) -> dict:
+def _fit_feature(name: str, train_cells: np.ndarray, *, robust: bool = True, kind: str | None = None) -> dict:
+    train_cells = np.asarray(train_cells, dtype=object)
     if kind == "date":
         return _fit_date(name, train_cells)
-    if kind == "numeric" and not any(parse_number(c) is not None for c in train_cells):
-        example = next((c for c in train_cells if not is_missing(c)), "")
+    numbers, present, unreadable = read_numbers(train_cells)
+    if kind == "numeric" and np.isnan(numbers).all():
+        example = next((c for c in train_cells.tolist() if not is_missing(c)), "")
         raise DatasetError(f"Column '{name}' holds no numbers (e.g. '{example}'): it cannot be read as numeric.")
-    if kind == "numeric" or (kind is None and is_numeric(train_cells)):
-        numbers = [parse_number(c) for c in train_cells]
-        median = float(np.median([v for v in numbers if v is not None]))
-        filled = np.array([median if v is None else v for v in numbers], dtype=np.float64)
+    if kind == "numeric" or (kind is None and present > 0 and unreadable == 0):
+        median = float(np.median(numbers[~np.isnan(numbers)]))
+        filled = np.where(np.isnan(numbers), median, numbers)
         std = float(filled.std())
         fitted = {
             "name": name,
@@ -346,7 +425,10 @@ def _fit_feature(name: str, train_cells: list[str], *, robust: bool = True, kind
             "std": std if std > 0 else 1.0,
         }
         return fitted | (robust_scaling(filled) if robust else {})
-    counts = Counter(c for c in map(category_of, train_cells) if c is not None)
+    counts: Counter[str] = Counter()
+    for cell, rows in Counter(train_cells.tolist()).items():  # category_of once per distinct cell
+        if (category := category_of(cell)) is not None:
+            counts[category] += rows
     # Most frequent first; ties alphabetically so the encoding does not depend on row order.
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
     return {"name": name, "kind": "categorical", "categories": [c for c, _ in ranked]}

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from nas_engine.dataset import DEFAULT_LIMITS, CsvLimits, read_table, task_for_numbers, unknown_column_error
-from nas_engine.images import read_image_meta
+from nas_engine.images import TARGET as IMAGE_TARGET
+from nas_engine.images import read_image_meta, stored_arrays
 from nas_engine.runtime import date_parts, is_missing, parse_number
 
 TOP_VALUES = 20  # a categorical distribution lists this many values; the rest are summed as "other"
@@ -208,6 +209,32 @@ class _Cells:
     def sampled(self, rows: np.ndarray) -> pd.Series:
         """The stripped cells of ``rows``, NaN where missing."""
         return self.raw.iloc[rows].map(self.clean)
+
+
+def _pixel_cells(column: np.ndarray) -> _Cells:
+    """The ``_Cells`` a column of uint8 pixels would give as text (``str(value)`` cells, counted in
+    the order they first appear), from the array: 256 values at most, never a string per row."""
+    counts = np.bincount(column, minlength=256)
+    order = pd.unique(column)  # values in order of first appearance
+    texts = {int(v): str(int(v)) for v in order}
+    return _Cells(
+        raw=pd.Series([], dtype=str),  # not read for an image set: no warnings, leaks or preview
+        clean={text: text for text in texts.values()},
+        counts={texts[int(v)]: int(counts[v]) for v in order},
+        numbers={text: float(value) for value, text in texts.items()},
+        missing=0,
+    )
+
+
+def _image_set_cells(path: Path, meta: dict, *, max_rows: int | None) -> tuple[int, dict[str, _Cells]]:
+    """An image set's columns as ``_Cells``, the pixels straight from their uint8 array."""
+    x, y = stored_arrays(path, meta)
+    if max_rows is not None:
+        x, y = x[:max_rows], y[:max_rows]
+    flat = x.reshape(len(x), -1)
+    cells = {name: _pixel_cells(flat[:, j]) for j, name in enumerate(meta["columns"])}
+    cells[IMAGE_TARGET] = _Cells.of(y.astype(object))
+    return len(x), cells
 
 
 def _describe(name: str, cells: _Cells) -> ColumnProfile:
@@ -421,12 +448,15 @@ def profile_csv(path: str | Path, *, max_rows: int | None = None, limits: CsvLim
     Raises:
         DatasetError: The file cannot be used as a dataset; the message says why.
     """
+    meta = read_image_meta(path)
+    if meta is not None:
+        rows, image_cells = _image_set_cells(Path(path), meta, max_rows=max_rows)
+        columns = tuple(_describe(name, cells) for name, cells in image_cells.items())
+        return DatasetProfile(rows=rows, columns=columns, leakage_checked=False)
     frame = read_table(path, max_rows=max_rows, limits=limits)
     rows = len(frame)
     frame_cells = {name: _Cells.of(frame[name]) for name in frame.columns}
     columns = tuple(_describe(name, cells) for name, cells in frame_cells.items())
-    if read_image_meta(path) is not None:
-        return DatasetProfile(rows=rows, columns=columns, leakage_checked=False)
     warnings = [w for column in columns for w in _column_warnings(column, frame_cells[column.name], rows)]
     checked = len(columns) <= LEAK_MAX_COLUMNS
     return DatasetProfile(

@@ -222,3 +222,9 @@ def test_a_dataset_profiled_before_the_new_keys_still_renders(alice_client, warn
     assert 'id="profile"' in page and "No preview was kept for this dataset" in page
     assert "profiled before distributions were" in page and "Leaks into the target were not checked" in page
     assert re.search(r'<li class="muted" id="no-warnings">', page)
+
+
+def test_the_upload_page_says_the_servers_limits(alice_client, settings):
+    settings.IMAGE_MAX_FILES, settings.CSV_MAX_ROWS = 60_000, 2_000_000
+    page = alice_client.get(reverse("dataset_upload")).content.decode()
+    assert "up to 2,000,000 rows" in page and "up to 60,000 images" in page and "512 MB unpacked" in page

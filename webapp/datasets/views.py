@@ -107,7 +107,19 @@ def _upload_failed(request, form: DatasetUploadForm):
 
 
 def _upload_page(request, form: DatasetUploadForm, status: int = 200):
-    context = {"form": form, "max_upload_mb": settings.MAX_UPLOAD_MB, "max_upload_bytes": settings.MAX_UPLOAD_BYTES}
+    limits = {
+        "csv_rows": settings.CSV_MAX_ROWS,
+        "csv_columns": settings.CSV_MAX_COLUMNS,
+        "image_files": settings.IMAGE_MAX_FILES,
+        "image_total_mb": settings.IMAGE_MAX_TOTAL_MB,
+        "image_file_mb": settings.IMAGE_MAX_FILE_MB,
+    }
+    context = {
+        "form": form,
+        "max_upload_mb": settings.MAX_UPLOAD_MB,
+        "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+        "limits": limits,
+    }
     return render(request, "datasets/upload.html", context, status=status)
 
 
