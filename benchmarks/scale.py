@@ -10,7 +10,8 @@ Two synthetic sets, written once:
   missing) and a class target; the work is ``profile_csv`` then ``prepare_data``.
 
 Each step runs in a fresh Python process, which reports its own time and peak resident memory
-(``ru_maxrss``): with this checkout's ``nas_engine``, then with BENCH_SCALE_BASELINE's (a git
+(``ru_maxrss``; the upload's peak is the largest step's): with this checkout's ``nas_engine``, then
+with BENCH_SCALE_BASELINE's (a git
 revision, default the last one before the columnar pipeline; checked out to a temporary worktree),
 on the same files. BENCH_SCALE_BASELINE_IMAGES / _ROWS run the baseline on fewer (its time and
 memory grow linearly with them, and the full sizes take it minutes and gigabytes). Writes
@@ -46,27 +47,17 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import nas_engine
 from nas_engine.images import convert_image_upload
-kind, source, work = sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+step, source, work, target = sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
 started = time.perf_counter()
-steps = {}
-if kind == "images":
+if step == "convert":
     limits = nas_engine.ArchiveLimits(max_files=10**7, max_total_bytes=2**40, max_file_bytes=2**40)
-    stored = work / "set.npz"
-    convert_image_upload(source, stored, filename=source.name, limits=limits)
-    steps["convert_s"] = time.perf_counter() - started
-    path = stored
+    convert_image_upload(source, work / "set.npz", filename=source.name, limits=limits)
+elif step == "profile":
+    nas_engine.profile_csv(source, limits=nas_engine.CsvLimits(max_columns=None, max_rows=10**8))
 else:
-    path = source
-mark = time.perf_counter()
-nas_engine.profile_csv(path, limits=nas_engine.CsvLimits(max_columns=None, max_rows=10**8))
-steps["profile_s"] = time.perf_counter() - mark
-mark = time.perf_counter()
-data = nas_engine.prepare_data(path, target="label" if kind == "images" else "y")
-steps["prepare_s"] = time.perf_counter() - mark
-steps["total_s"] = time.perf_counter() - started
-steps["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-steps["features"] = data.n_features
-print(json.dumps(steps))
+    nas_engine.prepare_data(source, target=target)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+print(json.dumps({"s": time.perf_counter() - started, "gb": peak}))
 """
 
 
@@ -92,12 +83,23 @@ def write_table_csv(path: Path, n: int) -> Path:
 
 
 def _measure(root: Path, kind: str, source: Path, workdir: Path) -> dict:
+    """Each step of the upload in a fresh process (its own time and peak memory), in order."""
+    steps: dict[str, float] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as work:
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(root), kind, str(source), work],
-            capture_output=True, text=True, check=True, cwd=work, timeout=3600,
-        )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        path, target = source, "y"
+        names = ("convert", "profile", "prepare") if kind == "images" else ("profile", "prepare")
+        for step in names:
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(root), step, str(path), work, target],
+                capture_output=True, text=True, check=True, cwd=work, timeout=3600,
+            )  # fmt: skip
+            measured = json.loads(out.stdout.strip().splitlines()[-1])
+            steps[f"{step}_s"], steps[f"{step}_gb"] = measured["s"], measured["gb"]
+            if step == "convert":
+                path, target = Path(work) / "set.npz", "label"
+    steps["total_s"] = sum(v for k, v in steps.items() if k.endswith("_s"))
+    steps["peak_gb"] = max(v for k, v in steps.items() if k.endswith("_gb"))
+    return steps
 
 
 def run(workdir: Path) -> list[dict]:

@@ -177,7 +177,12 @@ def prepare_data(
     )
     # Column by column, as object arrays of the raw cells: never a dict per row (a million rows of
     # fifty columns would be fifty million dict entries).
-    cells = {} if pixels is not None else {name: frame[name].to_numpy(dtype=object) for name in features}
+    raw_test_rows = _raw_rows(frame, pixels, features, np.asarray(test))
+    ignored_columns = [c for c in columns if c in set(ignore)]
+    cells: dict[str, np.ndarray] = {}
+    if pixels is None:
+        cells = _numbers_first(frame, features, kinds, train)
+        del frame  # the text of the columns read as numbers goes with it
     is_image = image is not None and target == IMAGE_TARGET
     prep: dict[str, Any] = {
         "version": 1 if is_image else 2,
@@ -190,8 +195,7 @@ def prepare_data(
         "target": _fit_target(target, task, labels, [raw_target[i] for i in train]),
     }
     if ignore:  # only then: the preprocessing of a search that ignores nothing stays as it was
-        ignored = set(ignore)
-        prep["ignored_columns"] = [c for c in frame.columns if c in ignored]
+        prep["ignored_columns"] = ignored_columns
     if kinds:
         prep["column_types"] = {name: kind for name, kind in kinds.items() if name in features}
     if chosen_split.kind != "random":
@@ -233,8 +237,26 @@ def prepare_data(
         feature_columns=tuple(features),
         source_rows=source_rows,
         image_shape=detect_image_shape([f["kind"] for f in prep["features"]]),
-        raw_test_rows=_raw_rows(frame, pixels, features, np.asarray(test)),
+        raw_test_rows=raw_test_rows,
     )
+
+
+def _numbers_first(frame: pd.DataFrame, features: list[str], kinds: dict[str, str], train) -> dict[str, np.ndarray]:
+    """Each feature's cells: a column that reads as numbers on every row (or is declared numeric)
+    becomes its float64 numbers at once (NaN where missing or unreadable, ``runtime.parse_numbers``),
+    the rest stay text, copied out of ``frame`` so that, once the frame is gone, the numbers' text
+    goes too (a million rows of forty numeric columns are some 2 GB of Python strings)."""
+    cells = {}
+    for name in features:
+        text = frame[name].to_numpy(dtype=object)
+        kind = kinds.get(name)
+        if kind in (None, "numeric"):
+            numbers, present, unreadable = read_numbers(text)
+            if (kind == "numeric" or unreadable == 0) and not np.isnan(numbers[train]).all():
+                cells[name] = numbers
+                continue
+        cells[name] = text.copy()
+    return cells
 
 
 def _raw_rows(frame: pd.DataFrame, pixels: np.ndarray | None, features: list[str], rows: np.ndarray) -> list[dict]:
@@ -405,7 +427,20 @@ def _fit_date(name: str, train_cells) -> dict:
     }
 
 
+def _fit_numbers(name: str, numbers: np.ndarray, *, robust: bool) -> dict:
+    """A numeric feature fitted on the training rows' numbers (NaN where missing or unreadable)."""
+    median = float(np.median(numbers[~np.isnan(numbers)]))
+    filled = np.where(np.isnan(numbers), median, numbers)
+    std = float(filled.std())
+    fitted = {"name": name, "kind": "numeric", "median": median, "mean": float(filled.mean()), "std": std or 1.0}
+    return fitted | (robust_scaling(filled) if robust else {})
+
+
 def _fit_feature(name: str, train_cells: np.ndarray, *, robust: bool = True, kind: str | None = None) -> dict:
+    """A feature fitted on its training cells: raw text (an object array), or a column already read
+    as numbers (a float array, ``_numbers_first``)."""
+    if train_cells.dtype.kind == "f":
+        return _fit_numbers(name, train_cells, robust=robust)
     train_cells = np.asarray(train_cells, dtype=object)
     if kind == "date":
         return _fit_date(name, train_cells)
@@ -414,17 +449,7 @@ def _fit_feature(name: str, train_cells: np.ndarray, *, robust: bool = True, kin
         example = next((c for c in train_cells.tolist() if not is_missing(c)), "")
         raise DatasetError(f"Column '{name}' holds no numbers (e.g. '{example}'): it cannot be read as numeric.")
     if kind == "numeric" or (kind is None and present > 0 and unreadable == 0):
-        median = float(np.median(numbers[~np.isnan(numbers)]))
-        filled = np.where(np.isnan(numbers), median, numbers)
-        std = float(filled.std())
-        fitted = {
-            "name": name,
-            "kind": "numeric",
-            "median": median,
-            "mean": float(filled.mean()),
-            "std": std if std > 0 else 1.0,
-        }
-        return fitted | (robust_scaling(filled) if robust else {})
+        return _fit_numbers(name, numbers, robust=robust)
     counts: Counter[str] = Counter()
     for cell, rows in Counter(train_cells.tolist()).items():  # category_of once per distinct cell
         if (category := category_of(cell)) is not None:

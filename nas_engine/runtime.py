@@ -170,7 +170,8 @@ def encode_columns(columns: dict, prep: dict, n_rows: int) -> np.ndarray:
     for feature in prep["features"]:
         cells = columns[feature["name"]]
         if feature["kind"] == "numeric":
-            numbers = parse_numbers(cells)
+            # A column already read as numbers (a float array, as prepare_data keeps them) is used as is.
+            numbers = cells if isinstance(cells, np.ndarray) and cells.dtype.kind == "f" else parse_numbers(cells)
             column = np.where(np.isnan(numbers), feature["median"], numbers)
             if "scale" in feature:
                 z = (column - feature["center"]) / feature["scale"]

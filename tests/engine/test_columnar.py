@@ -134,3 +134,26 @@ def test_an_image_sets_profile_is_the_profile_of_its_table(image_set, tmp_path):
     from_text = nas_engine.profile_csv(as_csv, limits=nas_engine.CsvLimits(max_columns=None)).to_dict()
     assert from_array["columns"] == from_text["columns"] and from_array["rows"] == 300
     assert from_array["columns"][0]["unique"] == 1 and from_array["leakage_checked"] is False
+
+
+def test_a_large_table_is_described_from_a_sample_with_exact_rows(tmp_path, monkeypatch):
+    from nas_engine import profiling
+
+    rng = np.random.default_rng(2)
+    rows = 3000
+    lines = ["id,amount,colour,label"]
+    for i in range(rows):
+        amount = "" if i % 10 == 0 else f"{rng.normal():.4f}"
+        lines.append(f"{i},{amount},{rng.choice(['red', 'green', 'blue'])},{rng.choice(['a', 'b'])}")
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(lines) + "\n")
+    whole = nas_engine.profile_csv(path)
+    monkeypatch.setattr(profiling, "PROFILE_SAMPLE_ROWS", 1000)
+    sampled = nas_engine.profile_csv(path)
+    assert (sampled.rows, sampled.sampled_rows, whole.sampled_rows) == (3000, 1000, None)
+    assert sampled.to_dict()["sampled_rows"] == 1000 and "sampled_rows" not in whole.to_dict()
+    assert sampled.preview == whole.preview  # the file's first rows
+    amount = sampled.column("amount")
+    assert amount.missing == pytest.approx(whole.column("amount").missing, rel=0.2)  # 300, scaled from ~100
+    assert sum(sampled.column("colour").distribution.counts) == pytest.approx(3000, abs=3)
+    assert [w.kind for w in sampled.warnings if w.column == "id"] == ["id_like"]  # unique in every sampled row

@@ -228,3 +228,15 @@ def test_the_upload_page_says_the_servers_limits(alice_client, settings):
     settings.IMAGE_MAX_FILES, settings.CSV_MAX_ROWS = 60_000, 2_000_000
     page = alice_client.get(reverse("dataset_upload")).content.decode()
     assert "up to 2,000,000 rows" in page and "up to 60,000 images" in page and "512 MB unpacked" in page
+
+
+def test_a_large_table_says_its_columns_come_from_a_sample(alice_client, tmp_path, monkeypatch):
+    from nas_engine import profiling
+
+    monkeypatch.setattr(profiling, "PROFILE_SAMPLE_ROWS", 100)
+    path = tmp_path / "rows.csv"
+    path.write_text("x,y\n" + "".join(f"{i % 7},{i % 2}\n" for i in range(500)))
+    dataset = upload_dataset(alice_client, path)
+    assert dataset.rows == 500 and dataset.profile["sampled_rows"] == 100
+    page = alice_client.get(reverse("dataset_detail", args=[dataset.pk])).content.decode()
+    assert "random sample of\n    100 of the 500 rows" in page

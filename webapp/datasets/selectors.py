@@ -82,6 +82,7 @@ def dataset_profile(*, dataset: Dataset, target: str = "") -> dict:
         "target_leakage": [suspect for suspect in leakage if suspect["target"] == target],
         "leakage_checked": stored.get("leakage_checked"),  # None: profiled before leaks were checked
         "preview": stored.get("preview", []),
+        "sampled_rows": stored.get("sampled_rows"),
         "complete": "preview" in stored,
         "image": image and _image_summary(image),
         # What the target chart needs, by column name (the page's script reads it as JSON).
