@@ -1,6 +1,7 @@
 """A CIFAR-sized search on the CPU: BENCH_CNN_IMAGES (50,000) colour 32×32 images in 10 classes,
 uploaded as an .npz, converted and prepared by the engine, then a CNN search of
-BENCH_CNN_BUDGET seconds (600), its front refit and scored on the held-out test images.
+BENCH_CNN_BUDGET seconds (600); its best model is scored on the held-out test images as the search
+trained it (the final refit of the front is left out: it would double the run).
 
 The images are synthetic but learnable, so the front means something: each class has its own
 colour cast and stripe orientation, under per-image brightness, position and noise (a linear model
@@ -64,12 +65,10 @@ def run(workdir: Path) -> list[dict]:
     started = time.monotonic()
     result = nas_engine.run_search(config, data, artifacts_dir=workdir)
     searched = time.monotonic() - started
-    finals = nas_engine.finalize_front(result, data, artifacts_dir=workdir, seed=0)
-    finished = time.monotonic() - started
     trained = [t for t in result.trials if t.metrics.get("epochs") and t.train_seconds]
     rows_per_trial = len(data.X_train)
     per_trial = [rows_per_trial * t.metrics["epochs"] / t.train_seconds for t in trained]
-    best = finals.get(result.best.number) if result.best is not None else None
+    test = result.test_metrics
     return [
         {
             "images": IMAGES,
@@ -77,13 +76,12 @@ def run(workdir: Path) -> list[dict]:
             "budget_s": BUDGET,
             "prepare_s": round(prepared, 1),
             "search_s": round(searched, 1),
-            "search_and_refit_s": round(finished, 1),
             "trials": len(result.trials),
             "trained": len(trained),
             "front": len(result.front),
             "space": result.best.architecture.get("space") if result.best else "",
             "best_val_accuracy": round(result.best.metrics["accuracy"], 4) if result.best else None,
-            "best_test_accuracy": round(best.test_metrics["accuracy"], 4) if best else None,
+            "best_test_accuracy": round(test["accuracy"], 4) if test.get("accuracy") is not None else None,
             "images_per_s_median_trial": round(float(np.median(per_trial))) if per_trial else None,
             "images_per_s_search": round(
                 sum(rows_per_trial * t.metrics["epochs"] for t in trained) / sum(t.train_seconds for t in trained)

@@ -39,10 +39,17 @@ def make_space(
     Raises:
         ConstraintError: The space is unknown, or it needs an image the data does not have.
     """
-    if name == "auto":
-        tables = "mlp" if strategy in SUPERNET_STRATEGIES else "tabular"
-        name = "cnn" if image_shape is not None and "cnn" in SPACES else tables
+    name = resolved_space(name, image=image_shape is not None, strategy=strategy)
     return _space_class(name).for_data(n_inputs=n_inputs, image_shape=image_shape)
+
+
+def resolved_space(name: str, *, image: bool, strategy: str = "") -> str:
+    """The space ``name`` stands for: itself, or for ``"auto"`` the CNN space when the columns form
+    an image, else the tabular one (plain MLPs for the weight-sharing strategies)."""
+    if name != "auto":
+        return name
+    tables = "mlp" if strategy in SUPERNET_STRATEGIES else "tabular"
+    return "cnn" if image and "cnn" in SPACES else tables
 
 
 def space_for_architecture(arch: dict) -> SearchSpace:

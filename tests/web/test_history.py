@@ -98,3 +98,25 @@ def test_another_users_job_does_not_fill_the_form(bob, bob_client, alice_client,
     bobs = upload_dataset(bob_client, breast_cancer_csv)
     page = bob_client.get(reverse("dataset_detail", args=[bobs.pk]) + f"?from={two_searches[1].pk}")
     assert page.context["rerun_of"] is None and page.context["leaderboard"] == []
+
+
+def test_the_job_header_names_the_network_kind_and_the_strategy_in_words(alice_client, two_searches):
+    first, second = two_searches  # the first trial of each is made up: the header must not read it
+    page = alice_client.get(reverse("search_detail", args=[second.pk])).content.decode()
+    assert (
+        "A multi-layer perceptron (with optional periodic embeddings and a TabM-style ensemble) (chosen from the data)"
+        in page
+    )
+    assert "Random search" in page and "wider (#" in page and "more layers" in page
+    first.space, first.strategy = "trees", "tpe"
+    first.save()
+    page = alice_client.get(reverse("search_detail", args=[first.pk])).content.decode()
+    assert "Gradient-boosted decision trees ·" in page and "Bayesian optimisation (TPE)" in page
+
+
+def test_an_image_search_is_said_to_search_convolutional_networks(alice, alice_client, digits_zip):
+    from tests.web.helpers import upload_dataset
+
+    dataset = upload_dataset(alice_client, digits_zip)
+    job = SearchJob(owner=alice, dataset=dataset, target="label", task="classification", space="auto")
+    assert job.space_label == "A convolutional network (chosen from the data)"

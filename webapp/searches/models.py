@@ -8,7 +8,7 @@ from django.db import models
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY, SearchConfig
 from nas_engine.evaluator import CLASS_WEIGHTS
 from nas_engine.metrics import METRICS, Metric, metric_named
-from nas_engine.spaces import SPACES
+from nas_engine.spaces import SPACES, detect_image_shape, resolved_space
 from nas_engine.splits import Split
 from nas_engine.strategies import STRATEGIES
 from webapp.datasets.models import Dataset
@@ -187,16 +187,13 @@ class SearchJob(models.Model):
 
     @property
     def space_label(self) -> str:
-        """The kind of network searched: the chosen space in words, or, when the engine chose it from
-        the data, the one its trials came from ("chosen from the data" before any)."""
-        name = self.space
-        if name == AUTO_SPACE:
-            architecture = self.trials.exclude(architecture={}).values_list("architecture", flat=True).first() or {}
-            name = architecture.get("space", "") if isinstance(architecture, dict) else ""
-            if name not in SPACES:
-                return "network kind chosen from the data"
-            return f"{SPACES[name].words[0]} (chosen from the data)"
-        return SPACES[name].words[0] if name in SPACES else name
+        """The kind of network searched, in words: the chosen space, or the one the engine picks from
+        the data for "auto" (``spaces.resolved_space``: CNNs when the inputs form an image)."""
+        skipped = {self.target, *(self.ignore or [])}
+        kinds = [c["kind"] for c in self.dataset.profile["columns"] if c["name"] not in skipped]
+        name = resolved_space(self.space, image=detect_image_shape(kinds) is not None, strategy=self.strategy)
+        words = SPACES[name].words[0] if name in SPACES else name
+        return f"{words} (chosen from the data)" if self.space == AUTO_SPACE else words
 
     @property
     def split_words(self) -> str:
