@@ -123,14 +123,14 @@ def test_a_search_resumes_on_a_new_worker_after_its_worker_is_killed(
 def test_a_worker_in_a_long_phase_without_epochs_beats_and_keeps_its_job(
     alice, alice_client, tmp_path, monkeypatch, settings
 ):
-    """Loading 30,000 rows takes seconds and writes nothing; the worker's heartbeat thread stamps the
-    job meanwhile, so a reaper with a 2 s staleness, run all along, never takes the job."""
+    """Loading 150,000 rows takes a second or two and writes nothing; the worker's heartbeat thread
+    stamps the job meanwhile, so a reaper with a 1 s staleness, run all along, never takes the job."""
     queue = f"heartbeat-{os.getpid()}"
     monkeypatch.setenv("CELERY_QUEUE_PREFIX", queue)  # this worker only: the shared test worker never sees it
-    monkeypatch.setenv("SEARCH_STALE_SECONDS", "2")  # the worker beats every 0.5 s
-    settings.SEARCH_STALE_SECONDS = 2
+    monkeypatch.setenv("SEARCH_STALE_SECONDS", "1")  # the worker beats every 0.25 s
+    settings.SEARCH_STALE_SECONDS = 1
     rng = np.random.default_rng(0)
-    table = pd.DataFrame(rng.normal(size=(30_000, 20)).round(4), columns=[f"f{i}" for i in range(20)])
+    table = pd.DataFrame(rng.normal(size=(150_000, 20)).round(4), columns=[f"f{i}" for i in range(20)])
     table["y"] = np.where(table.f0 + table.f1 > 0, "a", "b")
     table.to_csv(tmp_path / "large.csv", index=False)
     dataset = upload_dataset(alice_client, tmp_path / "large.csv")
@@ -155,7 +155,7 @@ def test_a_worker_in_a_long_phase_without_epochs_beats_and_keeps_its_job(
                 taken += outcome["requeued"] + outcome["failed"]
                 if taken:
                     break
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert taken == [] and job.attempts == 1
         assert len(beats) >= 3, beats  # the claim's stamp, then beats while the data loads
         services.search_cancel(job=job)
