@@ -48,17 +48,9 @@ def setup_django() -> Path:
 
 def upload_csv(owner, csv_path: Path):
     """A dataset of ``owner`` made from ``csv_path`` as an upload makes it (profiled, stored)."""
-    from django.core.files.uploadedfile import TemporaryUploadedFile
+    from webapp.datasets.services import dataset_create_from_file
 
-    from webapp.datasets.services import dataset_create
-
-    handle = TemporaryUploadedFile(csv_path.name, "text/csv", csv_path.stat().st_size, "utf-8")
-    handle.write(csv_path.read_bytes())
-    handle.seek(0)
-    try:
-        return dataset_create(owner=owner, uploaded_file=handle)
-    finally:
-        handle.close()
+    return dataset_create_from_file(owner=owner, path=csv_path)
 
 
 def stack_main(argv: list[str], *, measure, run, write) -> int:

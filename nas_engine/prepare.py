@@ -276,20 +276,7 @@ def _fit_pixels(features: list[str], train: np.ndarray) -> list[dict]:
     """Each pixel column's median, mean and standard deviation on the training rows, as
     ``_fit_feature`` fits a numeric column without robust scaling (the same numbers: one column at a
     time, in float64), from the uint8 array rather than its text."""
-    fitted = []
-    for j, name in enumerate(features):
-        column = train[:, j].astype(np.float64)
-        std = float(column.std())
-        fitted.append(
-            {
-                "name": name,
-                "kind": "numeric",
-                "median": float(np.median(column)),
-                "mean": float(column.mean()),
-                "std": std if std > 0 else 1.0,
-            }
-        )
-    return fitted
+    return [_fit_numbers(name, train[:, j].astype(np.float64), robust=False) for j, name in enumerate(features)]
 
 
 PIXEL_CHUNK = 4096  # rows of pixels made float at a time: the float64 work stays ~100 MB

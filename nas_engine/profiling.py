@@ -469,47 +469,27 @@ def profile_csv(path: str | Path, *, max_rows: int | None = None, limits: CsvLim
         sample = frame.iloc[chosen].reset_index(drop=True)
     frame_cells = {name: _Cells.of(sample[name]) for name in sample.columns}
     described = tuple(_describe(name, cells) for name, cells in frame_cells.items())
-    if sample is not frame:
-        return _sampled_profile(frame, described, frame_cells)
-    columns = described
-    warnings = [w for column in columns for w in _column_warnings(column, frame_cells[column.name], rows)]
-    checked = len(columns) <= LEAK_MAX_COLUMNS
-    return DatasetProfile(
-        rows=rows,
-        columns=columns,
-        warnings=tuple(warnings),
-        leakage=tuple(_leakage(frame_cells, columns, rows)) if checked else (),
-        leakage_checked=checked,
-        preview=_preview(frame),
-    )
-
-
-def _sampled_profile(
-    frame: pd.DataFrame, described: tuple[ColumnProfile, ...], cells: dict[str, _Cells]
-) -> DatasetProfile:
-    """The profile of a table larger than PROFILE_SAMPLE_ROWS from its sample's columns: warnings
-    and leaks judged on the sample (shares, and "a different value in every sampled row"), counts
-    (missing cells, each bar of a distribution) scaled to every row; the row count and the preview
-    are the file's own."""
-    rows, sampled = len(frame), PROFILE_SAMPLE_ROWS
-    warnings = [w for column in described for w in _column_warnings(column, cells[column.name], sampled)]
-    factor = rows / sampled
-
-    def scaled(column: ColumnProfile) -> ColumnProfile:
-        counts = column.distribution
-        if counts is not None:
-            counts = replace(
-                counts, counts=tuple(round(c * factor) for c in counts.counts), other=round(counts.other * factor)
-            )
-        return replace(column, missing=round(column.missing * factor), distribution=counts)
-
+    # Warnings and leaks are judged on the rows described (shares, and "a different value in every
+    # row"); a sample's counts (missing cells, each bar of a distribution) are scaled to every row.
+    counted = len(sample)
+    warnings = [w for column in described for w in _column_warnings(column, frame_cells[column.name], counted)]
     checked = len(described) <= LEAK_MAX_COLUMNS
     return DatasetProfile(
         rows=rows,
-        columns=tuple(scaled(column) for column in described),
+        columns=described if counted == rows else tuple(_scaled(column, rows / counted) for column in described),
         warnings=tuple(warnings),
-        leakage=tuple(_leakage(cells, described, sampled)) if checked else (),
+        leakage=tuple(_leakage(frame_cells, described, counted)) if checked else (),
         leakage_checked=checked,
         preview=_preview(frame),
-        sampled_rows=sampled,
+        sampled_rows=counted if counted < rows else None,
     )
+
+
+def _scaled(column: ColumnProfile, factor: float) -> ColumnProfile:
+    """A sampled column's counts (missing cells, each bar of its distribution) times ``factor``."""
+    counts = column.distribution
+    if counts is not None:
+        counts = replace(
+            counts, counts=tuple(round(c * factor) for c in counts.counts), other=round(counts.other * factor)
+        )
+    return replace(column, missing=round(column.missing * factor), distribution=counts)

@@ -138,8 +138,10 @@ def parse_numbers(cells) -> np.ndarray:
         present = np.flatnonzero(~missing_cells(cells))
         try:
             values[present] = cells[present].astype(np.float64)
-        except (ValueError, TypeError):  # some cell is text: each on its own
-            values[present] = [np.nan if (v := parse_number(c)) is None else v for c in cells[present]]
+        except (ValueError, TypeError):  # some cell is text: each distinct cell on its own
+            listed = cells[present].tolist()
+            read = {cell: parse_number(cell) for cell in set(listed)}
+            values[present] = [np.nan if (v := read[cell]) is None else v for cell in listed]
     values[~np.isfinite(values)] = np.nan
     return values
 
@@ -165,7 +167,7 @@ def encode_columns(columns: dict, prep: dict, n_rows: int) -> np.ndarray:
     absent = [f["name"] for f in prep["features"] if f["name"] not in columns]
     if absent:
         raise ValueError("The input is missing column(s): " + ", ".join(absent) + ".")
-    out = np.empty((n_rows, prep["n_features"] if "n_features" in prep else _width(prep)), dtype=np.float32)
+    out = np.empty((n_rows, sum(feature_width(f) for f in prep["features"])), dtype=np.float32)
     at = 0
     for feature in prep["features"]:
         cells = columns[feature["name"]]
@@ -191,10 +193,6 @@ def encode_columns(columns: dict, prep: dict, n_rows: int) -> np.ndarray:
             out[:, at : at + width] = one_hot
             at += width
     return out
-
-
-def _width(prep: dict) -> int:
-    return sum(feature_width(f) for f in prep["features"])
 
 
 def encode_rows(rows: list[dict], prep: dict) -> np.ndarray:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404
 from ninja import File, Form, NinjaAPI, Router, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.files import UploadedFile
@@ -51,6 +50,12 @@ api = NinjaAPI(
 )
 router = Router()
 MAX_LIST = 100
+
+
+def _page(rows, limit: int, offset: int):
+    """``limit`` rows (1 to MAX_LIST) from ``offset`` on."""
+    start = max(0, offset)
+    return rows[start : start + min(max(1, limit), MAX_LIST)]
 
 
 def _errors(errors: dict[str, list[str]], status: int = 400) -> JsonResponse:
@@ -104,14 +109,8 @@ def _not_found(request, exc):
 
 
 def _dataset(dataset: Dataset, *, profile: bool = False) -> dict:
-    return {
-        "id": dataset.pk,
-        "name": dataset.name,
+    return dataset.to_dict() | {
         "original_filename": dataset.original_filename,
-        "rows": dataset.rows,
-        "columns": dataset.column_count,
-        "size_bytes": dataset.size_bytes,
-        "created_at": dataset.created_at.isoformat(),
         "kind": "images" if dataset.image else "table",
         "profile": dataset.profile if profile else None,
     }
@@ -135,8 +134,7 @@ def dataset_upload(
 @router.get("/datasets/", response=DatasetList, summary="List your datasets")
 def dataset_list(request, limit: int = 20, offset: int = 0):
     datasets = Dataset.objects.filter(owner=request.user)
-    page = datasets[max(0, offset) : max(0, offset) + min(max(1, limit), MAX_LIST)]
-    return {"count": datasets.count(), "results": [_dataset(d) for d in page]}
+    return {"count": datasets.count(), "results": [_dataset(d) for d in _page(datasets, limit, offset)]}
 
 
 @router.get("/datasets/{dataset_id}/", response=DatasetOut, summary="A dataset with its profile")
@@ -228,8 +226,7 @@ def search_list(request, limit: int = 20, offset: int = 0, dataset: int | None =
     jobs = selectors.search_list(user=request.user).order_by("-pk")
     if dataset is not None:
         jobs = jobs.filter(dataset_id=dataset)
-    page = jobs[max(0, offset) : max(0, offset) + min(max(1, limit), MAX_LIST)]
-    return {"count": jobs.count(), "results": [_search(job) for job in page]}
+    return {"count": jobs.count(), "results": [_search(job) for job in _page(jobs, limit, offset)]}
 
 
 @router.get("/searches/{search_id}/", response=SearchOut, summary="A search: status, progress, front, recommended")
@@ -261,8 +258,7 @@ def search_delete(request, search_id: int):
 
 
 def _trial_for(request, trial_id: int) -> Trial:
-    visible = {} if request.user.is_staff else {"job__owner": request.user}
-    return get_object_or_404(Trial.objects.select_related("job", "job__dataset"), pk=trial_id, **visible)
+    return selectors.get_trial_by_id_for_user(user=request.user, pk=trial_id)
 
 
 @router.get("/trials/{trial_id}/", response=TrialOut, summary="One model of a search")

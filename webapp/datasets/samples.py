@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from django.core.files.uploadedfile import TemporaryUploadedFile
 
 from webapp.datasets import services
 from webapp.datasets.models import Dataset
@@ -63,11 +62,4 @@ def sample_create(*, owner, key: str) -> Dataset:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / sample.filename
         _write(sample, path)
-        upload = TemporaryUploadedFile(sample.filename, "application/octet-stream", path.stat().st_size, "utf-8")
-        try:
-            with open(path, "rb") as source:
-                upload.write(source.read())
-            upload.flush()
-            return services.dataset_create(owner=owner, uploaded_file=upload, name=sample.name)
-        finally:
-            upload.close()
+        return services.dataset_create_from_file(owner=owner, path=path, name=sample.name)

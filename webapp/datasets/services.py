@@ -71,6 +71,21 @@ def dataset_create(*, owner, uploaded_file, name: str = "", image_size: int | No
         raise
 
 
+def dataset_create_from_file(*, owner, path: Path, name: str = "") -> Dataset:
+    """``dataset_create`` for a file already on this machine (a built-in sample, a benchmark's
+    table), taken through a temporary upload exactly as the upload page takes a file."""
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    upload = TemporaryUploadedFile(path.name, "application/octet-stream", path.stat().st_size, "utf-8")
+    try:
+        with open(path, "rb") as source:
+            shutil.copyfileobj(source, upload)
+        upload.flush()
+        return dataset_create(owner=owner, uploaded_file=upload, name=name)
+    finally:
+        upload.close()
+
+
 def archive_limits() -> nas_engine.ArchiveLimits:
     """The limits an uploaded image archive must respect, from settings (IMAGE_MAX_*)."""
     return nas_engine.ArchiveLimits(

@@ -14,6 +14,7 @@ import nas_engine
 from nas_engine import runtime
 from nas_engine.config import DEFAULT_FIDELITY, DEFAULT_STRATEGY
 from nas_engine.metrics import METRICS, metric_named, suggested_metric
+from nas_engine.prepare import parse_column_types
 from nas_engine.profiling import WarningKind
 from nas_engine.spaces import SPACES
 from nas_engine.splits import MIN_GROUPS, SPLIT_NAMES, read_times
@@ -308,7 +309,9 @@ class SearchJobForm(forms.Form):
             "max_size_kb": job.max_size_bytes // 1024 if job.max_size_bytes else None,
             "max_memory_kb": job.max_memory_bytes // 1024 if job.max_memory_bytes else None,
             "warm_start_from": str(job.warm_start_from_id or ""),
-            "column_types": dict(entry.rsplit("=", 1) for entry in job.column_types or []),
+            "column_types": parse_column_types(
+                job.column_types or [], columns=job.dataset.column_names, target=job.target
+            ),
         }
         return initial
 

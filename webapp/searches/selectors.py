@@ -44,6 +44,13 @@ def get_trial_for_user(*, user, pk: int, number: int) -> Trial:
     )
 
 
+def get_trial_by_id_for_user(*, user, pk: int) -> Trial:
+    """A trial by its id (as the API names trials), or 404 when the user may not see it."""
+    return get_object_or_404(
+        Trial.objects.select_related("job", "job__dataset"), pk=pk, **_visible_to(user, owner_field="job__owner")
+    )
+
+
 def search_snapshot(*, user, pk: int) -> tuple[SearchJob, list[Trial]] | None:
     """The job and all its trials so far, or None when the user may not see it."""
     job = SearchJob.objects.select_related("dataset").filter(pk=pk, **_visible_to(user)).first()
