@@ -15,7 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas_engine import devices
 from nas_engine.augment import Augmentation
+from nas_engine.batches import Batches, Rows
 from nas_engine.metrics import METRICS, metric_of
 from nas_engine.runtime import softmax, target_units
 
@@ -73,6 +75,7 @@ class TrainingOutcome:
     seconds: float
     cancelled: bool
     out_of_fold: np.ndarray | None = None  # k-fold: each row's raw output from the fold that did not train on it
+    device: str = "cpu"  # where it trained (devices.describe): the job page shows it
 
 
 def training_loss(
@@ -101,17 +104,21 @@ def class_weights_of(target: dict | None) -> torch.Tensor | None:
     return None if weights is None else torch.tensor(weights, dtype=torch.float32)
 
 
-def predict_raw(model: torch.nn.Module, X: np.ndarray) -> np.ndarray:
-    """Run the model in eval mode on a feature matrix, returning raw outputs."""
+def predict_raw(model: torch.nn.Module, X: Rows) -> np.ndarray:
+    """Run the model in eval mode on a feature matrix (on the model's device), returning raw outputs."""
     model.eval()
+    device = devices.module_device(model)
     with torch.inference_mode():
-        chunks = [model(torch.from_numpy(X[i : i + EVAL_CHUNK])) for i in range(0, len(X), EVAL_CHUNK)]
+        chunks = [
+            model(torch.from_numpy(X[i : i + EVAL_CHUNK]).to(device)).float().cpu()
+            for i in range(0, len(X), EVAL_CHUNK)
+        ]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 1), dtype=np.float32)
 
 
 def evaluate_model(
     model: torch.nn.Module,
-    X: np.ndarray,
+    X: Rows,
     y: np.ndarray,
     *,
     task: str,
@@ -170,9 +177,14 @@ class Trainer:
     order and dropout random state, so interleaving trainers (rung by rung) does not change what
     any of them learns.
 
+    It trains on the worker's device (``devices.training_device``: a GPU when there is one, with
+    mixed precision there) and hands the finished model back on the CPU, where its latency is
+    measured and it is saved and exported. Batches are drawn from ``X_train`` as they are needed
+    (``batches.Batches``): an image set's uint8 pixels are never made float all at once.
+
     Args:
         model: The untrained network.
-        X_train: Encoded training features.
+        X_train: Encoded training features (a float32 matrix or ``PixelRows``).
         y_train: Training labels or standardised targets.
         task: ``"classification"`` or ``"regression"``.
         settings: Optimiser, learning rate, weight decay and batch size.
@@ -188,22 +200,27 @@ class Trainer:
         self,
         model: torch.nn.Module,
         *,
-        X_train: np.ndarray,
+        X_train: Rows,
         y_train: np.ndarray,
         task: str,
         settings: TrainSettings,
         seed: int,
-        validation: tuple[np.ndarray, np.ndarray] | None = None,
+        validation: tuple[Rows, np.ndarray] | None = None,
         patience: int | None = None,
         target_std: float = 1.0,
         augmentation: Augmentation | None = None,
         target: dict | None = None,
     ) -> None:
-        self.model, self.task, self.settings = model, task, settings
+        # Boosted trees grow on the CPU (scikit-learn); every network trains where the worker trains.
+        self.device = devices.training_device() if getattr(model, "fit_round", None) is None else torch.device("cpu")
+        self.model, self.task, self.settings = model.to(self.device), task, settings
         self.target = target
         self.class_weights = class_weights_of(target)
+        if self.class_weights is not None:
+            self.class_weights = self.class_weights.to(self.device)
+        self.scaler = devices.grad_scaler(self.device)
         self.augmentation = augmentation
-        self.X, self.y = torch.from_numpy(X_train), torch.from_numpy(y_train)
+        self.X, self.y = Batches(X_train), torch.from_numpy(y_train)
         self.validation, self.patience, self.target_std = validation, patience, target_std
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
@@ -269,7 +286,7 @@ class Trainer:
         self.model.train()
         fit_round = getattr(self.model, "fit_round", None)
         if fit_round is not None:  # boosted trees: an epoch grows the next rounds on every row
-            weights = None if self.class_weights is None else self.class_weights.tolist()
+            weights = None if self.class_weights is None else self.class_weights.cpu().tolist()
             fit_round(self.X.numpy(), self.y.numpy(), task=self.task, seed=self.seed, class_weights=weights)
             # a round cannot be cut: one that ends past the deadline counts as a cut epoch
             self.out_of_time = deadline is not None and time.monotonic() > deadline
@@ -286,13 +303,16 @@ class Trainer:
             inputs = self.X[idx]
             if self.augmentation is not None:
                 inputs = self.augmentation.apply(inputs, self.generator)
-            loss = training_loss(self.model(inputs), self.y[idx], self.task, self.class_weights)
+            inputs, targets = inputs.to(self.device), self.y[idx].to(self.device)
+            with devices.autocast(self.device):
+                loss = training_loss(self.model(inputs), targets, self.task, self.class_weights)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     "Training diverged (the loss became NaN or infinite); a lower learning rate may help."
                 )
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             if deadline is not None and time.monotonic() > deadline:
                 self.out_of_time = True
                 break
@@ -329,9 +349,15 @@ class Trainer:
             if self.best_state is None:
                 raise FloatingPointError("Training produced no finite validation loss.")
             self.model.load_state_dict(self.best_state)
-        self.model.eval()
+        self.model.to("cpu").eval()
         metrics = {**self.best_metrics, "epochs": self.epochs}
-        return TrainingOutcome(model=self.model, metrics=metrics, seconds=self.seconds, cancelled=self.cancelled)
+        return TrainingOutcome(
+            model=self.model,
+            metrics=metrics,
+            seconds=self.seconds,
+            cancelled=self.cancelled,
+            device=devices.describe(self.device),
+        )
 
 
 def auto_cv_folds(n_train_rows: int, budget_seconds: float | None = None) -> int:
@@ -465,6 +491,7 @@ class CrossValidatedTrainer:
             seconds=self.seconds,
             cancelled=self.cancelled,
             out_of_fold=out_of_fold,
+            device=outcomes[0].device,
         )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from nas_engine.augment import augmentation_for
+from nas_engine.batches import Rows, concat_rows
 from nas_engine.evaluator import (
     Trainer,
     TrainSettings,
@@ -111,7 +112,7 @@ def refit(
     Returns:
         The trained model (eval mode) and its test metrics.
     """
-    X = np.concatenate([data.X_train, data.X_val])
+    X = concat_rows([data.X_train, data.X_val])
     y = np.concatenate([data.y_train, data.y_val])
     model = _train_from_scratch(arch, data, X, y, epochs=epochs, seed=seed, augment=augment)
     return model, _test_metrics(model, data)
@@ -162,7 +163,7 @@ def _on_all_rows(
         return load_final_model(
             chosen.architecture, final.weights_path, n_inputs=data.n_features, n_outputs=data.n_outputs
         )
-    X = np.concatenate([data.X_train, data.X_val, data.X_test])
+    X = concat_rows([data.X_train, data.X_val, data.X_test])
     y = np.concatenate([data.y_train, data.y_val, data.y_test])
     if not is_ensemble(chosen.architecture):
         return _train_from_scratch(
@@ -178,7 +179,7 @@ def _on_all_rows(
 
 
 def _train_from_scratch(
-    arch: dict, data: PreparedData, X: np.ndarray, y: np.ndarray, *, epochs: int, seed: int, augment: str
+    arch: dict, data: PreparedData, X: Rows, y: np.ndarray, *, epochs: int, seed: int, augment: str
 ) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = space_for_architecture(arch).build_model(arch, data.n_features, data.n_outputs)

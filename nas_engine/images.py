@@ -33,9 +33,18 @@ TARGET = "label"
 FORMAT = "nas-image-set"
 VERSION = 1
 RESAMPLE = "bilinear"
-# Images are stored at most 32×32 (not 64) because searches train on a CPU with two cores; a larger
-# side only slows every trial. ``size`` asks for another side, up to MAX_CHOSEN_SIDE.
+# Images are stored at most 32×32 by default (up to 64 when asked) where searches train on a CPU: a
+# larger side only slows every trial, and a 64×64 image costs four times a 32×32 one. Where the
+# workers train on a GPU (``gpu=True``), the default goes up to 64 and a chosen side up to 96.
 MIN_SIDE, MAX_SIDE, MAX_CHOSEN_SIDE = 8, 32, 64
+GPU_MAX_SIDE, GPU_MAX_CHOSEN_SIDE = 64, 96
+
+
+def side_limits(*, gpu: bool) -> tuple[int, int]:
+    """The largest side chosen by default (the images' median) and the largest a user may ask for."""
+    return (GPU_MAX_SIDE, GPU_MAX_CHOSEN_SIDE) if gpu else (MAX_SIDE, MAX_CHOSEN_SIDE)
+
+
 MAX_SKIPPED_LISTED = 50
 SAMPLES_PER_CLASS = 6
 MAX_META_BYTES = 1 << 20
@@ -224,13 +233,22 @@ def _label_text(value) -> str:
     return str(int(value)) if isinstance(value, (bool, int)) else str(value).strip()
 
 
-def _side(items: list[_Decoded], size: int | None) -> int:
+def _side(items: list[_Decoded], size: int | None, *, gpu: bool) -> int:
+    largest, largest_chosen = side_limits(gpu=gpu)
     if size is not None:
-        if not isinstance(size, int) or not MIN_SIDE <= size <= MAX_CHOSEN_SIDE:
-            raise DatasetError(f"The image size must be between {MIN_SIDE} and {MAX_CHOSEN_SIDE} pixels; got {size}.")
+        if not isinstance(size, int) or not MIN_SIDE <= size <= largest_chosen:
+            why = ""
+            if not gpu and isinstance(size, int) and largest_chosen < size <= GPU_MAX_CHOSEN_SIDE:
+                why = (
+                    f" Sides up to {GPU_MAX_CHOSEN_SIDE} need workers that train on a GPU; this server's train on "
+                    "the CPU, where a bigger image only slows every model."
+                )
+            raise DatasetError(
+                f"The image size must be between {MIN_SIDE} and {largest_chosen} pixels; got {size}.{why}"
+            )
         return size
     median = float(np.median([max(item.size) for item in items]))
-    return int(min(max(round(median), MIN_SIDE), MAX_SIDE))
+    return int(min(max(round(median), MIN_SIDE), largest))
 
 
 def _source_sizes(items: list[_Decoded]) -> dict:
@@ -281,6 +299,7 @@ def convert_image_upload(
     filename: str,
     limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
     size: int | None = None,
+    gpu: bool = False,
 ) -> ImageSetProfile:
     """Convert an uploaded image archive or .npz into a stored image set.
 
@@ -293,7 +312,9 @@ def convert_image_upload(
         destination: Where to write the image set (.npz); written whole or not at all.
         filename: The upload's original name, which tells its format.
         limits: Bounds on the archive's members, sizes and compression.
-        size: The stored side in pixels; by default the median side of the images, within 8..32.
+        size: The stored side in pixels; by default the median side of the images, within 8..32
+            (8..64 with ``gpu``). A chosen side may be up to 64 (96 with ``gpu``).
+        gpu: The workers that will train on it have a GPU (``side_limits``).
 
     Returns:
         What the image set holds.
@@ -311,7 +332,7 @@ def convert_image_upload(
         items, skipped, grey = _decode_archive(_classes(read_archive(source, filename, limits)), limits)
     else:
         raise DatasetError(f"'{filename}' is not an image upload; upload a .zip, .tar.gz, .tgz or .npz file.")
-    side, channels = _side(items, size), 1 if grey else 3
+    side, channels = _side(items, size, gpu=gpu), 1 if grey else 3
     classes = sorted({item.label for item in items}, key=runtime.label_sort_key)
     meta = {
         "format": FORMAT,

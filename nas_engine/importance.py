@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nas_engine.batches import Rows
 from nas_engine.evaluator import predict_raw
 from nas_engine.metrics import metric_of
 from nas_engine.runtime import encode_rows, feature_width, softmax, target_units
@@ -34,13 +35,14 @@ def column_slots(preprocessing: dict) -> list[tuple[str, slice]]:
 
 
 def permutation_importance(
-    model: torch.nn.Module, X: np.ndarray, y: np.ndarray, preprocessing: dict, *, seed: int = 0
+    model: torch.nn.Module, X: Rows, y: np.ndarray, preprocessing: dict, *, seed: int = 0
 ) -> dict[str, float] | None:
     """Mean drop of the test score when each column is shuffled, largest first; None for images
     or more than ``MAX_COLUMNS`` columns, or no rows."""
     slots = column_slots(preprocessing)
     if "image" in preprocessing or len(slots) > MAX_COLUMNS or not len(X):
         return None
+    X = np.asarray(X)
     rng = np.random.default_rng(seed)
     if len(X) > MAX_ROWS:
         keep = np.sort(rng.choice(len(X), MAX_ROWS, replace=False))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nas_engine.batches import PixelRows, Rows
 from nas_engine.dataset import detect_task, is_numeric, read_table, unknown_column_error
 from nas_engine.errors import DatasetError, TargetError
 from nas_engine.evaluator import CLASS_WEIGHTS
@@ -51,16 +52,18 @@ class PreparedData:
     """Encoded train/validation/test splits and the preprocessing that produced them.
 
     Features are float32; labels are int64 class indices (classification) or float32
-    standardised targets (regression). ``image_shape`` is ``(C, H, W)`` when the feature columns
-    look like the pixels of an image; ``raw_test_rows`` are the test split's raw CSV cells (one
-    dict per row, target included), so an export can check predict.py from raw input.
+    standardised targets (regression). An image set's features are ``batches.PixelRows``: its
+    uint8 pixels, read as the float32 standardised matrix a batch (or a whole split) at a time.
+    ``image_shape`` is ``(C, H, W)`` when the feature columns look like the pixels of an image;
+    ``raw_test_rows`` are the test split's raw CSV cells (one dict per row, target included), so
+    an export can check predict.py from raw input.
     """
 
-    X_train: np.ndarray
+    X_train: Rows
     y_train: np.ndarray
-    X_val: np.ndarray
+    X_val: Rows
     y_val: np.ndarray
-    X_test: np.ndarray
+    X_test: Rows
     y_test: np.ndarray
     task: str
     n_features: int
@@ -204,7 +207,7 @@ def prepare_data(
         prep["image"] = image  # size, channels, resampling, pixel columns: what predict.py needs for images
     prep["n_features"] = sum(feature_width(f) for f in prep["features"])
     X_train, X_val, X_test = (
-        _encode_pixels(pixels[part], prep["features"])
+        PixelRows.fitted(pixels[part], prep["features"])
         if pixels is not None
         else encode_columns({name: column[part] for name, column in cells.items()}, prep, len(part))
         for part in (train, val, test)
@@ -277,20 +280,6 @@ def _fit_pixels(features: list[str], train: np.ndarray) -> list[dict]:
     ``_fit_feature`` fits a numeric column without robust scaling (the same numbers: one column at a
     time, in float64), from the uint8 array rather than its text."""
     return [_fit_numbers(name, train[:, j].astype(np.float64), robust=False) for j, name in enumerate(features)]
-
-
-PIXEL_CHUNK = 4096  # rows of pixels made float at a time: the float64 work stays ~100 MB
-
-
-def _encode_pixels(pixels: np.ndarray, features: list[dict]) -> np.ndarray:
-    """``encode_columns`` of pixel columns, from the uint8 array: ``(x - mean) / std`` in float64,
-    stored float32, a chunk of rows at a time."""
-    mean = np.array([f["mean"] for f in features], dtype=np.float64)
-    std = np.array([f["std"] for f in features], dtype=np.float64)
-    out = np.empty(pixels.shape, dtype=np.float32)
-    for start in range(0, len(pixels), PIXEL_CHUNK):
-        out[start : start + PIXEL_CHUNK] = (pixels[start : start + PIXEL_CHUNK].astype(np.float64) - mean) / std
-    return out
 
 
 def _used_columns(columns: list[str], *, target: str, ignore: Sequence[str], image: dict | None) -> list[str]:
@@ -458,9 +447,7 @@ def robust_scaling(values: np.ndarray) -> dict:
     return {"center": median, "scale": spread if spread > 0 else 1.0, "clip": SMOOTH_CLIP}
 
 
-def log_target_helps(
-    train: np.ndarray, val: np.ndarray, X_train: np.ndarray, X_val: np.ndarray, *, seed: int = 0
-) -> bool:
+def log_target_helps(train: np.ndarray, val: np.ndarray, X_train: Rows, X_val: Rows, *, seed: int = 0) -> bool:
     """Whether a regression target is better learnt as its logarithm. Only a positive, right-skewed
     target (skewness above ``LOG_TARGET_MIN_SKEW``, less skewed as a logarithm: prices, incomes)
     is a candidate; it is learnt as a logarithm when a quick gradient-boosting model fitted that

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from nas_engine.batches import Rows, concat_rows
 from nas_engine.evaluator import evaluate_model, fold_indices
 from nas_engine.metrics import METRICS, metric_of
 from nas_engine.prepare import PreparedData
@@ -87,9 +88,9 @@ def _fit_and_score(data: PreparedData, X_fit, y_fit, X_score, y_score, *, seed: 
     return evaluate_model(model, X_score, y_score, task=data.task, target_std=target.get("std", 1.0), target=target)
 
 
-def _sample(X: np.ndarray, y: np.ndarray, rng: np.random.Generator, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def _sample(X: Rows, y: np.ndarray, rng: np.random.Generator, max_rows: int) -> tuple[np.ndarray, np.ndarray]:
     if len(X) <= max_rows:
-        return X, y
+        return np.asarray(X), y
     kept = np.sort(rng.choice(len(X), size=max_rows, replace=False))
     return X[kept], y[kept]
 
@@ -117,7 +118,7 @@ def reference_score(
     start = time.monotonic()
     rng = np.random.default_rng(seed)
     if folds > 1:
-        X, y = np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val])
+        X, y = concat_rows([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val])
         parts = fold_indices(y, folds=folds, seed=seed, stratify=data.task == "classification")
         scores, fitted, capped = [], 0, False
         for i, held_out in enumerate(parts):

@@ -207,7 +207,7 @@ class TrialRunner(LoopState):
             "number": candidate.number,
             "architecture": candidate.arch,
             "arch_hash": self.space.arch_hash(candidate.arch),
-            "metrics": {**outcome.metrics, "epochs_budget": candidate.epochs_budget}
+            "metrics": {**outcome.metrics, "epochs_budget": candidate.epochs_budget, "trained_on": outcome.device}
             | self.one_shot_metrics(candidate)
             | ({"cut_at_time_limit": True} if candidate.cut_short else {}),
             "costs": dataclasses.replace(candidate.costs, latency_ms=latency),

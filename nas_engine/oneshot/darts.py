@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas_engine.batches import Batches, Rows
 from nas_engine.config import ANALYTIC_LIMITS, broken_limits
 from nas_engine.evaluator import class_weights_of, evaluate_model, training_loss
 from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
@@ -119,16 +120,16 @@ def _excess(costs: Costs, limits: dict) -> float:
 class _Halves:
     """The two halves of the training rows: ``w`` trains the weights, ``a`` the architecture."""
 
-    X: torch.Tensor
+    X: Batches
     y: torch.Tensor
     w: torch.Tensor
     a: torch.Tensor
 
     @classmethod
-    def split(cls, X: np.ndarray, y: np.ndarray, generator: torch.Generator) -> _Halves:
+    def split(cls, X: Rows, y: np.ndarray, generator: torch.Generator) -> _Halves:
         order = torch.randperm(len(X), generator=generator)
         half = (len(X) + 1) // 2
-        return cls(torch.from_numpy(X), torch.from_numpy(y), order[:half], order[half:])
+        return cls(Batches(X), torch.from_numpy(y), order[:half], order[half:])
 
     def batches(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Pairs of (weight batch, α batch) for one pass over the weight half; the α half cycles."""

@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nas_engine.batches import Batches
 from nas_engine.config import broken_limits
 from nas_engine.evaluator import class_weights_of, evaluate_model, training_loss
 from nas_engine.oneshot import Clock, OneShotContext, Shortlist, state_fits
@@ -265,7 +266,7 @@ def train_supernet(
 ) -> dict:
     """Train ``supernet`` one uniformly sampled path per batch until the clock or ``max_steps``."""
     data = context.data
-    X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
+    X, y = Batches(data.X_train), torch.from_numpy(data.y_train)
     generator = torch.Generator().manual_seed(context.seed)
     optimizer = torch.optim.Adam(supernet.parameters(), lr=LEARNING_RATE)
     class_weights = class_weights_of(data.preprocessing["target"])

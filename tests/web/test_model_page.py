@@ -21,7 +21,7 @@ from django.test import Client
 from django.urls import reverse
 
 import nas_engine
-from nas_engine import runtime
+from nas_engine import devices, runtime
 from tests.conftest import PASSWORD
 from tests.web.helpers import upload_dataset
 from webapp.searches import bundles, services
@@ -146,6 +146,12 @@ def test_the_owner_sees_the_card_the_layer_diagram_and_the_try_it_form(alice_cli
     assert 'id="try-form"' in content and 'name="file"' in content and '<label for="id_file">' in content
     assert reverse("trial_bundle", args=[cancer_job.pk, best.number]) in content
     assert reverse("search_detail", args=[cancer_job.pk]) in content
+
+
+def test_the_page_says_where_the_search_trained_the_model(alice_client, best):
+    assert best.metrics["trained_on"] == devices.describe(devices.training_device())
+    content = alice_client.get(page_url(best)).content.decode()
+    assert '<span id="trained-on"' in content and f"· trained on {best.metrics['trained_on']}</span>" in content
 
 
 def test_other_users_get_404_and_visitors_must_log_in(bob_client, best):

@@ -3,6 +3,8 @@
 from django import forms
 from django.conf import settings
 
+from nas_engine.images import MIN_SIDE, side_limits
+
 
 class DatasetUploadForm(forms.Form):
     file = forms.FileField(
@@ -14,15 +16,27 @@ class DatasetUploadForm(forms.Form):
         widget=forms.FileInput(attrs={"accept": ".csv,text/csv,.zip,.tar.gz,.tgz,.npz"}),
     )
     name = forms.CharField(max_length=200, required=False, help_text="Optional; the file name by default.")
-    image_size = forms.IntegerField(
-        label="Image size (images only)", required=False, min_value=8, max_value=64,
-        help_text="Every image is resized to this many pixels square. Empty: the images' median size, "
-        "at most 32 (bigger images train much slower on a CPU).",
-    )  # fmt: skip
+    image_size = forms.IntegerField(label="Image size (images only)", required=False)
 
-    def __init__(self, *args, too_large: bool = False, **kwargs):
+    def __init__(self, *args, too_large: bool = False, gpu: bool = False, **kwargs):
+        """``gpu``: a worker of this site trains on a GPU, so bigger images are worth their cost."""
         super().__init__(*args, **kwargs)
-        self.too_large = too_large
+        self.too_large, self.gpu = too_large, gpu
+        largest, largest_chosen = side_limits(gpu=gpu)
+        why = (
+            "this server's workers train on a GPU"
+            if gpu
+            else "this server's workers train on the CPU, where bigger images train much slower "
+            "(a server with a GPU worker takes up to 96)"
+        )
+        self.fields["image_size"] = forms.IntegerField(
+            label="Image size (images only)",
+            required=False,
+            min_value=MIN_SIDE,
+            max_value=largest_chosen,
+            help_text=f"Every image is resized to this many pixels square, {MIN_SIDE} to {largest_chosen}. Empty: "
+            f"the images' median size, at most {largest}: {why}.",
+        )
 
     def clean(self):
         if self.too_large:

@@ -36,6 +36,7 @@ def convert_image_upload_isolated(
     limits: nas_engine.ArchiveLimits,
     size: int | None,
     memory_mb: int,
+    gpu: bool = False,
 ) -> dict:
     """``nas_engine.convert_image_upload`` in a child allowed ``memory_mb`` MB more address space than
     this process has now; returns the image set's profile as a dict (``ImageSetProfile.to_dict()``).
@@ -47,7 +48,7 @@ def convert_image_upload_isolated(
     """
     if memory_mb <= 0 or not hasattr(os, "fork"):
         return nas_engine.convert_image_upload(
-            source, destination, filename=filename, limits=limits, size=size
+            source, destination, filename=filename, limits=limits, size=size, gpu=gpu
         ).to_dict()
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -58,7 +59,7 @@ def convert_image_upload_isolated(
             _cap_address_space(memory_mb)
             try:
                 profile = nas_engine.convert_image_upload(
-                    source, destination, filename=filename, limits=limits, size=size
+                    source, destination, filename=filename, limits=limits, size=size, gpu=gpu
                 )
                 answer = {"profile": profile.to_dict()}
             except nas_engine.DatasetError as exc:

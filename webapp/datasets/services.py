@@ -11,11 +11,14 @@ from django.db import transaction
 import nas_engine
 from webapp.datasets.isolation import convert_image_upload_isolated
 from webapp.datasets.models import Dataset
+from webapp.searches import workers
 
 logger = logging.getLogger(__name__)
 
 
-def dataset_create(*, owner, uploaded_file, name: str = "", image_size: int | None = None) -> Dataset:
+def dataset_create(
+    *, owner, uploaded_file, name: str = "", image_size: int | None = None, gpu: bool | None = None
+) -> Dataset:
     """Profile an uploaded CSV (or convert an image archive) and keep it, or raise DatasetError and
     keep nothing.
 
@@ -27,7 +30,9 @@ def dataset_create(*, owner, uploaded_file, name: str = "", image_size: int | No
         uploaded_file: a Django UploadedFile already streamed to a temporary file on disk.
         name: a display name; the file name when empty.
         image_size: the square side images are resized to; None: from the images (their median side,
-            8 to 32). A CSV ignores it.
+            8 to 32, or to 64 where a worker trains on a GPU: ``images.side_limits``). A CSV ignores it.
+        gpu: whether the site's workers train on a GPU (bigger images allowed); None: ask them
+            (``workers.gpu_workers``).
 
     Raises:
         nas_engine.DatasetError: the file is not data the engine can use; the message says why.
@@ -47,6 +52,7 @@ def dataset_create(*, owner, uploaded_file, name: str = "", image_size: int | No
                 limits=archive_limits(),
                 size=image_size,
                 memory_mb=settings.IMAGE_CONVERT_MEMORY_MB,
+                gpu=bool(workers.gpu_workers()) if gpu is None else gpu,
             )
             # The image set's columns are pixels the engine wrote itself, bounded by its own size cap.
             profile = nas_engine.profile_csv(destination, limits=nas_engine.CsvLimits(max_columns=None))

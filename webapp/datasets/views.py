@@ -9,11 +9,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 import nas_engine
+from nas_engine.images import side_limits
 from webapp.accounts import quotas
 from webapp.datasets import samples, selectors, services
 from webapp.datasets.forms import DatasetUploadForm
 from webapp.datasets.models import Dataset
 from webapp.searches import selectors as search_selectors
+from webapp.searches import workers
 from webapp.searches.forms import SearchJobForm
 
 
@@ -52,7 +54,7 @@ def dataset_upload(request):
     """The upload page. A plain form post redirects to the new dataset; the page's script sends
     ``Accept: application/json`` (to show progress) and gets the same outcome as JSON."""
     if request.method != "POST":
-        return _upload_page(request, DatasetUploadForm())
+        return _upload_page(request, DatasetUploadForm(gpu=_gpu_site()))
     dataset, form = create_from_upload(request)
     if dataset is None:
         return _upload_failed(request, form)
@@ -67,7 +69,9 @@ def create_from_upload(request) -> tuple[Dataset | None, DatasetUploadForm]:
     """The dataset a request's upload (``file``, ``name``, ``image_size``) makes for its user, within
     their quotas; None, with the form's errors saying why, when it makes none (nothing is kept).
     The upload page and the API both create datasets here."""
-    form = DatasetUploadForm(request.POST, request.FILES, too_large=getattr(request, "upload_too_large", False))
+    gpu = _gpu_site()
+    too_large = getattr(request, "upload_too_large", False)
+    form = DatasetUploadForm(request.POST, request.FILES, too_large=too_large, gpu=gpu)
     if not form.is_valid():
         return None, form
     try:
@@ -77,11 +81,17 @@ def create_from_upload(request) -> tuple[Dataset | None, DatasetUploadForm]:
             uploaded_file=form.cleaned_data["file"],
             name=form.cleaned_data["name"],
             image_size=form.cleaned_data["image_size"],
+            gpu=gpu,
         )
     except (nas_engine.DatasetError, quotas.QuotaExceeded) as exc:
         form.add_error("file", str(exc))
         return None, form
     return dataset, form
+
+
+def _gpu_site() -> bool:
+    """A worker of this site trains on a GPU (it said so when it started: ``workers.gpu_workers``)."""
+    return bool(workers.gpu_workers())
 
 
 def _target_asked(request, dataset: Dataset) -> dict | None:
@@ -114,6 +124,8 @@ def _upload_page(request, form: DatasetUploadForm, status: int = 200):
         "image_total_mb": settings.IMAGE_MAX_TOTAL_MB,
         "image_file_mb": settings.IMAGE_MAX_FILE_MB,
     }
+    limits["image_side"], limits["image_chosen_side"] = side_limits(gpu=form.gpu)
+    limits["gpu"] = form.gpu
     context = {
         "form": form,
         "max_upload_mb": settings.MAX_UPLOAD_MB,

@@ -28,11 +28,11 @@ import threading
 import time
 
 from celery import shared_task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.db import connections
 
-from webapp.searches import distributed, downloads, runner, services
+from webapp.searches import distributed, downloads, runner, services, workers
 from webapp.searches.models import SearchJob
 
 logger = logging.getLogger(__name__)
@@ -117,6 +117,18 @@ def reap_when_a_worker_starts(sender=None, **kwargs) -> None:
     worker of its own name was running is taken at once, fresh heartbeat or not: it is this worker,
     restarted after a crash (a supervisor restarts it within seconds), so that run cannot be alive."""
     runner.search_reap_stale(restarted_worker=getattr(sender, "hostname", "") or "")
+
+
+@worker_ready.connect
+def announce_device(sender=None, **kwargs) -> None:
+    """Say where this worker trains, in its log and to the site (``workers.started``)."""
+    queues = [q.name for q in getattr(getattr(sender, "task_consumer", None), "queues", None) or []]
+    workers.started(getattr(sender, "hostname", "") or socket.gethostname(), queues=queues)
+
+
+@worker_shutdown.connect
+def withdraw_device(sender=None, **kwargs) -> None:
+    workers.stopped(getattr(sender, "hostname", "") or socket.gethostname())
 
 
 @shared_task(name="searches.prepare_download")

@@ -72,16 +72,22 @@
       .map((k) => METRICS[k] + " " + number(values[k])).join(" · ");
   }
 
+  // Where the trial's model trained (the worker's device: "cpu", "cuda (NVIDIA ...)"), when recorded.
+  function trainedOn(t) {
+    const device = t.metrics && t.metrics.trained_on;
+    return device ? " on " + device : "";
+  }
+
   function hover(t, task, front) {
     const lines = [
       "<b>Trial " + t.number + "</b> (" + t.status + (front ? ", on the front" : "") + ")",
       architecture(t.architecture),
       metrics(t.metrics) || scoreName() + " " + number(shown(t.score)),
       costs(t),
-      "trained in " + seconds(t.train_seconds) + " · found at " + seconds(t.elapsed_seconds),
+      "trained in " + seconds(t.train_seconds) + trainedOn(t) + " · found at " + seconds(t.elapsed_seconds),
     ];
     return lines.filter(Boolean).join("<br>");
   }
 
-  window.NasJob.describe = { COSTS, METRICS, SCORE, scoreName, shown, number, seconds, cost, architecture, costs, metrics, hover };
+  window.NasJob.describe = { COSTS, METRICS, SCORE, scoreName, shown, number, seconds, cost, architecture, costs, metrics, trainedOn, hover };
 })();

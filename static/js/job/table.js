@@ -89,6 +89,8 @@
     tr.appendChild(numberCell);
     const status = cell(t.status, t.status);
     if (t.message) status.title = t.message;
+    const training = cell(D.seconds(t.train_seconds), t.train_seconds);
+    if (D.trainedOn(t)) training.title = "Trained" + D.trainedOn(t);
     tr.append(
       status,
       cell(D.number(D.shown(t.score)), t.score),
@@ -97,7 +99,7 @@
       cell(D.cost("latency_ms", t.costs.latency_ms), t.costs.latency_ms),
       cell(D.cost("size_bytes", t.costs.size_bytes), t.costs.size_bytes),
       cell(D.cost("memory_bytes", t.costs.memory_bytes), t.costs.memory_bytes),
-      cell(D.seconds(t.train_seconds), t.train_seconds),
+      training,
       cell(D.seconds(t.elapsed_seconds), t.elapsed_seconds),
       cell(store.front.has(t.id) ? "★" : "", store.front.has(t.id) ? 1 : 0),
     );

@@ -1,0 +1,98 @@
+"""Where the site's workers train: each worker says its device when it starts (a Redis hash, one
+field per worker) and takes it back when it stops, so the upload form knows whether bigger images
+can be trained (``gpu_workers``) and the operations page can show every worker's device.
+
+A worker killed without its shutdown leaves its line behind until a worker of the same name starts
+again (a supervisor restarts it under its name); a line is a statement of what a worker has, not a
+proof that it is alive (``operations.selectors.answering_workers`` is that).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import redis
+from django.conf import settings
+from django.utils import timezone
+
+from nas_engine import devices
+
+logger = logging.getLogger(__name__)
+
+
+def _key() -> str:
+    return f"{settings.CACHES['default']['KEY_PREFIX']}:{settings.CELERY_QUEUE_PREFIX}worker-devices"
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+
+
+def announce(hostname: str, *, device: str, queues: list[str]) -> None:
+    """Record that worker ``hostname`` trains on ``device`` (``nas_engine.devices.describe``) and takes ``queues``."""
+    line = {"device": device, "queues": sorted(queues), "since": timezone.now().isoformat()}
+    client = _client()
+    try:
+        client.hset(_key(), hostname, json.dumps(line))
+    finally:
+        client.close()
+
+
+def withdraw(hostname: str) -> None:
+    """Forget worker ``hostname`` (it is stopping)."""
+    client = _client()
+    try:
+        client.hdel(_key(), hostname)
+    finally:
+        client.close()
+
+
+def started(hostname: str, *, queues: list[str]) -> None:
+    """A worker is ready: log where it trains (``NAS_DEVICE``, else a GPU when torch sees one) and
+    announce it. A ``NAS_DEVICE`` it cannot honour is logged here, and every trial it takes then
+    fails with the same message rather than training somewhere unasked."""
+    try:
+        device = devices.describe(devices.training_device())
+    except ValueError as exc:
+        logger.error("Worker %s cannot train: %s", hostname, exc)
+        return
+    logger.info("Worker %s trains on %s (queues: %s).", hostname, device, ", ".join(queues) or "default")
+    if settings.NAS_QUEUES["trials-gpu"] in queues and not device.startswith("cuda"):
+        logger.warning("Worker %s takes the trials-gpu queue but trains on %s: torch sees no GPU.", hostname, device)
+    try:
+        announce(hostname, device=device, queues=queues)
+    except redis.RedisError as exc:  # a worker without Redis fails on its first task anyway
+        logger.warning("Could not announce worker %s's device: %s", hostname, exc)
+
+
+def stopped(hostname: str) -> None:
+    """A worker is stopping: take its line back (a lost Redis must not stop it stopping)."""
+    try:
+        withdraw(hostname)
+    except redis.RedisError as exc:
+        logger.warning("Could not withdraw worker %s's device: %s", hostname, exc)
+
+
+def worker_devices() -> dict[str, dict]:
+    """Each announced worker's ``device``, ``queues`` and ``since``; empty when Redis cannot be reached."""
+    client = _client()
+    try:
+        lines = client.hgetall(_key())
+    except redis.RedisError as exc:
+        logger.warning("Could not read the workers' devices: %s", exc)
+        return {}
+    finally:
+        client.close()
+    found = {}
+    for name, raw in lines.items():
+        try:
+            found[name.decode()] = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return found
+
+
+def gpu_workers() -> list[str]:
+    """The announced workers that train on a GPU, by name."""
+    return sorted(name for name, line in worker_devices().items() if str(line.get("device", "")).startswith("cuda"))
