@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import time
 from collections.abc import Iterator
 
 import torch
@@ -90,3 +91,69 @@ def module_device(model: torch.nn.Module) -> torch.device:
     for buffer in model.buffers():
         return buffer.device
     return torch.device("cpu")
+
+
+# Training steps per second of the two fixed workloads below on the project's 2-core development
+# machine (one torch thread, measured 2026-12-06: 910-1,100 and 20-22.5 steps/s), which the
+# estimates' THROUGHPUT stands for. A worker divides its own by these: its speed, which scales the
+# form's estimate of how many models a budget buys (a GPU worker's cnn speed is typically far above 1).
+REFERENCE_STEPS_PER_SECOND = {"mlp": 1050.0, "cnn": 21.5}
+SPEED_SECONDS = 0.4  # time each workload is run for (after a warm-up step)
+
+
+def _workload(kind: str) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    if kind == "cnn":  # two convolutions on 32×32 colour images, batch 64
+        model: torch.nn.Module = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 32, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(32, 64, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(64, 10),
+        )
+        return model, torch.randn(64, 3, 32, 32, generator=generator), torch.randint(0, 10, (64,), generator=generator)
+    model = torch.nn.Sequential(  # a 256-wide MLP on 50 inputs, batch 64
+        torch.nn.Linear(50, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 2)
+    )
+    return model, torch.randn(64, 50, generator=generator), torch.randint(0, 2, (64,), generator=generator)
+
+
+def measure_speed(device: torch.device | None = None, *, seconds: float = SPEED_SECONDS) -> dict[str, float]:
+    """How fast ``device`` trains, relative to the machine the estimates were measured on, per
+    workload (``mlp``, ``cnn``; > 1 is faster): training steps of a fixed network for about
+    ``seconds`` each, as a worker trains (one torch thread on the CPU, mixed precision on a GPU)."""
+    device = device or training_device()
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return {
+            kind: round(_steps_per_second(kind, device, seconds) / reference, 3)
+            for kind, reference in REFERENCE_STEPS_PER_SECOND.items()
+        }
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _steps_per_second(kind: str, device: torch.device, seconds: float) -> float:
+    model, x, y = _workload(kind)
+    model, x, y = model.to(device), x.to(device), y.to(device)
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def step() -> None:
+        optimizer.zero_grad()
+        with autocast(device):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    step()  # the first step (allocation, kernel choice) is not timed
+    steps, start = 0, time.perf_counter()
+    while steps == 0 or time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    return steps / (time.perf_counter() - start)

@@ -235,7 +235,9 @@ class _Sample:
     batch_size: int
 
 
-def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SAMPLES, parallel: int = 1) -> Estimate:
+def estimate_search(
+    config: SearchConfig, shape: DataShape, *, samples: int = SAMPLES, parallel: int = 1, speed: float = 1.0
+) -> Estimate:
     """Estimate how many architectures a search with ``config`` trains on data of ``shape``.
 
     Args:
@@ -246,6 +248,9 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
             search that must stay on one worker, ``sequential_reason``, trains one at a time).
             Each worker is taken to train as fast as one alone (measured: 1.9x with 2 workers on
             2 cores, ``benchmarks/results/scaling.md``).
+        speed: How fast the workers that will train it are, relative to the machine ``THROUGHPUT``
+            was measured on (``devices.measure_speed``'s value for this space: 2 trains each model in
+            half the time); every training second is divided by it.
 
     Returns:
         The estimate; deterministic for a given seed.
@@ -264,13 +269,18 @@ def estimate_search(config: SearchConfig, shape: DataShape, *, samples: int = SA
         fitting = [_Sample(flops=flops, depth=1, batch_size=DEFAULT_TRAIN["batch_size"])]
     throughput = THROUGHPUT[space.throughput]
     folds = config.folds(round(shape.rows * TRAIN_SHARE))
-    training = _training_cost(throughput, fitting, shape, folds, config)
+    cost = _training_cost(throughput, fitting, shape, folds, config)
+    speed = max(float(speed), 1e-3)
+
+    def training(done: int, until: int, rows: int) -> float:
+        return cost(done, until, rows) / speed
+
     budget, strategy = config.budget_seconds, STRATEGIES[config.strategy]
     if issubclass(strategy, OneShotStrategy):  # the supernet takes its share before the first trial
         config = dataclasses.replace(config, budget_seconds=config.budget_seconds * (1 - strategy.budget_share))
     slots = max(1, int(parallel)) if not sequential_reason(config) else 1
     config = dataclasses.replace(config, budget_seconds=config.budget_seconds * slots)  # each slot's budget
-    trials, seconds_per_trial, capped = _replay(config, training, throughput.trial * folds, shape)
+    trials, seconds_per_trial, capped = _replay(config, training, throughput.trial * folds / speed, shape)
     return Estimate(
         trials=trials,
         seconds_per_trial=round(seconds_per_trial, 3),

@@ -248,7 +248,8 @@ def _numbers_first(frame: pd.DataFrame, features: list[str], kinds: dict[str, st
     """Each feature's cells, taken out of ``frame`` (its columns are removed as they are read): a
     column that reads as numbers on every row (or is declared numeric) becomes its float64 numbers
     (NaN where missing or unreadable, ``runtime.parse_numbers``) and its text is let go at once (a
-    million rows of forty numeric columns are some 2 GB of Python strings); the rest stay text."""
+    million rows of forty numeric columns are some 2 GB of Python strings); the rest stay text, each
+    distinct cell held once (a category repeated on a million rows is one string, not a million)."""
     cells = {}
     for name in features:
         text = frame.pop(name).to_numpy(dtype=object)
@@ -258,7 +259,8 @@ def _numbers_first(frame: pd.DataFrame, features: list[str], kinds: dict[str, st
             if (kind == "numeric" or unreadable == 0) and not np.isnan(numbers[train]).all():
                 cells[name] = numbers
                 continue
-        cells[name] = text
+        codes, distinct = pd.factorize(text, use_na_sentinel=False)
+        cells[name] = np.asarray(distinct, dtype=object)[codes]
     return cells
 
 

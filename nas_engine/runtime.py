@@ -188,9 +188,9 @@ def encode_columns(columns: dict, prep: dict, n_rows: int) -> np.ndarray:
             at += len(DATE_PARTS)
         else:
             width = len(feature["categories"]) + 1
-            one_hot = np.zeros((n_rows, width), dtype=np.float32)
+            one_hot = out[:, at : at + width]  # written in place: no second matrix of the block
+            one_hot[:] = 0.0
             one_hot[np.arange(n_rows), category_codes(cells, feature["categories"])] = 1.0
-            out[:, at : at + width] = one_hot
             at += width
     return out
 

@@ -119,3 +119,20 @@ def test_a_search_on_a_gpu_records_the_gpu_and_measures_latency_on_the_cpu(devic
     trained = [t for t in result.trials if t.status in (TrialStatus.COMPLETED, TrialStatus.PRUNED)]
     assert trained and all(t.metrics["trained_on"].startswith("cuda (") for t in trained)
     assert all(t.costs.latency_ms > 0 for t in trained) and result.best is not None
+
+
+def test_a_device_measures_its_training_speed_against_the_reference_machine():
+    speed = devices.measure_speed(torch.device("cpu"), seconds=0.05)
+    assert set(speed) == {"mlp", "cnn"} and all(0 < factor < 100 for factor in speed.values())
+    assert torch.get_num_threads() >= 1  # the worker's own thread setting is given back
+
+
+def test_faster_workers_buy_more_models_in_the_same_budget(cancer_data):
+    shape = nas_engine.DataShape(rows=569, n_inputs=cancer_data.n_features, n_outputs=2)
+    config = SearchConfig(target="diagnosis", budget_seconds=60)
+    reference = nas_engine.estimate_search(config, shape)
+    assert nas_engine.estimate_search(config, shape, speed=1.0) == reference
+    faster = nas_engine.estimate_search(config, shape, speed=4.0)
+    slower = nas_engine.estimate_search(config, shape, speed=0.5)
+    assert faster.seconds_per_trial == pytest.approx(reference.seconds_per_trial / 4, rel=0.01)
+    assert slower.trials < reference.trials < faster.trials

@@ -11,6 +11,7 @@ import torch
 from django.urls import reverse
 
 from tests.conftest import start_celery_worker
+from tests.web.helpers import upload_dataset
 from webapp.datasets.models import Dataset
 from webapp.searches import workers
 
@@ -38,6 +39,7 @@ def test_a_worker_announces_where_it_trains_and_takes_it_back_when_it_stops(own_
         assert len(lines) == 1
         ((name, line),) = lines.items()
         assert name.startswith("devices-") and line["device"] == "cpu"
+        assert set(line["speed"]) == {"mlp", "cnn"} and all(factor > 0 for factor in line["speed"].values())
         assert f"{own_queues}search" in line["queues"] and f"{own_queues}trials" in line["queues"]
         assert f"Worker {name} trains on cpu" in worker.log()
         assert workers.gpu_workers() == []
@@ -85,3 +87,23 @@ def test_with_a_gpu_worker_images_may_be_96_pixels_a_side(own_queues, alice_clie
     with open(digits_zip, "rb") as handle:
         response = alice_client.post(reverse("dataset_upload"), {"file": handle, "image_size": "97"})
     assert response.status_code == 400 and response.context["form"].errors["image_size"]
+
+
+def test_the_estimate_is_priced_at_the_speed_of_the_workers_that_train(own_queues, alice_client, breast_cancer_csv):
+    dataset = upload_dataset(alice_client, breast_cancer_csv)
+    settings = {"target": "diagnosis", "task": "auto", "budget_seconds": 60, "cost_objective": "params",
+                "strategy": "tpe", "space": "auto", "fidelity": "none", "seed": 0}  # fmt: skip
+
+    def estimate() -> dict:
+        return alice_client.get(reverse("search_estimate", args=[dataset.pk]), settings).json()
+
+    reference = estimate()  # no worker has said how fast it is: the reference machine's speed
+    workers.announce("slow@host", device="cpu", queues=[f"{own_queues}trials"], speed={"mlp": 0.25, "cnn": 0.25})
+    slow = estimate()
+    assert slow["seconds_per_trial"] > 3 * reference["seconds_per_trial"] and slow["trials"] < reference["trials"]
+    assert workers.training_speed("mlp", image=False) == 0.25
+    # A GPU worker prices image searches (they go to it); tables are priced by the median worker.
+    workers.announce("gpu@host", device="cuda (NVIDIA H100)", queues=[f"{own_queues}trials-gpu"], speed={"cnn": 40.0})
+    workers.announce("other@host", device="cpu", queues=[f"{own_queues}trials"], speed={"mlp": 1.0, "cnn": 1.0})
+    assert workers.training_speed("cnn", image=True) == 40.0
+    assert workers.training_speed("mlp", image=False) == 1.0

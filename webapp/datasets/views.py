@@ -70,8 +70,8 @@ def create_from_upload(request) -> tuple[Dataset | None, DatasetUploadForm]:
     their quotas; None, with the form's errors saying why, when it makes none (nothing is kept).
     The upload page and the API both create datasets here."""
     gpu = _gpu_site()
-    too_large = getattr(request, "upload_too_large", False)
-    form = DatasetUploadForm(request.POST, request.FILES, too_large=too_large, gpu=gpu)
+    data, files = request.POST, request.FILES  # parsing the body first tells whether the file was too large
+    form = DatasetUploadForm(data, files, too_large=getattr(request, "upload_too_large", False), gpu=gpu)
     if not form.is_valid():
         return None, form
     try:

@@ -18,6 +18,7 @@ from nas_engine.prepare import parse_column_types
 from nas_engine.profiling import WarningKind
 from nas_engine.spaces import SPACES
 from nas_engine.splits import MIN_GROUPS, SPLIT_NAMES, read_times
+from webapp.searches import workers
 from webapp.searches.models import AUTO_SPACE, WEB_SETTINGS, SearchJob, space_choices
 
 AUTO = "auto"
@@ -554,7 +555,13 @@ class SearchJobForm(forms.Form):
         config = nas_engine.SearchConfig(**self.engine_settings())
         shape = self.data_shape(target=config.target, task=self.cleaned_data["task"])
         # "0: one per idle worker" is only known when the search starts: priced as one at a time.
-        return nas_engine.estimate_search(config, shape, parallel=self.cleaned_data.get("parallel_trials") or 1)
+        space = nas_engine.spaces.make_space(
+            config.space, n_inputs=shape.n_inputs, image_shape=shape.image_shape, strategy=config.strategy
+        )
+        speed = workers.training_speed(space.throughput, image=shape.image_shape is not None)
+        return nas_engine.estimate_search(
+            config, shape, parallel=self.cleaned_data.get("parallel_trials") or 1, speed=speed
+        )
 
     def engine_settings(self, cleaned: dict | None = None) -> dict:
         """The cleaned values that are ``SearchConfig`` settings (the warm-start job and how many

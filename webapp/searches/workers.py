@@ -29,9 +29,11 @@ def _client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
 
 
-def announce(hostname: str, *, device: str, queues: list[str]) -> None:
-    """Record that worker ``hostname`` trains on ``device`` (``nas_engine.devices.describe``) and takes ``queues``."""
-    line = {"device": device, "queues": sorted(queues), "since": timezone.now().isoformat()}
+def announce(hostname: str, *, device: str, queues: list[str], speed: dict[str, float] | None = None) -> None:
+    """Record that worker ``hostname`` trains on ``device`` (``nas_engine.devices.describe``), takes
+    ``queues`` and trains ``speed`` times as fast as the estimates' reference machine
+    (``devices.measure_speed``: one factor per workload, ``mlp`` and ``cnn``)."""
+    line = {"device": device, "queues": sorted(queues), "speed": speed or {}, "since": timezone.now().isoformat()}
     client = _client()
     try:
         client.hset(_key(), hostname, json.dumps(line))
@@ -57,11 +59,18 @@ def started(hostname: str, *, queues: list[str]) -> None:
     except ValueError as exc:
         logger.error("Worker %s cannot train: %s", hostname, exc)
         return
-    logger.info("Worker %s trains on %s (queues: %s).", hostname, device, ", ".join(queues) or "default")
+    speed = devices.measure_speed()
+    logger.info(
+        "Worker %s trains on %s (queues: %s; speed %s of the estimates' reference machine).",
+        hostname,
+        device,
+        ", ".join(queues) or "default",
+        ", ".join(f"{kind} {factor:g}x" for kind, factor in speed.items()),
+    )
     if settings.NAS_QUEUES["trials-gpu"] in queues and not device.startswith("cuda"):
         logger.warning("Worker %s takes the trials-gpu queue but trains on %s: torch sees no GPU.", hostname, device)
     try:
-        announce(hostname, device=device, queues=queues)
+        announce(hostname, device=device, queues=queues, speed=speed)
     except redis.RedisError as exc:  # a worker without Redis fails on its first task anyway
         logger.warning("Could not announce worker %s's device: %s", hostname, exc)
 
@@ -96,3 +105,22 @@ def worker_devices() -> dict[str, dict]:
 def gpu_workers() -> list[str]:
     """The announced workers that train on a GPU, by name."""
     return sorted(name for name, line in worker_devices().items() if str(line.get("device", "")).startswith("cuda"))
+
+
+def training_speed(kind: str, *, image: bool) -> float:
+    """How fast the workers that will train a search are, for the form's estimate: the median
+    ``speed[kind]`` (``mlp`` or ``cnn``) of the announced workers that take its trials (those on a
+    GPU for an image search while one is announced, as ``distributed`` routes them there), 1.0
+    (the reference machine) when none has said."""
+    lines = list(worker_devices().values())
+    if image:
+        gpu = [line for line in lines if str(line.get("device", "")).startswith("cuda")]
+        lines = gpu or lines
+    found = sorted(
+        float(factor)
+        for line in lines
+        if isinstance(line.get("speed"), dict)
+        and isinstance(factor := line["speed"].get(kind), int | float)
+        and factor > 0
+    )
+    return found[len(found) // 2] if found else 1.0
