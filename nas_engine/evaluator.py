@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from nas_engine import devices
 from nas_engine.augment import Augmentation
-from nas_engine.batches import Batches, Rows
+from nas_engine.batches import Batches, Rows, take_rows
 from nas_engine.metrics import METRICS, metric_of
 from nas_engine.runtime import softmax, target_units
 
@@ -420,12 +420,12 @@ class CrossValidatedTrainer:
             self.trainers.append(
                 Trainer(
                     build(),
-                    X_train=X[kept],
+                    X_train=take_rows(X, kept),
                     y_train=y[kept],
                     task=task,
                     settings=settings,
                     seed=seed + i,
-                    validation=(X[held_out], y[held_out]),
+                    validation=(take_rows(X, held_out), y[held_out]),
                     patience=patience,
                     target_std=target_std,
                     augmentation=augmentation,

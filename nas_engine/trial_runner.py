@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from nas_engine.batches import concat_rows
 from nas_engine.errors import NasError
 from nas_engine.evaluator import CrossValidatedTrainer, Trainer, TrainSettings, measure_latency_ms, one_thread
 from nas_engine.fidelity import survivors, training_rows
@@ -84,7 +85,7 @@ class TrialRunner(LoopState):
             "augmentation": self.augmentation,
         }
         if self.cv_folds > 1:
-            X, y = np.concatenate([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val])
+            X, y = concat_rows([data.X_train, data.X_val]), np.concatenate([data.y_train, data.y_val])
             candidate.trainer = CrossValidatedTrainer(build, X=X, y=y, folds=self.cv_folds, **common)
         else:
             candidate.trainer = Trainer(

@@ -111,3 +111,20 @@ def test_batches_of_a_matrix_index_its_tensor_and_batches_of_pixels_make_floats(
     np.testing.assert_array_equal(Batches(image_data.X_train)[idx].numpy(), matrix[[3, 1, 2]])
     assert len(Batches(image_data.X_train)) == len(matrix)
     np.testing.assert_array_equal(Batches(image_data.X_train).numpy(), matrix)
+
+
+def test_a_cross_validated_image_trial_keeps_each_folds_pixels_uint8(image_data):
+    from nas_engine.evaluator import CrossValidatedTrainer
+
+    space = make_space("cnn", n_inputs=image_data.n_features, image_shape=image_data.image_shape)
+    arch = space.sample(np.random.default_rng(1))
+    X = concat_rows([image_data.X_train, image_data.X_val])
+    y = np.concatenate([image_data.y_train, image_data.y_val])
+    trainer = CrossValidatedTrainer(
+        lambda: space.build_model(arch, image_data.n_features, image_data.n_outputs),
+        X=X, y=y, folds=3, task="classification", settings=TrainSettings(batch_size=32), seed=0, patience=2,
+    )  # fmt: skip
+    assert all(isinstance(t.X.rows, PixelRows) and isinstance(t.validation[0], PixelRows) for t in trainer.trainers)
+    trainer.train(until_epoch=1)
+    outcome = trainer.finish()
+    assert outcome.metrics["cv_folds"] == 3 and outcome.out_of_fold.shape == (len(y), 2)
