@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nas_engine import prepare_data
+from nas_engine.images import convert_image_upload
 from tests.data_files import write_sklearn_csv
 
 # breast_cancer_csv and diabetes_csv come from tests/conftest.py.
@@ -52,3 +53,17 @@ def mixed_data(mixed_csv):
 @pytest.fixture(scope="session")
 def cancer_data(breast_cancer_csv):
     return prepare_data(breast_cancer_csv, target="diagnosis", seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_image_data(tmp_path_factory):
+    """A prepared image set of 240 colour 8×8 images in two classes (one darker at the top): its
+    splits are ``batches.PixelRows``."""
+    folder = tmp_path_factory.mktemp("small-images")
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (240, 8, 8, 3), dtype=np.uint8)
+    y = rng.choice(["ant", "bee"], 240)
+    x[y == "bee", :4] //= 3
+    np.savez(folder / "upload.npz", x=x, y=y)
+    convert_image_upload(folder / "upload.npz", folder / "set.npz", filename="upload.npz")
+    return prepare_data(folder / "set.npz", target="label", seed=2)

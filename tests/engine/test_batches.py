@@ -8,24 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-import nas_engine
 from nas_engine.batches import Batches, PixelRows, concat_rows, take_rows
 from nas_engine.evaluator import Trainer, TrainSettings, predict_raw
 from nas_engine.finalize import refit
-from nas_engine.images import convert_image_upload
 from nas_engine.spaces import make_space
 
 
 @pytest.fixture(scope="module")
-def image_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pixels")
-    rng = np.random.default_rng(11)
-    x = rng.integers(0, 256, (240, 8, 8, 3), dtype=np.uint8)
-    y = rng.choice(["ant", "bee"], 240)
-    x[y == "bee", :4] //= 3  # a darker top half: something to learn
-    np.savez(folder / "upload.npz", x=x, y=y)
-    convert_image_upload(folder / "upload.npz", folder / "set.npz", filename="upload.npz")
-    return nas_engine.prepare_data(folder / "set.npz", target="label", seed=2)
+def image_data(small_image_data):
+    return small_image_data
 
 
 def test_an_image_sets_splits_hold_uint8_pixels_and_read_as_their_standardised_floats(image_data):

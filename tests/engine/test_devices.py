@@ -11,7 +11,6 @@ import nas_engine
 from nas_engine import devices
 from nas_engine.config import SearchConfig
 from nas_engine.evaluator import Trainer, TrainSettings, measure_latency_ms, predict_raw
-from nas_engine.images import convert_image_upload
 from nas_engine.results import TrialStatus
 from nas_engine.search import run_search
 from nas_engine.spaces import make_space
@@ -35,15 +34,8 @@ def device_env(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def image_data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("device-images")
-    rng = np.random.default_rng(5)
-    x = rng.integers(0, 256, (200, 8, 8, 3), dtype=np.uint8)
-    y = rng.choice(["a", "b"], 200)
-    x[y == "b", :, :4] //= 4
-    np.savez(folder / "upload.npz", x=x, y=y)
-    convert_image_upload(folder / "upload.npz", folder / "set.npz", filename="upload.npz")
-    return nas_engine.prepare_data(folder / "set.npz", target="label", seed=1)
+def image_data(small_image_data):
+    return small_image_data
 
 
 def test_auto_picks_the_gpu_when_torch_sees_one_and_the_cpu_otherwise(device_env):
