@@ -13,8 +13,11 @@ Each step runs in a fresh Python process, which reports its own time and peak re
 (``ru_maxrss``; the upload's peak is the largest step's): with this checkout's ``nas_engine``, then
 with BENCH_SCALE_BASELINE's (a git
 revision, default the last one before the columnar pipeline; checked out to a temporary worktree),
-on the same files. BENCH_SCALE_BASELINE_IMAGES / _ROWS run the baseline on fewer (its time and
-memory grow linearly with them, and the full sizes take it minutes and gigabytes). Writes
+on the same files. The baseline runs without pyarrow, as it did then: with pyarrow installed, pandas
+stores its text cells as Arrow strings, and that code's cell-by-cell path became 3x slower (50,000
+images: 982 s and 17.6 GB, against 309 s and 8.0 GB). BENCH_SCALE_BASELINE_IMAGES / _ROWS run the
+baseline on fewer (its time and memory grow linearly with them, and the full sizes take it minutes
+and gigabytes). Writes
 benchmarks/results/scale.{md,json}.
 
     python -m benchmarks.scale          # about 15 minutes with the baseline at full size
@@ -44,6 +47,8 @@ GOALS = {"images": (30.0, 2.5), "table": (60.0, 4.0)}  # seconds, GB: issue 25's
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
+if sys.argv[6] == "without-arrow":
+    sys.modules["pyarrow"] = None  # the baseline as it ran: pandas without pyarrow (python-object strings)
 sys.path.insert(0, sys.argv[1])
 import nas_engine
 from nas_engine.images import convert_image_upload
@@ -90,7 +95,8 @@ def _measure(root: Path, kind: str, source: Path, workdir: Path) -> dict:
         names = ("convert", "profile", "prepare") if kind == "images" else ("profile", "prepare")
         for step in names:
             out = subprocess.run(
-                [sys.executable, "-c", CHILD, str(root), step, str(path), work, target],
+                [sys.executable, "-c", CHILD, str(root), step, str(path), work, target,
+                 "with-arrow" if root == ROOT else "without-arrow"],
                 capture_output=True, text=True, check=True, cwd=work, timeout=3600,
             )  # fmt: skip
             measured = json.loads(out.stdout.strip().splitlines()[-1])
