@@ -128,3 +128,10 @@ def test_faster_workers_buy_more_models_in_the_same_budget(cancer_data):
     slower = nas_engine.estimate_search(config, shape, speed=0.5)
     assert faster.seconds_per_trial == pytest.approx(reference.seconds_per_trial / 4, rel=0.01)
     assert slower.trials < reference.trials < faster.trials
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has a GPU")
+def test_a_search_told_to_use_a_missing_gpu_fails_its_trials_with_the_reason(device_env, image_data):
+    device_env("cuda")
+    with pytest.raises(nas_engine.NasError, match="trials failed in a row; last error: ValueError: NAS_DEVICE=cuda"):
+        run_search(SearchConfig(target="label", budget_seconds=30, max_trials=5, max_epochs=1), image_data)
