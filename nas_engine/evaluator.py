@@ -21,7 +21,10 @@ from nas_engine.batches import Batches, Rows, take_rows
 from nas_engine.metrics import METRICS, metric_of
 from nas_engine.runtime import softmax, target_units
 
-EVAL_CHUNK = 4096
+EVAL_CHUNK = 4096  # rows per forward pass when scoring
+# ...and at most this many input values: 4,096 images of 3×32×32 through a 64-channel convolution
+# are a gigabyte of activations per layer; 2**21 values make it 682 such images (~170 MB).
+EVAL_VALUES = 2**21
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SMALL_TRAIN_ROWS = 300  # below this a validation split has < 100 rows: too noisy to choose among many models
 SMALL_DATA_FOLDS = 5
@@ -108,11 +111,9 @@ def predict_raw(model: torch.nn.Module, X: Rows) -> np.ndarray:
     """Run the model in eval mode on a feature matrix (on the model's device), returning raw outputs."""
     model.eval()
     device = devices.module_device(model)
+    rows = max(1, min(EVAL_CHUNK, EVAL_VALUES // max(1, X.shape[1] if X.ndim == 2 else 1)))
     with torch.inference_mode():
-        chunks = [
-            model(torch.from_numpy(X[i : i + EVAL_CHUNK]).to(device)).float().cpu()
-            for i in range(0, len(X), EVAL_CHUNK)
-        ]
+        chunks = [model(torch.from_numpy(X[i : i + rows]).to(device)).float().cpu() for i in range(0, len(X), rows)]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 1), dtype=np.float32)
 
 
