@@ -118,21 +118,14 @@ def read_table(path: str | Path, *, max_rows: int | None = None, limits: CsvLimi
     _check_structure(path, max_rows=max_rows, limits=limits)
     try:
         # header=None so duplicate names reach us intact (pandas would rename them 'a.1').
+        options: dict = {"header": None, "dtype": str, "keep_default_na": False, "encoding": "utf-8-sig"}
         if max_rows is None and _ARROW:
             # Arrow's reader: its strings stay in Arrow buffers, never a Python object per cell (a
             # million rows of fifty columns: 3 s and 0.9 GB against 24 s and 2.8 GB for the C reader).
+            frame = pd.read_csv(path, **options, engine="pyarrow")
+        else:  # the C reader: Arrow's cannot stop after a number of rows
             frame = pd.read_csv(
-                path, header=None, dtype=str, keep_default_na=False, encoding="utf-8-sig", engine="pyarrow"
-            )
-        else:
-            frame = pd.read_csv(
-                path,
-                header=None,
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8-sig",
-                nrows=None if max_rows is None else max_rows + 1,
-                skip_blank_lines=True,
+                path, **options, nrows=None if max_rows is None else max_rows + 1, skip_blank_lines=True
             )
     except UnicodeDecodeError:
         raise _encoding_error(path) from None

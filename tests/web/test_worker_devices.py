@@ -25,6 +25,7 @@ def own_queues(settings, monkeypatch):
     prefix = f"devices-{uuid.uuid4().hex[:8]}-"
     monkeypatch.setenv("CELERY_QUEUE_PREFIX", prefix)
     settings.CELERY_QUEUE_PREFIX = prefix
+    settings.NAS_QUEUES = {role: prefix + role for role in settings.NAS_QUEUES}
     yield prefix
     for name in workers.worker_devices():
         workers.withdraw(name)
@@ -106,4 +107,8 @@ def test_the_estimate_is_priced_at_the_speed_of_the_workers_that_train(own_queue
     workers.announce("gpu@host", device="cuda (NVIDIA H100)", queues=[f"{own_queues}trials-gpu"], speed={"cnn": 40.0})
     workers.announce("other@host", device="cpu", queues=[f"{own_queues}trials"], speed={"mlp": 1.0, "cnn": 1.0})
     assert workers.training_speed("cnn", image=True) == 40.0
+    assert workers.training_speed("mlp", image=False) == 1.0
+    # A worker that only takes the quick queue trains nothing: its speed prices no search.
+    workers.announce("quick@host", device="cpu", queues=[f"{own_queues}default"], speed={"mlp": 9.0, "cnn": 9.0})
+    workers.announce("quick2@host", device="cpu", queues=[f"{own_queues}default"], speed={"mlp": 9.0, "cnn": 9.0})
     assert workers.training_speed("mlp", image=False) == 1.0

@@ -59,13 +59,14 @@ def started(hostname: str, *, queues: list[str]) -> None:
     except ValueError as exc:
         logger.error("Worker %s cannot train: %s", hostname, exc)
         return
-    speed = devices.measure_speed()
+    # Only a worker that trains is timed (about a second): the quick worker's queue trains nothing.
+    speed = devices.measure_speed() if _trains(queues) else {}
     logger.info(
         "Worker %s trains on %s (queues: %s; speed %s of the estimates' reference machine).",
         hostname,
         device,
         ", ".join(queues) or "default",
-        ", ".join(f"{kind} {factor:g}x" for kind, factor in speed.items()),
+        ", ".join(f"{kind} {factor:g}x" for kind, factor in speed.items()) or "not measured",
     )
     if settings.NAS_QUEUES["trials-gpu"] in queues and not device.startswith("cuda"):
         logger.warning("Worker %s takes the trials-gpu queue but trains on %s: torch sees no GPU.", hostname, device)
@@ -112,7 +113,7 @@ def training_speed(kind: str, *, image: bool) -> float:
     ``speed[kind]`` (``mlp`` or ``cnn``) of the announced workers that take its trials (those on a
     GPU for an image search while one is announced, as ``distributed`` routes them there), 1.0
     (the reference machine) when none has said."""
-    lines = list(worker_devices().values())
+    lines = [line for line in worker_devices().values() if _trains(line.get("queues") or [])]
     if image:
         gpu = [line for line in lines if str(line.get("device", "")).startswith("cuda")]
         lines = gpu or lines
@@ -124,3 +125,8 @@ def training_speed(kind: str, *, image: bool) -> float:
         and factor > 0
     )
     return found[len(found) // 2] if found else 1.0
+
+
+def _trains(queues: list[str]) -> bool:
+    """Whether a worker taking ``queues`` trains models: a search's own worker or a trials one."""
+    return any(settings.NAS_QUEUES[role] in queues for role in ("search", "trials", "trials-gpu"))
